@@ -1,0 +1,2 @@
+//! Credentials: Twilio access tokens for SDK clients and HTTP Basic credentials for REST callers.
+pub mod token;

@@ -1,0 +1,9 @@
+//! Rehearsal's mock Twilio Conversations backend, as a library.
+//!
+//! Layout:
+//! - `auth`: access tokens (JWT) and REST credentials.
+//! - `twilsock`: the realtime WebSocket protocol the official SDK speaks (codec, sessions).
+//! - `domain`: per-account state and the one service every way in goes through.
+//! - `rest`: Twilio's Conversations v1 REST API over HTTP.
+pub mod auth;
+pub mod twilsock;

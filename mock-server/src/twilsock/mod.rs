@@ -1,0 +1,2 @@
+//! Twilsock v3, the WebSocket protocol of the official SDK.
+pub mod codec;
