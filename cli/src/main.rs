@@ -1,1 +1,253 @@
-fn main() {}
+//! `rehearsal`: the command-line face of the mock Conversations backend.
+//!
+//! Thin on purpose: parse arguments, call the libraries, map outcomes to exit codes.
+//! Exit codes: 0 success, 1 runtime failure, 2 bad usage or unreadable input.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use rehearsal_mock_server::auth::token;
+use rehearsal_mock_server::clock::Clock;
+use rehearsal_mock_server::domain::seed::Seed;
+use rehearsal_mock_server::server::{Credentials, ServerConfig, Startup, prepare, run};
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:4510";
+
+#[derive(Parser)]
+#[command(
+    name = "rehearsal",
+    version,
+    about = "An offline Twilio Conversations backend for testing chat clients"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the mock backend (REST, twilsock, media, development tokens) on one port.
+    Serve(ServeArgs),
+    /// Print an access token for the default seed's account.
+    Token {
+        #[arg(long)]
+        identity: String,
+        /// Lifetime in seconds (Twilio allows at most 86400).
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+    /// Print the default seed's credentials and URLs as shell exports (or JSON).
+    Env {
+        #[arg(long)]
+        json: bool,
+        /// The address the server listens on.
+        #[arg(long, default_value = DEFAULT_LISTEN)]
+        listen: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = DEFAULT_LISTEN, env = "REHEARSAL_LISTEN")]
+    listen: SocketAddr,
+    /// Start from this seed file instead of the embedded default seed.
+    #[arg(long, conflicts_with = "no_seed")]
+    seed: Option<PathBuf>,
+    /// Start with no accounts at all.
+    #[arg(long)]
+    no_seed: bool,
+    /// Import state from FILE at start (if it exists) and export it there at clean exit.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Do not serve the development token endpoint (`GET /token?identity=…`).
+    #[arg(long)]
+    no_token_endpoint: bool,
+    /// Base URL to put in responses, when clients reach the server through another name.
+    #[arg(long)]
+    public_url: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("REHEARSAL_LOG").unwrap_or_else(|_| "info,tower_http=warn".into()),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("rehearsal: cannot start the async runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match rt.block_on(serve(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rehearsal: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Token { identity, ttl } => {
+            let c = default_credentials();
+            let now = Clock::system().now().unix_secs();
+            println!(
+                "{}",
+                token::mint(&token::MintRequest {
+                    account_sid: c.account_sid,
+                    api_key_sid: c.api_key,
+                    api_key_secret: c.api_secret,
+                    identity,
+                    service_sid: Some(c.service_sid),
+                    ttl_secs: ttl,
+                    now_unix: now,
+                    nbf_unix: None,
+                })
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Env { json, listen } => {
+            let vars = env_vars(&default_credentials(), &listen);
+            if json {
+                let map: serde_json::Map<String, serde_json::Value> = vars.into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect();
+                println!("{}", serde_json::Value::Object(map));
+            } else {
+                for (k, v) in vars {
+                    println!("export {k}='{v}'");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// The embedded default seed's first account.
+fn default_credentials() -> Credentials {
+    let domain = rehearsal_mock_server::domain::Domain::new(Clock::system(), Default::default());
+    let accounts = Seed::default_seed().apply(&domain).expect("the embedded default seed applies");
+    Credentials::of(&domain, &accounts[0]).expect("the default seed has an account with an API key")
+}
+
+fn env_vars(c: &Credentials, listen: &str) -> Vec<(&'static str, String)> {
+    let base = format!("http://{listen}");
+    vec![
+        ("TWILIO_ACCOUNT_SID", c.account_sid.clone()),
+        ("TWILIO_AUTH_TOKEN", c.auth_token.clone()),
+        ("TWILIO_API_KEY", c.api_key.clone()),
+        ("TWILIO_API_SECRET", c.api_secret.clone()),
+        ("TWILIO_CONVERSATIONS_SERVICE_SID", c.service_sid.clone()),
+        ("REHEARSAL_URL", base.clone()),
+        ("REHEARSAL_TWILSOCK_URL", format!("ws://{listen}/v3/wsconnect")),
+        ("REHEARSAL_TOKEN_URL", format!("{base}/token")),
+    ]
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let seed = match (&args.seed, args.no_seed) {
+        (_, true) => None,
+        (Some(path), false) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading seed {}", path.display()))?;
+            Some(Seed::parse(&text).with_context(|| format!("seed {}", path.display()))?)
+        }
+        (None, false) => Some(Seed::default_seed()),
+    };
+    let state_json = match &args.state {
+        Some(p) if p.exists() => Some(std::fs::read_to_string(p).with_context(|| format!("reading state {}", p.display()))?),
+        _ => None,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let config = ServerConfig {
+        token_endpoint: !args.no_token_endpoint,
+        public_url: args.public_url.clone(),
+        ..Default::default()
+    };
+    let state = prepare(
+        addr,
+        Startup {
+            seed,
+            state_json,
+            config,
+            clock: Clock::system(),
+        },
+    )?;
+    print_banner(&state, addr);
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "ready");
+    let domain = state.domain.clone();
+    run(listener, state, shutdown_signal()).await?;
+    if let Some(path) = &args.state {
+        export_state(&domain, path)?;
+        eprintln!("rehearsal: state written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn print_banner(state: &rehearsal_mock_server::AppState, addr: SocketAddr) {
+    use std::io::Write;
+    let base = &state.base_url;
+    let mut out = String::new();
+    out.push_str(&format!("rehearsal: listening on {base}\n"));
+    out.push_str(&format!("  REST API      {base}/v1/Conversations\n"));
+    out.push_str(&format!("  twilsock      ws://{addr}/v3/wsconnect\n"));
+    if state.config.token_endpoint {
+        out.push_str(&format!("  tokens        {base}/token?identity=alice\n"));
+    }
+    if let Some(c) = state.default_account.as_deref().and_then(|a| Credentials::of(&state.domain, a)) {
+        out.push_str(&format!("  account       {}  auth token {}\n", c.account_sid, c.auth_token));
+        out.push_str(&format!("  API key       {}  secret {}\n", c.api_key, c.api_secret));
+        out.push_str(&format!("  service       {}\n", c.service_sid));
+        out.push_str(&format!(
+            "\n  eval \"$(rehearsal env --listen {addr})\"   # exports these for your shell\n"
+        ));
+        out.push_str(&format!(
+            "  twilio-node:   const client = twilio(ACCOUNT_SID, AUTH_TOKEN); client.conversations.v1.baseUrl = '{base}'  (see README)\n"
+        ));
+        out.push_str(&format!(
+            "  the SDK:       new Client(token, {{ twilsock: {{ uri: 'ws://{addr}/v3/wsconnect' }} }})\n"
+        ));
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(out.as_bytes());
+    let _ = stdout.flush();
+}
+
+fn export_state(domain: &rehearsal_mock_server::domain::Domain, path: &Path) -> anyhow::Result<()> {
+    let json = serde_json::to_vec_pretty(&domain.export(None))?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("state")));
+    std::fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -6,4 +6,11 @@
 //! - `domain`: per-account state and the one service every way in goes through.
 //! - `rest`: Twilio's Conversations v1 REST API over HTTP.
 pub mod auth;
+pub mod clock;
+pub mod domain;
+pub mod rest;
+pub mod server;
+pub mod sid;
 pub mod twilsock;
+
+pub use server::{AppState, Credentials, MockServer, ServerConfig, Startup, run};

@@ -1,0 +1,242 @@
+//! The server's clock.
+//!
+//! Everything that depends on "now" — message timestamps, token validation, token-expiry timers,
+//! temporary media URLs — reads this clock instead of the system time, so that a test (or the
+//! control plane) can freeze it, advance it and resume it. The clock is a cheap `Clone` handle;
+//! waiters are woken whenever the clock is changed by hand, because a deadline may have been
+//! reached without any real time passing.
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+
+/// Milliseconds since the Unix epoch, on the server's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Millis(pub i64);
+
+impl Millis {
+    pub fn unix_secs(self) -> i64 {
+        self.0.div_euclid(1000)
+    }
+
+    pub fn plus(self, d: Duration) -> Millis {
+        Millis(self.0.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+    }
+
+    /// Twilio REST style: `2024-01-02T03:04:05Z` (second precision, UTC).
+    pub fn rfc3339(self) -> String {
+        let dt = self.datetime();
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            dt.year(),
+            u8::from(dt.month()),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second()
+        )
+    }
+
+    /// Sync / SDK style: `2024-01-02T03:04:05.678Z` (millisecond precision, UTC).
+    pub fn iso_millis(self) -> String {
+        let dt = self.datetime();
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            dt.year(),
+            u8::from(dt.month()),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second(),
+            dt.millisecond()
+        )
+    }
+
+    /// Parses an ISO 8601 / RFC 3339 date-time, as accepted in `DateCreated` parameters.
+    pub fn parse_rfc3339(s: &str) -> Option<Millis> {
+        let dt = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+        i64::try_from(dt.unix_timestamp_nanos() / 1_000_000).ok().map(Millis)
+    }
+
+    fn datetime(self) -> time::OffsetDateTime {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum ClockMode {
+    /// Follows real time, shifted by `offset_ms`.
+    Running { offset_ms: i64 },
+    /// Stands still at `at`.
+    Frozen { at: Millis },
+}
+
+#[derive(Clone)]
+pub struct Clock {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    mode: Mutex<ClockMode>,
+    /// Bumped on every manual change so sleepers re-check their deadline.
+    changed: watch::Sender<u64>,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::system()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clock")
+            .field("mode", &self.mode())
+            .field("now", &self.now())
+            .finish()
+    }
+}
+
+impl Clock {
+    /// A clock following the system time.
+    pub fn system() -> Clock {
+        Clock {
+            inner: Arc::new(Inner {
+                mode: Mutex::new(ClockMode::Running { offset_ms: 0 }),
+                changed: watch::channel(0).0,
+            }),
+        }
+    }
+
+    /// A clock frozen at `at` (tests).
+    pub fn frozen_at(at: Millis) -> Clock {
+        let c = Clock::system();
+        c.freeze_at(at);
+        c
+    }
+
+    fn real_now() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+
+    pub fn now(&self) -> Millis {
+        match *self.inner.mode.lock().expect("clock lock poisoned") {
+            ClockMode::Running { offset_ms } => Millis(Self::real_now() + offset_ms),
+            ClockMode::Frozen { at } => at,
+        }
+    }
+
+    pub fn mode(&self) -> ClockMode {
+        *self.inner.mode.lock().expect("clock lock poisoned")
+    }
+
+    /// Stops the clock at the current time.
+    pub fn freeze(&self) {
+        let now = self.now();
+        self.freeze_at(now);
+    }
+
+    pub fn freeze_at(&self, at: Millis) {
+        *self.inner.mode.lock().expect("clock lock poisoned") = ClockMode::Frozen { at };
+        self.bump();
+    }
+
+    /// Moves the clock forward (frozen or running).
+    pub fn advance(&self, by: Duration) {
+        let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        {
+            let mut mode = self.inner.mode.lock().expect("clock lock poisoned");
+            *mode = match *mode {
+                ClockMode::Running { offset_ms } => ClockMode::Running {
+                    offset_ms: offset_ms.saturating_add(by),
+                },
+                ClockMode::Frozen { at } => ClockMode::Frozen {
+                    at: Millis(at.0.saturating_add(by)),
+                },
+            };
+        }
+        self.bump();
+    }
+
+    /// Lets a frozen clock run again from where it stands.
+    pub fn resume(&self) {
+        {
+            let mut mode = self.inner.mode.lock().expect("clock lock poisoned");
+            if let ClockMode::Frozen { at } = *mode {
+                *mode = ClockMode::Running {
+                    offset_ms: at.0 - Self::real_now(),
+                };
+            }
+        }
+        self.bump();
+    }
+
+    fn bump(&self) {
+        self.inner.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Waits until the clock reads `deadline` or later. Wakes early on manual changes to re-check,
+    /// so a frozen clock advanced past the deadline releases the sleeper at once.
+    pub async fn sleep_until(&self, deadline: Millis) {
+        let mut changed = self.inner.changed.subscribe();
+        loop {
+            let now = self.now();
+            if now >= deadline {
+                return;
+            }
+            let frozen = matches!(self.mode(), ClockMode::Frozen { .. });
+            let wait = Duration::from_millis((deadline.0 - now.0) as u64);
+            if frozen {
+                if changed.changed().await.is_err() {
+                    return;
+                }
+            } else {
+                tokio::select! {
+                    _ = tokio::time::sleep_until((Instant::now() + wait).into()) => {}
+                    r = changed.changed() => if r.is_err() { return },
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        let m = Millis(1_700_000_000_123);
+        assert_eq!(m.rfc3339(), "2023-11-14T22:13:20Z");
+        assert_eq!(m.iso_millis(), "2023-11-14T22:13:20.123Z");
+        assert_eq!(Millis::parse_rfc3339("2023-11-14T22:13:20Z"), Some(Millis(1_700_000_000_000)));
+    }
+
+    #[test]
+    fn freeze_advance_resume() {
+        let c = Clock::frozen_at(Millis(1000));
+        assert_eq!(c.now(), Millis(1000));
+        c.advance(Duration::from_secs(2));
+        assert_eq!(c.now(), Millis(3000));
+        c.resume();
+        assert!(c.now() >= Millis(3000));
+    }
+
+    #[tokio::test]
+    async fn advancing_a_frozen_clock_releases_sleepers() {
+        let c = Clock::frozen_at(Millis(0));
+        let c2 = c.clone();
+        let sleeper = tokio::spawn(async move { c2.sleep_until(Millis(60_000)).await });
+        tokio::task::yield_now().await;
+        assert!(!sleeper.is_finished());
+        c.advance(Duration::from_secs(61));
+        tokio::time::timeout(Duration::from_secs(5), sleeper)
+            .await
+            .expect("sleeper released")
+            .unwrap();
+    }
+}

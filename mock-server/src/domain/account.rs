@@ -1,0 +1,264 @@
+//! Accounts (AC…): the unit of isolation. Each account has its own credentials, services and
+//! state behind its own lock; nothing reaches across accounts.
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use super::chat_service::ChatService;
+use super::collection::Collection;
+use super::event::{DomainEvent, DomainObserver, Origin};
+use super::limits::Limits;
+use super::role;
+use super::{DomainError, Resource};
+use crate::clock::{Clock, Millis};
+use crate::sid::{self, SidGen};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub sid: String,
+    pub secret: String,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+}
+
+/// Everything an account stores.
+pub struct AccountState {
+    pub services: Collection<ChatService>,
+    pub default_service: String,
+    pub configuration: Configuration,
+    pub(super) sids: SidGen,
+}
+
+/// Account-wide Conversations configuration (`/v1/Configuration`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Configuration {
+    pub default_messaging_service_sid: Option<String>,
+    /// ISO 8601 durations, as Twilio stores them.
+    pub default_inactive_timer: Option<String>,
+    pub default_closed_timer: Option<String>,
+}
+
+impl AccountState {
+    /// The service with this SID, or the default service.
+    pub fn service(&self, sid: Option<&str>) -> Result<&ChatService, DomainError> {
+        let sid = sid.unwrap_or(&self.default_service);
+        self.services
+            .get(sid)
+            .ok_or_else(|| DomainError::not_found(Resource::Service, format!("/Services/{sid}")))
+    }
+
+    pub fn default_service(&self) -> &ChatService {
+        self.services
+            .get(&self.default_service)
+            .expect("an account always has its default service")
+    }
+}
+
+/// Shared by every account of a [`super::Domain`].
+pub(super) struct Shared {
+    pub clock: Clock,
+    pub limits: Limits,
+    pub observers: RwLock<Vec<Arc<dyn DomainObserver>>>,
+}
+
+/// The context of one mutation: the time it happens at, the SID generator, the limits, who
+/// caused it, and the events it emits.
+pub struct Ctx<'a> {
+    pub now: Millis,
+    pub sids: &'a mut SidGen,
+    pub limits: &'a Limits,
+    pub origin: &'a Origin,
+    events: Vec<DomainEvent>,
+}
+
+impl Ctx<'_> {
+    pub fn emit(&mut self, e: DomainEvent) {
+        self.events.push(e);
+    }
+}
+
+pub struct Account {
+    pub sid: String,
+    pub friendly_name: String,
+    pub auth_token: String,
+    pub api_keys: Vec<ApiKey>,
+    state: RwLock<AccountState>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account").field("sid", &self.sid).finish_non_exhaustive()
+    }
+}
+
+impl Account {
+    pub(super) fn new(
+        sid: String,
+        friendly_name: String,
+        auth_token: String,
+        api_keys: Vec<ApiKey>,
+        state: AccountState,
+        shared: Arc<Shared>,
+    ) -> Account {
+        Account {
+            sid,
+            friendly_name,
+            auth_token,
+            api_keys,
+            state: RwLock::new(state),
+            shared,
+        }
+    }
+
+    /// Creates an account's state with one default service holding Twilio's default roles.
+    pub(super) fn fresh_state(account_sid: &str, seed: u64, service_sid: Option<String>, service_name: &str, now: Millis) -> AccountState {
+        let mut sids = SidGen::new(seed, account_sid);
+        let service_sid = service_sid.unwrap_or_else(|| sids.next(sid::SERVICE));
+        let service = new_service(&mut sids, service_sid.clone(), service_name, now);
+        let mut services = Collection::default();
+        services.insert(service);
+        AccountState {
+            services,
+            default_service: service_sid,
+            configuration: Configuration::default(),
+            sids,
+        }
+    }
+
+    pub(super) fn from_parts(
+        services: Collection<ChatService>,
+        default_service: String,
+        configuration: Configuration,
+        sids: SidGen,
+    ) -> AccountState {
+        AccountState {
+            services,
+            default_service,
+            configuration,
+            sids,
+        }
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.shared.clock
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.shared.limits
+    }
+
+    /// Whether `(username, password)` are this account's REST credentials (auth token or API key).
+    pub fn accepts_basic(&self, username: &str, password: &str) -> bool {
+        (username == self.sid && constant_eq(password, &self.auth_token))
+            || self.api_keys.iter().any(|k| k.sid == username && constant_eq(password, &k.secret))
+    }
+
+    pub fn api_key_secret(&self, key_sid: &str) -> Option<&str> {
+        self.api_keys.iter().find(|k| k.sid == key_sid).map(|k| k.secret.as_str())
+    }
+
+    /// Runs `f` with read access. Never call a writer from inside.
+    pub fn read<R>(&self, f: impl FnOnce(&AccountState) -> R) -> R {
+        let guard = self.state.read().unwrap_or_else(|e| e.into_inner());
+        f(&guard)
+    }
+
+    /// Runs one mutation on a service (`None`: the default service). The emitted events reach
+    /// every observer in commit order before the lock is released.
+    pub fn write<R>(
+        &self,
+        origin: &Origin,
+        service: Option<&str>,
+        f: impl FnOnce(&mut ChatService, &mut Ctx<'_>) -> Result<R, DomainError>,
+    ) -> Result<R, DomainError> {
+        let mut guard = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let state = &mut *guard;
+        let service_sid = service.unwrap_or(&state.default_service).to_owned();
+        let seq = state
+            .services
+            .seq_of_sid(&service_sid)
+            .ok_or_else(|| DomainError::not_found(Resource::Service, format!("/Services/{service_sid}")))?;
+        let mut cx = Ctx {
+            now: self.shared.clock.now(),
+            sids: &mut state.sids,
+            limits: &self.shared.limits,
+            origin,
+            events: Vec::new(),
+        };
+        let svc = state.services.get_seq_mut(seq).expect("seq from lookup");
+        let result = f(svc, &mut cx);
+        let events = std::mem::take(&mut cx.events);
+        if !events.is_empty() {
+            let observers = self.shared.observers.read().unwrap_or_else(|e| e.into_inner());
+            for o in observers.iter() {
+                o.on_events(state, origin, &events);
+            }
+        }
+        result
+    }
+
+    /// Changes account-level settings and services (no domain events: nothing a client
+    /// subscribes to depends on them).
+    pub fn write_account<R>(&self, f: impl FnOnce(&mut AccountState, Millis) -> Result<R, DomainError>) -> Result<R, DomainError> {
+        let mut guard = self.state.write().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard, self.shared.clock.now())
+    }
+
+    /// Replaces the whole state (snapshot import), telling observers nothing: they rebuild from
+    /// the new state on their own terms.
+    pub fn replace_state(&self, new: AccountState) {
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = new;
+    }
+
+    pub(super) fn sid_state(&self) -> crate::sid::SidGenState {
+        self.read(|s| s.sids.state())
+    }
+}
+
+impl AccountState {
+    /// Adds a service with Twilio's default roles.
+    pub fn create_service(&mut self, friendly_name: &str, now: Millis) -> ChatService {
+        let sid = self.sids.next(sid::SERVICE);
+        let svc = new_service(&mut self.sids, sid, friendly_name, now);
+        self.services.insert(svc.clone());
+        svc
+    }
+}
+
+fn new_service(sids: &mut SidGen, sid: String, name: &str, now: Millis) -> ChatService {
+    let mut roles = Collection::default();
+    let mut role_sids = Vec::new();
+    for (friendly_name, kind, perms) in role::defaults() {
+        let r = role::Role {
+            sid: sids.next(sid::ROLE),
+            friendly_name: friendly_name.into(),
+            kind: kind.into(),
+            permissions: perms.iter().map(|p| (*p).to_owned()).collect(),
+            date_created: now,
+            date_updated: now,
+        };
+        role_sids.push(r.sid.clone());
+        roles.insert(r);
+    }
+    ChatService {
+        sid,
+        friendly_name: name.to_owned(),
+        date_created: now,
+        date_updated: now,
+        reachability_enabled: true,
+        default_service_role_sid: role_sids[1].clone(),
+        default_conversation_creator_role_sid: role_sids[2].clone(),
+        default_conversation_role_sid: role_sids[3].clone(),
+        users: Collection::default(),
+        conversations: Collection::default(),
+        roles,
+        media: Collection::default(),
+    }
+}
+
+/// Compares secrets in time independent of where they differ.
+fn constant_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,169 @@
+//! `/v1/Conversations` and `/v1/Services/{ChatServiceSid}/Conversations`.
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{OriginalUri, Path};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::form::{Form, Query};
+use super::paging::{PageRequest, envelope};
+use super::scope::{Scope, on_path};
+use super::{Routes, param};
+use crate::domain::Origin;
+use crate::domain::conversation::{Conversation, ConversationState, ConversationUpdate, NewConversation, Timers};
+
+pub(super) fn routes(r: Routes) -> Routes {
+    r.both("/Conversations", axum::routing::get(list).post(create))
+        .both("/Conversations/{Sid}", axum::routing::get(fetch).post(update).delete(remove))
+}
+
+pub(super) fn timers_json(t: &Timers) -> Value {
+    let mut m = serde_json::Map::new();
+    if let Some(d) = t.date_inactive {
+        m.insert("date_inactive".into(), json!(d.rfc3339()));
+    }
+    if let Some(d) = t.date_closed {
+        m.insert("date_closed".into(), json!(d.rfc3339()));
+    }
+    Value::Object(m)
+}
+
+pub(super) fn render(scope: &Scope, c: &Conversation) -> Value {
+    let url = scope.url(&format!("/Conversations/{}", c.sid));
+    json!({
+        "account_sid": scope.account.sid,
+        "chat_service_sid": scope.service_sid,
+        "messaging_service_sid": c.messaging_service_sid,
+        "sid": c.sid,
+        "friendly_name": c.friendly_name,
+        "unique_name": c.unique_name,
+        "attributes": c.attributes,
+        "state": c.state.as_str(),
+        "date_created": c.date_created.rfc3339(),
+        "date_updated": c.date_updated.rfc3339(),
+        "timers": timers_json(&c.timers),
+        "url": url,
+        "links": {
+            "participants": format!("{url}/Participants"),
+            "messages": format!("{url}/Messages"),
+            "webhooks": format!("{url}/Webhooks"),
+        },
+        "bindings": null,
+    })
+}
+
+fn state_param(p: &super::form::Params) -> Result<Option<ConversationState>, ApiError> {
+    p.get("State")
+        .filter(|s| !s.is_empty())
+        .map(ConversationState::parse)
+        .transpose()
+        .map_err(ApiError::from)
+}
+
+async fn create(scope: Scope, Form(p): Form) -> Result<impl IntoResponse, ApiError> {
+    let req = NewConversation {
+        friendly_name: p.string("FriendlyName"),
+        unique_name: p.string("UniqueName"),
+        attributes: p.string("Attributes"),
+        state: state_param(&p)?,
+        messaging_service_sid: p.string("MessagingServiceSid"),
+        date_created: p.date("DateCreated")?,
+        date_updated: p.date("DateUpdated")?,
+        created_by: None,
+    };
+    let c = scope
+        .account
+        .write(&Origin::Api, scope.service.as_deref(), |svc, cx| svc.create_conversation(cx, req))?;
+    Ok((StatusCode::CREATED, Json(render(&scope, &c))))
+}
+
+async fn list(scope: Scope, Query(q): Query) -> Result<Json<Value>, ApiError> {
+    let limits = scope.account.limits().clone();
+    let req = PageRequest::parse(&q, limits.page_size_max, limits.default_page_size)?;
+    let state = state_param(&q)?;
+    let start = q.date("StartDate")?;
+    let end = q.date("EndDate")?;
+    let body = scope.account.read(|s| -> Result<Value, ApiError> {
+        let svc = s.service(scope.service.as_deref())?;
+        let filtered = state.is_some() || start.is_some() || end.is_some();
+        let slice = if filtered {
+            let all: Vec<(u64, &Conversation)> = svc
+                .conversations
+                .iter()
+                .map(|(k, e)| (k, &e.conversation))
+                .filter(|(_, c)| {
+                    state.is_none_or(|st| c.state == st)
+                        && start.is_none_or(|d| c.date_created >= d)
+                        && end.is_none_or(|d| c.date_created <= d)
+                })
+                .collect();
+            req.select_sorted(&all)
+        } else {
+            let s = req.select_from(&svc.conversations);
+            super::paging::PageSlice {
+                items: s.items.into_iter().map(|(k, e)| (k, &e.conversation)).collect(),
+                has_next: s.has_next,
+                has_previous: s.has_previous,
+            }
+        };
+        let items = slice.items.iter().map(|(_, c)| render(&scope, c)).collect();
+        let mut extra = Vec::new();
+        for k in ["State", "StartDate", "EndDate"] {
+            if let Some(v) = q.string(k) {
+                extra.push((k, v));
+            }
+        }
+        Ok(envelope("conversations", &scope.url("/Conversations"), &extra, &req, &slice, items))
+    })?;
+    Ok(Json(body))
+}
+
+async fn fetch(scope: Scope, Path(p): Path<HashMap<String, String>>, OriginalUri(uri): OriginalUri) -> Result<Json<Value>, ApiError> {
+    let sid = param(&p, "Sid");
+    let c = scope
+        .account
+        .read(|s| {
+            s.service(scope.service.as_deref())?
+                .conversation(sid)
+                .map(|e| e.conversation.clone())
+        })
+        .map_err(on_path(uri.path()))?;
+    Ok(Json(render(&scope, &c)))
+}
+
+async fn update(
+    scope: Scope,
+    Path(p): Path<HashMap<String, String>>,
+    OriginalUri(uri): OriginalUri,
+    Form(f): Form,
+) -> Result<Json<Value>, ApiError> {
+    let sid = param(&p, "Sid");
+    let req = ConversationUpdate {
+        friendly_name: f.string("FriendlyName"),
+        unique_name: f.string("UniqueName"),
+        attributes: f.string("Attributes"),
+        state: state_param(&f)?,
+        messaging_service_sid: f.string("MessagingServiceSid"),
+        date_created: f.date("DateCreated")?,
+        date_updated: f.date("DateUpdated")?,
+    };
+    let c = scope
+        .account
+        .write(&Origin::Api, scope.service.as_deref(), |svc, cx| {
+            svc.update_conversation(cx, sid, req)
+        })
+        .map_err(on_path(uri.path()))?;
+    Ok(Json(render(&scope, &c)))
+}
+
+async fn remove(scope: Scope, Path(p): Path<HashMap<String, String>>, OriginalUri(uri): OriginalUri) -> Result<StatusCode, ApiError> {
+    let sid = param(&p, "Sid");
+    scope
+        .account
+        .write(&Origin::Api, scope.service.as_deref(), |svc, cx| svc.remove_conversation(cx, sid))
+        .map_err(on_path(uri.path()))?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,59 @@
+//! Twilio's Conversations v1 REST API: form-encoded requests, snake_case JSON, Twilio's paging
+//! envelope and error bodies. Every resource exists twice, under `/v1/…` (the account's default
+//! service) and `/v1/Services/{ChatServiceSid}/…`.
+//!
+//! Boundary: handlers parse parameters, call the domain service through `Account::write`/`read`,
+//! and render; they hold no state and never touch Sync or sockets.
+mod conversations;
+pub mod error;
+pub mod form;
+mod messages;
+mod paging;
+mod participant_conversations;
+mod participants;
+mod roles;
+pub mod scope;
+mod services;
+mod users;
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::routing::MethodRouter;
+
+use crate::server::AppState;
+pub use error::ApiError;
+
+/// Registers routes under both the default-service and the service-scoped prefix.
+pub(crate) struct Routes(Router<AppState>);
+
+impl Routes {
+    fn both(self, path: &str, route: MethodRouter<AppState>) -> Routes {
+        Routes(
+            self.0
+                .route(&format!("/v1{path}"), route.clone())
+                .route(&format!("/v1/Services/{{ChatServiceSid}}{path}"), route),
+        )
+    }
+
+    fn plain(self, path: &str, route: MethodRouter<AppState>) -> Routes {
+        Routes(self.0.route(path, route))
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    let r = Routes(Router::new());
+    let r = conversations::routes(r);
+    let r = participants::routes(r);
+    let r = messages::routes(r);
+    let r = users::routes(r);
+    let r = roles::routes(r);
+    let r = participant_conversations::routes(r);
+    let r = services::routes(r);
+    r.0
+}
+
+/// A path parameter axum has matched (so it is present).
+fn param<'a>(p: &'a HashMap<String, String>, name: &str) -> &'a str {
+    p.get(name).map(String::as_str).unwrap_or_default()
+}

@@ -1,0 +1,272 @@
+//! The server: one listener for REST, twilsock, media and the development token endpoint.
+//!
+//! `run(listener, state, shutdown)` serves until `shutdown` completes; [`MockServer`] wraps it
+//! for embedding in tests (random loopback port, stopped on drop).
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tower_http::cors::{Any, CorsLayer};
+
+use crate::auth::identity;
+use crate::clock::Clock;
+use crate::domain::seed::Seed;
+use crate::domain::{Domain, Limits};
+use crate::rest::ApiError;
+
+/// Settings that are not state.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Serve `GET /token?identity=…` (development tokens for browser apps).
+    pub token_endpoint: bool,
+    /// Lifetime of tokens from the development endpoint when none is asked for.
+    pub token_ttl_secs: u64,
+    /// The base URL put in responses; defaults to `http://{bound address}`.
+    pub public_url: Option<String>,
+    pub limits: Limits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            token_endpoint: true,
+            token_ttl_secs: 3600,
+            public_url: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The shared state behind every handler: a cheap `Clone` handle.
+#[derive(Clone)]
+pub struct AppState {
+    pub domain: Domain,
+    pub config: Arc<ServerConfig>,
+    /// Absolute base URL of this server, without a trailing slash.
+    pub base_url: Arc<str>,
+    /// The account the development token endpoint serves by default (the seed's first).
+    pub default_account: Option<String>,
+}
+
+pub fn app(state: AppState) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(Any);
+    Router::new()
+        .merge(crate::rest::router())
+        .route("/token", get(dev_token).layer(cors))
+        .fallback(fallback)
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then finishes in-flight requests.
+pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}
+
+async fn fallback(method: Method, uri: Uri) -> Response {
+    let _ = method;
+    ApiError::not_found(uri.path()).into_response()
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    identity: Option<String>,
+    ttl: Option<u64>,
+    account: Option<String>,
+}
+
+async fn dev_token(State(st): State<AppState>, Query(q): Query<TokenQuery>) -> Result<Response, ApiError> {
+    if !st.config.token_endpoint {
+        return Err(ApiError::not_found("/token"));
+    }
+    let identity = q
+        .identity
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| ApiError::invalid("identity is required, e.g. /token?identity=alice"))?;
+    let ttl = q.ttl.unwrap_or(st.config.token_ttl_secs);
+    let account_sid = q
+        .account
+        .or_else(|| st.default_account.clone())
+        .ok_or_else(|| ApiError::invalid("no default account; pass account=AC…"))?;
+    let account = st
+        .domain
+        .account(&account_sid)
+        .ok_or_else(|| ApiError::not_found(&format!("/token?account={account_sid}")))?;
+    let token = identity::mint_for(&st.domain, &account, &identity, ttl)
+        .ok_or_else(|| ApiError::invalid("the account has no API key to sign tokens with"))?;
+    Ok((StatusCode::OK, Json(json!({ "identity": identity, "token": token, "ttl": ttl }))).into_response())
+}
+
+/// The default seed's credentials, as `rehearsal env` prints them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Credentials {
+    pub account_sid: String,
+    pub auth_token: String,
+    pub api_key: String,
+    pub api_secret: String,
+    pub service_sid: String,
+}
+
+impl Credentials {
+    pub fn of(domain: &Domain, account_sid: &str) -> Option<Credentials> {
+        let a = domain.account(account_sid)?;
+        let key = a.api_keys.first()?;
+        Some(Credentials {
+            account_sid: a.sid.clone(),
+            auth_token: a.auth_token.clone(),
+            api_key: key.sid.clone(),
+            api_secret: key.secret.clone(),
+            service_sid: a.read(|s| s.default_service.clone()),
+        })
+    }
+}
+
+/// What to start a server with.
+pub struct Startup {
+    pub seed: Option<Seed>,
+    pub state_json: Option<String>,
+    pub config: ServerConfig,
+    pub clock: Clock,
+}
+
+impl Default for Startup {
+    fn default() -> Self {
+        Startup {
+            seed: Some(Seed::default_seed()),
+            state_json: None,
+            config: ServerConfig::default(),
+            clock: Clock::system(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("could not bind: {0}")]
+    Bind(#[source] std::io::Error),
+    #[error("seed: {0}")]
+    Seed(#[from] crate::domain::seed::SeedError),
+    #[error("state file: {0}")]
+    State(#[from] crate::domain::snapshot::ImportError),
+}
+
+/// Builds the state for a listener: domain, seed or imported state, URLs.
+pub fn prepare(listener_addr: SocketAddr, startup: Startup) -> Result<AppState, StartError> {
+    let domain = Domain::new(startup.clock, startup.config.limits.clone());
+    let mut default_account = None;
+    if let Some(json) = &startup.state_json {
+        default_account = domain.import_json(json)?.into_iter().next();
+    } else if let Some(seed) = &startup.seed {
+        default_account = seed.apply(&domain)?.into_iter().next();
+    }
+    let base_url: Arc<str> = startup
+        .config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{listener_addr}"))
+        .trim_end_matches('/')
+        .into();
+    Ok(AppState {
+        domain,
+        config: Arc::new(startup.config),
+        base_url,
+        default_account,
+    })
+}
+
+/// An embedded server on a random loopback port, stopped when dropped.
+///
+/// ```no_run
+/// # async fn demo() {
+/// let server = rehearsal_mock_server::MockServer::start().await;
+/// let url = server.url(); // http://127.0.0.1:PORT
+/// # }
+/// ```
+#[must_use = "the server stops when the handle is dropped"]
+pub struct MockServer {
+    addr: SocketAddr,
+    state: AppState,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl MockServer {
+    /// Starts on the embedded default seed.
+    pub async fn start() -> MockServer {
+        Self::start_with(Startup::default()).await.expect("the default seed starts")
+    }
+
+    pub async fn start_with(startup: Startup) -> Result<MockServer, StartError> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.map_err(StartError::Bind)?;
+        let addr = listener.local_addr().map_err(StartError::Bind)?;
+        let state = prepare(addr, startup)?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(listener, state.clone(), async move {
+            let _ = rx.await;
+        }));
+        Ok(MockServer {
+            addr,
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        self.state.base_url.to_string()
+    }
+
+    /// The twilsock endpoint for the SDK's `twilsock.uri` option.
+    pub fn twilsock_url(&self) -> String {
+        format!("ws://{}/v3/wsconnect", self.addr)
+    }
+
+    pub fn domain(&self) -> &Domain {
+        &self.state.domain
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Credentials of the first seeded account.
+    pub fn credentials(&self) -> Option<Credentials> {
+        Credentials::of(&self.state.domain, self.state.default_account.as_deref()?)
+    }
+
+    /// Stops accepting, finishes in-flight requests, and waits for the server to end.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
