@@ -79,6 +79,7 @@ fn main() -> ExitCode {
                     tracing_subscriber::EnvFilter::try_from_env("REHEARSAL_LOG").unwrap_or_else(|_| "info,tower_http=warn".into()),
                 )
                 .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .init();
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
@@ -210,7 +211,7 @@ fn print_banner(state: &rehearsal_mock_server::AppState, addr: SocketAddr) {
             "\n  eval \"$(rehearsal env --listen {addr})\"   # exports these for your shell\n"
         ));
         out.push_str(&format!(
-            "  twilio-node:   const client = twilio(ACCOUNT_SID, AUTH_TOKEN); client.conversations.v1.baseUrl = '{base}'  (see README)\n"
+            "  twilio-node:   const client = twilio(ACCOUNT_SID, AUTH_TOKEN); client.conversations.baseUrl = '{base}'  (see README)\n"
         ));
         out.push_str(&format!(
             "  the SDK:       new Client(token, {{ twilsock: {{ uri: 'ws://{addr}/v3/wsconnect' }} }})\n"

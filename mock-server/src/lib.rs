@@ -6,11 +6,15 @@
 //! - `domain`: per-account state and the one service every way in goes through.
 //! - `rest`: Twilio's Conversations v1 REST API over HTTP.
 pub mod auth;
+pub mod client_api;
 pub mod clock;
 pub mod domain;
+pub mod realtime;
 pub mod rest;
+pub mod media;
 pub mod server;
 pub mod sid;
+pub mod sync;
 pub mod twilsock;
 
 pub use server::{AppState, Credentials, MockServer, ServerConfig, Startup, run};

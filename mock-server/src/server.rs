@@ -21,6 +21,8 @@ use crate::clock::Clock;
 use crate::domain::seed::Seed;
 use crate::domain::{Domain, Limits};
 use crate::rest::ApiError;
+use crate::sync::SyncHub;
+use crate::twilsock;
 
 /// Settings that are not state.
 #[derive(Debug, Clone)]
@@ -54,6 +56,10 @@ pub struct AppState {
     pub base_url: Arc<str>,
     /// The account the development token endpoint serves by default (the seed's first).
     pub default_account: Option<String>,
+    /// What twilsock sessions talk to (client API and Sync).
+    pub realtime: crate::realtime::Realtime,
+    /// Flips to `true` when the server shuts down; live sessions close on it.
+    pub stop: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -61,8 +67,16 @@ pub fn app(state: AppState) -> Router {
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers(Any);
+    let endpoint = twilsock::Endpoint::new(
+        Arc::new(state.realtime.clone()),
+        state.domain.clock().clone(),
+        twilsock::SessionConfig::default(),
+        state.stop.subscribe(),
+    );
     Router::new()
         .merge(crate::rest::router())
+        .merge(crate::media::router())
+        .route(twilsock::session::PATH, twilsock::session::route(endpoint))
         .route("/token", get(dev_token).layer(cors))
         .fallback(fallback)
         .with_state(state)
@@ -70,7 +84,14 @@ pub fn app(state: AppState) -> Router {
 
 /// Serves `app` on `listener` until `shutdown` completes, then finishes in-flight requests.
 pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    let stop = state.stop.clone();
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Upgraded WebSockets are not part of graceful shutdown: tell sessions to close.
+            let _ = stop.send(true);
+        })
+        .await
 }
 
 async fn fallback(method: Method, uri: Uri) -> Response {
@@ -162,13 +183,7 @@ pub enum StartError {
 
 /// Builds the state for a listener: domain, seed or imported state, URLs.
 pub fn prepare(listener_addr: SocketAddr, startup: Startup) -> Result<AppState, StartError> {
-    let domain = Domain::new(startup.clock, startup.config.limits.clone());
-    let mut default_account = None;
-    if let Some(json) = &startup.state_json {
-        default_account = domain.import_json(json)?.into_iter().next();
-    } else if let Some(seed) = &startup.seed {
-        default_account = seed.apply(&domain)?.into_iter().next();
-    }
+    let domain = Domain::new(startup.clock.clone(), startup.config.limits.clone());
     let base_url: Arc<str> = startup
         .config
         .public_url
@@ -176,11 +191,25 @@ pub fn prepare(listener_addr: SocketAddr, startup: Startup) -> Result<AppState, 
         .unwrap_or_else(|| format!("http://{listener_addr}"))
         .trim_end_matches('/')
         .into();
+    let hub = SyncHub::new(base_url.clone(), startup.clock);
+    domain.observe(hub.clone());
+    let mut default_account = None;
+    if let Some(json) = &startup.state_json {
+        default_account = domain.import_json(json)?.into_iter().next();
+    } else if let Some(seed) = &startup.seed {
+        default_account = seed.apply(&domain)?.into_iter().next();
+    }
+    let realtime = crate::realtime::Realtime {
+        domain: domain.clone(),
+        hub,
+    };
     Ok(AppState {
         domain,
         config: Arc::new(startup.config),
         base_url,
         default_account,
+        realtime,
+        stop: Arc::new(tokio::sync::watch::channel(false).0),
     })
 }
 

@@ -192,7 +192,7 @@ impl Account {
         if !events.is_empty() {
             let observers = self.shared.observers.read().unwrap_or_else(|e| e.into_inner());
             for o in observers.iter() {
-                o.on_events(state, origin, &events);
+                o.on_events(&self.sid, state, origin, &events);
             }
         }
         result

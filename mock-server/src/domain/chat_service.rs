@@ -56,6 +56,13 @@ impl ChatService {
             .ok_or_else(|| DomainError::not_found(Resource::Role, format!("/Roles/{sid}")))
     }
 
+    /// A role named in a request parameter: an unknown one is a bad parameter, not a 404.
+    pub fn role_param(&self, sid: &str, param: &'static str) -> Result<&Role, DomainError> {
+        self.roles
+            .get(sid)
+            .ok_or_else(|| DomainError::invalid(param, format!("{param} {sid} is not a role of this service")))
+    }
+
     pub fn media_item(&self, sid: &str) -> Result<&Media, DomainError> {
         self.media
             .get(sid)

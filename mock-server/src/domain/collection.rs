@@ -139,6 +139,11 @@ impl<T: Keyed> Collection<T> {
         self.items.iter().map(|(k, v)| (*k, v))
     }
 
+    /// How many items come after `seq` (O(log n + count)).
+    pub fn count_after(&self, seq: u64) -> usize {
+        self.items.range(seq.saturating_add(1)..).count()
+    }
+
     pub fn first_seq(&self) -> Option<u64> {
         self.items.keys().next().copied()
     }

@@ -216,3 +216,23 @@ impl ChatService {
         Ok(entry.conversation)
     }
 }
+
+impl ChatService {
+    /// Signals that `identity` is typing in `conversation` (ephemeral: nothing is stored).
+    pub fn typing(&mut self, cx: &mut Ctx<'_>, conversation: &str, identity: &str) -> Result<(), DomainError> {
+        let entry = self.conversation(conversation)?;
+        if entry.participants.get(identity).is_none() {
+            return Err(DomainError::Forbidden {
+                code: codes::NOT_A_PARTICIPANT,
+                message: format!("{identity} is not a participant of {conversation}"),
+            });
+        }
+        let sid = entry.conversation.sid.clone();
+        cx.emit(DomainEvent::Typing {
+            service: self.sid.clone(),
+            conversation: sid,
+            identity: identity.to_owned(),
+        });
+        Ok(())
+    }
+}

@@ -98,7 +98,7 @@ impl ChatService {
             ));
         }
         let role_sid = match req.role_sid {
-            Some(r) => self.role(&r)?.sid.clone(),
+            Some(r) => self.role_param(&r, "RoleSid")?.sid.clone(),
             None => self.default_conversation_role_sid.clone(),
         };
         {
@@ -199,7 +199,7 @@ impl ChatService {
             None => None,
         };
         let role_sid = match &req.role_sid {
-            Some(r) => Some(self.role(r)?.sid.clone()),
+            Some(r) => Some(self.role_param(r, "RoleSid")?.sid.clone()),
             None => None,
         };
         if let Some(level) = &req.notification_level {

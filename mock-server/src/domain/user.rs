@@ -59,7 +59,7 @@ impl ChatService {
         let attributes = check_attributes(req.attributes.as_deref(), "Attributes", cx.limits.user_attributes_bytes)?;
         check_friendly_name(req.friendly_name.as_deref(), cx.limits)?;
         let role_sid = match req.role_sid {
-            Some(r) => self.role(&r)?.sid.clone(),
+            Some(r) => self.role_param(&r, "RoleSid")?.sid.clone(),
             None => self.default_service_role_sid.clone(),
         };
         let user = User {
@@ -92,7 +92,7 @@ impl ChatService {
         };
         check_friendly_name(req.friendly_name.as_deref(), cx.limits)?;
         let role_sid = match &req.role_sid {
-            Some(r) => Some(self.role(r)?.sid.clone()),
+            Some(r) => Some(self.role_param(r, "RoleSid")?.sid.clone()),
             None => None,
         };
         let reachability = self.reachability_enabled;

@@ -1,14 +1,12 @@
 //! `/v1/Conversations` and `/v1/Services/{ChatServiceSid}/Conversations`.
-use std::collections::HashMap;
-
 use axum::Json;
-use axum::extract::{OriginalUri, Path};
+use axum::extract::OriginalUri;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::form::{Form, Query};
+use super::form::{Form, PathParams, Query};
 use super::paging::{PageRequest, envelope};
 use super::scope::{Scope, on_path};
 use super::{Routes, param};
@@ -50,6 +48,7 @@ pub(super) fn render(scope: &Scope, c: &Conversation) -> Value {
             "participants": format!("{url}/Participants"),
             "messages": format!("{url}/Messages"),
             "webhooks": format!("{url}/Webhooks"),
+            "export": format!("{url}/Export"),
         },
         "bindings": null,
     })
@@ -121,7 +120,7 @@ async fn list(scope: Scope, Query(q): Query) -> Result<Json<Value>, ApiError> {
     Ok(Json(body))
 }
 
-async fn fetch(scope: Scope, Path(p): Path<HashMap<String, String>>, OriginalUri(uri): OriginalUri) -> Result<Json<Value>, ApiError> {
+async fn fetch(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri) -> Result<Json<Value>, ApiError> {
     let sid = param(&p, "Sid");
     let c = scope
         .account
@@ -134,12 +133,7 @@ async fn fetch(scope: Scope, Path(p): Path<HashMap<String, String>>, OriginalUri
     Ok(Json(render(&scope, &c)))
 }
 
-async fn update(
-    scope: Scope,
-    Path(p): Path<HashMap<String, String>>,
-    OriginalUri(uri): OriginalUri,
-    Form(f): Form,
-) -> Result<Json<Value>, ApiError> {
+async fn update(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri, Form(f): Form) -> Result<Json<Value>, ApiError> {
     let sid = param(&p, "Sid");
     let req = ConversationUpdate {
         friendly_name: f.string("FriendlyName"),
@@ -159,7 +153,7 @@ async fn update(
     Ok(Json(render(&scope, &c)))
 }
 
-async fn remove(scope: Scope, Path(p): Path<HashMap<String, String>>, OriginalUri(uri): OriginalUri) -> Result<StatusCode, ApiError> {
+async fn remove(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri) -> Result<StatusCode, ApiError> {
     let sid = param(&p, "Sid");
     scope
         .account

@@ -119,3 +119,17 @@ pub fn webhooks_enabled(headers: &axum::http::HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
+
+/// The matched path parameters, decoded; an undecodable segment is Twilio's 404 for the path.
+pub struct PathParams(pub std::collections::HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<std::collections::HashMap<String, String>>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(p)) => Ok(PathParams(p)),
+            Err(_) => Err(ApiError::not_found(parts.uri.path())),
+        }
+    }
+}

@@ -1,14 +1,12 @@
 //! `/v1/Conversations/{ConversationSid}/Messages` (and the service-scoped tree).
-use std::collections::HashMap;
-
 use axum::Json;
-use axum::extract::{OriginalUri, Path};
+use axum::extract::OriginalUri;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::form::{Form, Query};
+use super::form::{Form, PathParams, Query};
 use super::paging::{PageRequest, envelope};
 use super::scope::{Scope, on_path};
 use super::{Routes, param};
@@ -63,7 +61,7 @@ pub(super) fn render(scope: &Scope, m: &Message) -> Value {
 
 async fn create(
     scope: Scope,
-    Path(p): Path<HashMap<String, String>>,
+    PathParams(p): PathParams,
     OriginalUri(uri): OriginalUri,
     Form(f): Form,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -85,12 +83,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(render(&scope, &m))))
 }
 
-async fn list(
-    scope: Scope,
-    Path(p): Path<HashMap<String, String>>,
-    OriginalUri(uri): OriginalUri,
-    Query(q): Query,
-) -> Result<Json<Value>, ApiError> {
+async fn list(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri, Query(q): Query) -> Result<Json<Value>, ApiError> {
     let conv = param(&p, "ConversationSid");
     let limits = scope.account.limits().clone();
     let req = PageRequest::parse(&q, limits.page_size_max, limits.default_page_size)?;
@@ -118,7 +111,7 @@ async fn list(
     Ok(Json(body))
 }
 
-async fn fetch(scope: Scope, Path(p): Path<HashMap<String, String>>, OriginalUri(uri): OriginalUri) -> Result<Json<Value>, ApiError> {
+async fn fetch(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri) -> Result<Json<Value>, ApiError> {
     let (conv, sid) = (param(&p, "ConversationSid"), param(&p, "Sid"));
     let m = scope
         .account
@@ -127,12 +120,7 @@ async fn fetch(scope: Scope, Path(p): Path<HashMap<String, String>>, OriginalUri
     Ok(Json(render(&scope, &m)))
 }
 
-async fn update(
-    scope: Scope,
-    Path(p): Path<HashMap<String, String>>,
-    OriginalUri(uri): OriginalUri,
-    Form(f): Form,
-) -> Result<Json<Value>, ApiError> {
+async fn update(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri, Form(f): Form) -> Result<Json<Value>, ApiError> {
     let (conv, sid) = (param(&p, "ConversationSid"), param(&p, "Sid"));
     let req = MessageUpdate {
         author: f.string("Author"),
@@ -152,7 +140,7 @@ async fn update(
     Ok(Json(render(&scope, &m)))
 }
 
-async fn remove(scope: Scope, Path(p): Path<HashMap<String, String>>, OriginalUri(uri): OriginalUri) -> Result<StatusCode, ApiError> {
+async fn remove(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri) -> Result<StatusCode, ApiError> {
     let (conv, sid) = (param(&p, "ConversationSid"), param(&p, "Sid"));
     scope
         .account

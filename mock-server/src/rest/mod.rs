@@ -41,6 +41,10 @@ impl Routes {
     }
 }
 
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(405, 20004, format!("Method {method} not allowed on {}", uri.path()))
+}
+
 pub fn router() -> Router<AppState> {
     let r = Routes(Router::new());
     let r = conversations::routes(r);
@@ -50,7 +54,7 @@ pub fn router() -> Router<AppState> {
     let r = roles::routes(r);
     let r = participant_conversations::routes(r);
     let r = services::routes(r);
-    r.0
+    r.0.method_not_allowed_fallback(method_not_allowed)
 }
 
 /// A path parameter axum has matched (so it is present).

@@ -25,7 +25,7 @@ async fn list(scope: Scope, Query(q): Query) -> Result<Json<Value>, ApiError> {
         return Err(ApiError::invalid("Either Identity or Address must be specified"));
     }
     let limits = scope.account.limits().clone();
-    let req = PageRequest::parse(&q, limits.page_size_max, limits.default_page_size)?;
+    let req = PageRequest::parse(&q, limits.small_page_size_max, limits.default_page_size)?;
     let body = scope.account.read(|s| -> Result<Value, DomainError> {
         let svc = s.service(scope.service.as_deref())?;
         let matches = |p: &Participant| {

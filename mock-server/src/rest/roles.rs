@@ -1,12 +1,10 @@
 //! `/v1/Roles` (and the service-scoped tree): Twilio's default roles, readable.
-use std::collections::HashMap;
-
 use axum::Json;
-use axum::extract::{OriginalUri, Path};
+use axum::extract::OriginalUri;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::form::Query;
+use super::form::{PathParams, Query};
 use super::paging::{PageRequest, envelope};
 use super::scope::{Scope, on_path};
 use super::{Routes, param};
@@ -44,7 +42,7 @@ async fn list(scope: Scope, Query(q): Query) -> Result<Json<Value>, ApiError> {
     Ok(Json(body))
 }
 
-async fn fetch(scope: Scope, Path(p): Path<HashMap<String, String>>, OriginalUri(uri): OriginalUri) -> Result<Json<Value>, ApiError> {
+async fn fetch(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri) -> Result<Json<Value>, ApiError> {
     let sid = param(&p, "Sid");
     let r = scope
         .account

@@ -44,10 +44,10 @@ pub fn authenticate(state: &AppState, headers: &axum::http::HeaderMap) -> Result
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(ApiError::unauthenticated)?;
-    let encoded = value
-        .strip_prefix("Basic ")
-        .or_else(|| value.strip_prefix("basic "))
-        .ok_or_else(ApiError::unauthenticated)?;
+    let (scheme, encoded) = value.split_once(' ').ok_or_else(ApiError::unauthenticated)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(ApiError::unauthenticated());
+    }
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
         .map_err(|_| ApiError::unauthenticated())?;
@@ -69,10 +69,18 @@ impl FromRequestParts<AppState> for Scope {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let account = authenticate(state, &parts.headers)?;
-        let raw = RawPathParams::from_request_parts(parts, state).await.ok();
-        let service = raw
-            .as_ref()
-            .and_then(|p| p.iter().find(|(k, _)| *k == "ChatServiceSid").map(|(_, v)| v.to_owned()));
+        let raw = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::not_found(parts.uri.path()))?;
+        let service = match raw.iter().find(|(k, _)| *k == "ChatServiceSid") {
+            Some((_, v)) => Some(
+                percent_encoding::percent_decode_str(v)
+                    .decode_utf8()
+                    .map_err(|_| ApiError::not_found(parts.uri.path()))?
+                    .into_owned(),
+            ),
+            None => None,
+        };
         let service_sid = account
             .read(|s| s.service(service.as_deref()).map(|svc| svc.sid.clone()))
             .map_err(|e: DomainError| match e {

@@ -67,7 +67,7 @@ async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&st, &headers)?;
     let limits = account.limits().clone();
-    let req = PageRequest::parse(&q, limits.small_page_size_max, limits.default_page_size)?;
+    let req = PageRequest::parse(&q, limits.page_size_max, limits.default_page_size)?;
     let body = account.read(|s| {
         let slice = req.select_from(&s.services);
         let items = slice.items.iter().map(|(_, svc)| render(&st.base_url, &account.sid, svc)).collect();
@@ -142,7 +142,7 @@ async fn update_service_configuration(scope: Scope, Form(f): Form) -> Result<Jso
             .ok_or_else(|| DomainError::not_found(Resource::Service, format!("/Services/{sid}")))?;
         let svc = s.services.get_seq_mut(seq).expect("seq from lookup");
         for r in roles.iter().flatten() {
-            svc.role(r)?;
+            svc.role_param(r, "RoleSid")?;
         }
         let [creator, conv, service] = roles;
         if let Some(r) = creator {

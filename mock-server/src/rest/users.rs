@@ -1,15 +1,13 @@
 //! `/v1/Users`, `/v1/Users/{UserSid}/Conversations` (and the service-scoped trees).
-use std::collections::HashMap;
-
 use axum::Json;
-use axum::extract::{OriginalUri, Path};
+use axum::extract::OriginalUri;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::conversations::timers_json;
 use super::error::ApiError;
-use super::form::{Form, Query};
+use super::form::{Form, PathParams, Query};
 use super::paging::{PageRequest, envelope};
 use super::scope::{Scope, on_path};
 use super::{Routes, param};
@@ -53,10 +51,8 @@ fn render(scope: &Scope, u: &User) -> Value {
 fn render_user_conversation(scope: &Scope, user: &User, e: &ConversationEntry) -> Option<Value> {
     let p = e.participants.get(&user.identity)?;
     let c = &e.conversation;
-    let unread = match (e.last_message_index(), p.last_read_message_index) {
-        (Some(last), Some(read)) => Some(last.saturating_sub(read)),
-        _ => None,
-    };
+    // Messages after the read horizon that still exist (removed ones are not unread).
+    let unread = p.last_read_message_index.map(|read| e.messages.count_after(read));
     Some(json!({
         "account_sid": scope.account.sid,
         "chat_service_sid": scope.service_sid,
@@ -107,7 +103,7 @@ async fn list(scope: Scope, Query(q): Query) -> Result<Json<Value>, ApiError> {
     Ok(Json(body))
 }
 
-async fn fetch(scope: Scope, Path(p): Path<HashMap<String, String>>, OriginalUri(uri): OriginalUri) -> Result<Json<Value>, ApiError> {
+async fn fetch(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri) -> Result<Json<Value>, ApiError> {
     let sid = param(&p, "UserSid");
     let u = scope
         .account
@@ -116,12 +112,7 @@ async fn fetch(scope: Scope, Path(p): Path<HashMap<String, String>>, OriginalUri
     Ok(Json(render(&scope, &u)))
 }
 
-async fn update(
-    scope: Scope,
-    Path(p): Path<HashMap<String, String>>,
-    OriginalUri(uri): OriginalUri,
-    Form(f): Form,
-) -> Result<Json<Value>, ApiError> {
+async fn update(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri, Form(f): Form) -> Result<Json<Value>, ApiError> {
     let sid = param(&p, "UserSid");
     let req = UserUpdate {
         friendly_name: f.string("FriendlyName"),
@@ -136,7 +127,7 @@ async fn update(
     Ok(Json(render(&scope, &u)))
 }
 
-async fn remove(scope: Scope, Path(p): Path<HashMap<String, String>>, OriginalUri(uri): OriginalUri) -> Result<StatusCode, ApiError> {
+async fn remove(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri) -> Result<StatusCode, ApiError> {
     let sid = param(&p, "UserSid");
     scope
         .account
@@ -147,7 +138,7 @@ async fn remove(scope: Scope, Path(p): Path<HashMap<String, String>>, OriginalUr
 
 async fn list_conversations(
     scope: Scope,
-    Path(p): Path<HashMap<String, String>>,
+    PathParams(p): PathParams,
     OriginalUri(uri): OriginalUri,
     Query(q): Query,
 ) -> Result<Json<Value>, ApiError> {
@@ -188,11 +179,7 @@ fn membership<'a>(svc: &'a ChatService, user: &str, conv: &str, path: &str) -> R
     Ok((u, e))
 }
 
-async fn fetch_conversation(
-    scope: Scope,
-    Path(p): Path<HashMap<String, String>>,
-    OriginalUri(uri): OriginalUri,
-) -> Result<Json<Value>, ApiError> {
+async fn fetch_conversation(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri) -> Result<Json<Value>, ApiError> {
     let (user, conv) = (param(&p, "UserSid"), param(&p, "ConversationSid"));
     let v = scope
         .account
@@ -207,7 +194,7 @@ async fn fetch_conversation(
 
 async fn update_conversation(
     scope: Scope,
-    Path(p): Path<HashMap<String, String>>,
+    PathParams(p): PathParams,
     OriginalUri(uri): OriginalUri,
     Form(f): Form,
 ) -> Result<Json<Value>, ApiError> {
@@ -235,11 +222,7 @@ async fn update_conversation(
     Ok(Json(v))
 }
 
-async fn leave_conversation(
-    scope: Scope,
-    Path(p): Path<HashMap<String, String>>,
-    OriginalUri(uri): OriginalUri,
-) -> Result<StatusCode, ApiError> {
+async fn leave_conversation(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri) -> Result<StatusCode, ApiError> {
     let (user, conv) = (param(&p, "UserSid"), param(&p, "ConversationSid"));
     let path = uri.path().to_owned();
     scope

@@ -1,4 +1,11 @@
 //! Twilsock v3, the WebSocket protocol of the official SDK.
+//!
+//! Layout: `codec` (framing; knows nothing of sessions), `backend` (the boundary between a
+//! session and the rest of the server), `session` (one connection's lifecycle).
+pub mod backend;
 pub mod codec;
+pub mod session;
 
+pub use backend::{Backend, Outbox, OutboxError, SessionInfo, UpstreamRequest, UpstreamResponse};
 pub use codec::{DecodeError, Limits, Packet};
+pub use session::{CloseCode, Endpoint, SessionCommand, SessionConfig, close_frame, serve_socket};

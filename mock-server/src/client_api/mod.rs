@@ -1,0 +1,378 @@
+//! The Conversations client API ("aim") the SDK calls over twilsock: configuration, my
+//! conversations, conversations, participants, messages, users, typing.
+//!
+//! Boundary: requests arrive as [`UpstreamRequest`]s from a session; every change goes through
+//! the domain service (`Account::write` with `Origin::Sdk`), whose events feed the Sync
+//! projection. Mutation replies carry only what the SDK reads from them (message `index`,
+//! conversation `sid`/`sync_objects`, `unread_messages_count`, `typing_timeout`): everything
+//! visible reaches clients through Sync.
+mod render;
+
+use serde_json::{Value, json};
+
+use crate::auth::identity::Caller;
+use crate::domain::conversation::{ConversationUpdate, NewConversation};
+use crate::domain::message::{MessageUpdate, NewMessage};
+use crate::domain::participant::{NewParticipant, ParticipantUpdate};
+use crate::domain::user::UserUpdate;
+use crate::domain::{ChatService, DomainError, Origin, codes};
+use crate::twilsock::{UpstreamRequest, UpstreamResponse};
+
+/// Answers one client-API request; `segments` are the decoded path segments after `/Client/v2`.
+pub fn handle(base: &str, typing_timeout: u64, caller: &Caller, req: &UpstreamRequest, segments: &[&str]) -> UpstreamResponse {
+    let method = req.method.as_str();
+    let body = match parse_body(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let links = render::Links::new(base, &caller.service_sid);
+    match (method, segments) {
+        ("GET", ["Configuration"]) => configuration(&links, caller),
+        ("GET", ["ContentTemplates"]) => {
+            UpstreamResponse::ok(json!({ "templates": [], "meta": { "next_token": null, "previous_token": null } }))
+        }
+        (_, ["Services", svc, rest @ ..]) if *svc == caller.service_sid => {
+            service_request(&links, typing_timeout, caller, method, rest, req, &body)
+        }
+        (_, ["Services", svc, ..]) => UpstreamResponse::error(404, 50050, format!("Service {svc} not found")),
+        _ => UpstreamResponse::error(404, 20404, format!("No client API at {} {}", req.method, req.path)),
+    }
+}
+
+/// Conversations sends a JSON string, Sync a JSON object, typing a form: read all three.
+fn parse_body(req: &UpstreamRequest) -> Result<Value, UpstreamResponse> {
+    if req.body.is_empty() {
+        return Ok(json!({}));
+    }
+    if req
+        .content_type
+        .as_deref()
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"))
+    {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(&req.body).map_err(|e| UpstreamResponse::error(400, 20001, format!("bad form body: {e}")))?;
+        return Ok(Value::Object(pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect()));
+    }
+    let v: Value =
+        serde_json::from_slice(&req.body).map_err(|e| UpstreamResponse::error(400, 20001, format!("request body is not JSON: {e}")))?;
+    match v {
+        Value::String(s) => {
+            serde_json::from_str(&s).map_err(|e| UpstreamResponse::error(400, 20001, format!("request body is not JSON: {e}")))
+        }
+        Value::Object(_) => Ok(v),
+        _ => Err(UpstreamResponse::error(400, 20001, "request body must be a JSON object")),
+    }
+}
+
+fn fail(e: DomainError) -> UpstreamResponse {
+    UpstreamResponse::error(e.status(), e.client_code(), e.to_string())
+}
+
+fn s(body: &Value, k: &str) -> Option<String> {
+    match body.get(k) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Null) | None => None,
+        Some(other) => Some(other.to_string()),
+    }
+}
+
+fn configuration(links: &render::Links, caller: &Caller) -> UpstreamResponse {
+    let origin = Origin::Sdk {
+        identity: caller.identity().to_owned(),
+    };
+    let user_sid = caller.account.write(&origin, Some(&caller.service_sid), |svc, cx| {
+        svc.ensure_user(cx, caller.identity())?;
+        Ok(svc.user(caller.identity())?.sid.clone())
+    });
+    match user_sid {
+        Ok(u) => UpstreamResponse::ok(render::configuration(links, caller, &u)),
+        Err(e) => fail(e),
+    }
+}
+
+fn require_participant(svc: &ChatService, conv: &str, identity: &str) -> Result<(), DomainError> {
+    let e = svc.conversation(conv)?;
+    if e.participants.get(identity).is_none() {
+        return Err(DomainError::Forbidden {
+            code: codes::NOT_A_PARTICIPANT,
+            message: format!("User {identity} is not a participant of conversation {conv}"),
+        });
+    }
+    Ok(())
+}
+
+fn service_request(
+    links: &render::Links,
+    typing_timeout: u64,
+    caller: &Caller,
+    method: &str,
+    rest: &[&str],
+    req: &UpstreamRequest,
+    body: &Value,
+) -> UpstreamResponse {
+    let me = caller.identity().to_owned();
+    let origin = Origin::Sdk { identity: me.clone() };
+    let account = &caller.account;
+    let svc_sid = caller.service_sid.as_str();
+    let read = |f: &dyn Fn(&ChatService) -> Result<Value, DomainError>| {
+        account
+            .read(|s| s.service(Some(svc_sid)).and_then(f))
+            .map(UpstreamResponse::ok)
+            .unwrap_or_else(fail)
+    };
+    match (method, rest) {
+        // ---- my conversations
+        ("GET", ["Me", "Conversations"]) => {
+            let size = req
+                .param("PageSize")
+                .and_then(|p| p.parse::<usize>().ok())
+                .unwrap_or(50)
+                .clamp(1, 100);
+            let after = req.param("PageToken").and_then(|t| t.parse::<u64>().ok());
+            read(&|svc| {
+                let all: Vec<_> = svc
+                    .conversations_of(&me)
+                    .filter(|(seq, _)| after.is_none_or(|a| *seq > a))
+                    .take(size + 1)
+                    .collect();
+                let more = all.len() > size;
+                let page = &all[..all.len().min(size)];
+                let next = if more { page.last().map(|(seq, _)| seq.to_string()) } else { None };
+                let list: Vec<Value> = page.iter().map(|(_, e)| render::conversation(links, svc, e, &me)).collect();
+                Ok(json!({ "conversations": list, "meta": { "next_token": next, "previous_token": null, "page_size": size } }))
+            })
+        }
+        ("GET", ["Me", "Conversations", id]) => read(&|svc| {
+            let e = svc.conversation(id)?;
+            if e.participants.get(&me).is_none() {
+                return Err(DomainError::not_found(
+                    crate::domain::Resource::Conversation,
+                    format!("Me/Conversations/{id}"),
+                ));
+            }
+            Ok(render::conversation(links, svc, e, &me))
+        }),
+        ("POST", ["Me", "Conversations", id]) => {
+            let update = ParticipantUpdate {
+                last_read_message_index: match body.get("last_read_message_index") {
+                    None => None,
+                    Some(Value::Null) => Some(None),
+                    Some(v) => match v.as_u64() {
+                        Some(n) => Some(Some(n)),
+                        None => {
+                            return UpstreamResponse::error(400, 20001, "last_read_message_index must be a non-negative integer or null");
+                        }
+                    },
+                },
+                notification_level: s(body, "notification_level"),
+                ..Default::default()
+            };
+            account
+                .write(&origin, Some(svc_sid), |svc, cx| {
+                    require_participant(svc, id, &me)?;
+                    svc.update_participant(cx, id, &me, update)?;
+                    Ok(render::conversation(links, svc, svc.conversation(id)?, &me))
+                })
+                .map(UpstreamResponse::ok)
+                .unwrap_or_else(fail)
+        }
+        // ---- conversations
+        ("POST", ["Conversations"]) => {
+            let req = NewConversation {
+                friendly_name: s(body, "friendly_name"),
+                unique_name: s(body, "unique_name"),
+                attributes: s(body, "attributes"),
+                created_by: Some(me.clone()),
+                ..Default::default()
+            };
+            account
+                .write(&origin, Some(svc_sid), |svc, cx| {
+                    let c = svc.create_conversation(cx, req)?;
+                    svc.add_participant(
+                        cx,
+                        &c.sid,
+                        NewParticipant {
+                            identity: Some(me.clone()),
+                            role_sid: Some(svc.default_conversation_creator_role_sid.clone()),
+                            ..Default::default()
+                        },
+                    )?;
+                    Ok(render::conversation(links, svc, svc.conversation(&c.sid)?, &me))
+                })
+                .map(|v| UpstreamResponse::status(201, v))
+                .unwrap_or_else(fail)
+        }
+        ("GET", ["Conversations", id]) => read(&|svc| Ok(render::conversation(links, svc, svc.conversation(id)?, &me))),
+        ("POST", ["Conversations", id]) => {
+            let update = ConversationUpdate {
+                friendly_name: s(body, "friendly_name"),
+                unique_name: s(body, "unique_name"),
+                attributes: s(body, "attributes"),
+                ..Default::default()
+            };
+            account
+                .write(&origin, Some(svc_sid), |svc, cx| {
+                    require_participant(svc, id, &me)?;
+                    let c = svc.update_conversation(cx, id, update)?;
+                    Ok(render::conversation(links, svc, svc.conversation(&c.sid)?, &me))
+                })
+                .map(UpstreamResponse::ok)
+                .unwrap_or_else(fail)
+        }
+        ("DELETE", ["Conversations", id]) => account
+            .write(&origin, Some(svc_sid), |svc, cx| {
+                require_participant(svc, id, &me)?;
+                svc.remove_conversation(cx, id)
+            })
+            .map(|_| UpstreamResponse::ok(json!({})))
+            .unwrap_or_else(fail),
+        // ---- participants
+        ("POST", ["Conversations", id, "Participants"]) => {
+            let identity = s(body, "identity");
+            let joining = identity.as_deref() == Some(me.as_str());
+            let p = NewParticipant {
+                identity,
+                attributes: s(body, "attributes"),
+                binding_address: body
+                    .pointer("/messaging_binding/address")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                binding_proxy_address: body
+                    .pointer("/messaging_binding/proxy_address")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                binding_projected_address: body
+                    .pointer("/messaging_binding/projected_address")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                ..Default::default()
+            };
+            account
+                .write(&origin, Some(svc_sid), |svc, cx| {
+                    if !joining {
+                        require_participant(svc, id, &me)?;
+                    }
+                    let part = svc.add_participant(cx, id, p)?;
+                    Ok(render::participant(svc, &part))
+                })
+                .map(|v| UpstreamResponse::status(201, v))
+                .unwrap_or_else(fail)
+        }
+        ("POST", ["Conversations", id, "Participants", pid]) => {
+            let update = ParticipantUpdate {
+                attributes: s(body, "attributes"),
+                ..Default::default()
+            };
+            account
+                .write(&origin, Some(svc_sid), |svc, cx| {
+                    require_participant(svc, id, &me)?;
+                    let part = svc.update_participant(cx, id, pid, update)?;
+                    Ok(render::participant(svc, &part))
+                })
+                .map(UpstreamResponse::ok)
+                .unwrap_or_else(fail)
+        }
+        ("DELETE", ["Conversations", id, "Participants", pid]) => account
+            .write(&origin, Some(svc_sid), |svc, cx| {
+                require_participant(svc, id, &me)?;
+                svc.remove_participant(cx, id, pid)
+            })
+            .map(|_| UpstreamResponse::ok(json!({})))
+            .unwrap_or_else(fail),
+        // ---- messages
+        ("POST", ["Conversations", id, "Messages"]) => {
+            let media_sids: Vec<String> = match body.get("media_sids") {
+                Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+                _ => Vec::new(),
+            };
+            let m = NewMessage {
+                author: Some(me.clone()),
+                body: s(body, "body"),
+                subject: s(body, "subject"),
+                attributes: s(body, "attributes"),
+                content_sid: s(body, "content_sid"),
+                media_sids,
+                ..Default::default()
+            };
+            account
+                .write(&origin, Some(svc_sid), |svc, cx| {
+                    require_participant(svc, id, &me)?;
+                    let msg = svc.add_message(cx, id, m)?;
+                    Ok(render::message(links, &msg))
+                })
+                .map(|v| UpstreamResponse::status(201, v))
+                .unwrap_or_else(fail)
+        }
+        ("POST", ["Conversations", id, "Messages", mid]) => {
+            let update = MessageUpdate {
+                body: s(body, "body"),
+                attributes: s(body, "attributes"),
+                updated_by: Some(me.clone()),
+                ..Default::default()
+            };
+            account
+                .write(&origin, Some(svc_sid), |svc, cx| {
+                    require_participant(svc, id, &me)?;
+                    let msg = svc.update_message(cx, id, mid, update)?;
+                    Ok(render::message(links, &msg))
+                })
+                .map(UpstreamResponse::ok)
+                .unwrap_or_else(fail)
+        }
+        ("DELETE", ["Conversations", id, "Messages", mid]) => account
+            .write(&origin, Some(svc_sid), |svc, cx| {
+                require_participant(svc, id, &me)?;
+                svc.remove_message(cx, id, mid)
+            })
+            .map(|_| UpstreamResponse::ok(json!({})))
+            .unwrap_or_else(fail),
+        ("GET", ["Conversations", _, "Messages", _, "Receipts"]) => {
+            UpstreamResponse::ok(json!({ "delivery_receipts": [], "meta": { "previous_token": null, "next_token": null } }))
+        }
+        ("GET", ["Conversations", _, "Messages", _, "ChannelMetadata"]) => {
+            UpstreamResponse::error(404, 50530, "No channel metadata for this message")
+        }
+        ("GET", ["Conversations", _, "MessageRecipients"]) => {
+            UpstreamResponse::ok(json!({ "message_recipients": [], "meta": { "previous_token": null, "next_token": null } }))
+        }
+        // ---- users
+        ("GET", ["Users", identity]) => {
+            let ensured = account.write(&origin, Some(svc_sid), |svc, cx| {
+                if svc.users.get(identity).is_none() && svc.conversations_of(identity).next().is_none() && *identity != me {
+                    return Err(DomainError::not_found(crate::domain::Resource::User, format!("Users/{identity}")));
+                }
+                svc.ensure_user(cx, identity)?;
+                Ok(render::user(svc.user(identity)?))
+            });
+            ensured.map(UpstreamResponse::ok).unwrap_or_else(fail)
+        }
+        ("POST", ["Users", identity]) => {
+            if *identity != me {
+                return UpstreamResponse::error(403, 50107, "users may only update themselves");
+            }
+            let update = UserUpdate {
+                friendly_name: s(body, "friendly_name"),
+                attributes: s(body, "attributes"),
+                ..Default::default()
+            };
+            account
+                .write(&origin, Some(svc_sid), |svc, cx| {
+                    svc.ensure_user(cx, identity)?;
+                    Ok(render::user(&svc.update_user(cx, identity, update)?))
+                })
+                .map(UpstreamResponse::ok)
+                .unwrap_or_else(fail)
+        }
+        // ---- typing
+        ("POST", ["Typing"]) => {
+            let Some(conv) = s(body, "ChannelSid") else {
+                return UpstreamResponse::error(400, 20001, "ChannelSid is required");
+            };
+            account
+                .write(&origin, Some(svc_sid), |svc, cx| svc.typing(cx, &conv, &me))
+                .map(|_| UpstreamResponse::ok(json!({ "typing_timeout": typing_timeout })))
+                .unwrap_or_else(fail)
+        }
+        _ => UpstreamResponse::error(404, 20404, format!("No client API at {} {}", req.method, req.path)),
+    }
+}

@@ -1,0 +1,269 @@
+//! The Sync reads the SDK makes over twilsock: object descriptors, item queries and
+//! `/v4/Subscriptions`, with the exact paging semantics the SDK interprets (inclusive `From`,
+//! truthy `previous_token`/`next_token`).
+use serde_json::{Value, json};
+
+use super::SyncHub;
+use super::object::{self, Key, Kind, ObjectRef};
+use super::projection::{self, Projection};
+use crate::auth::identity::Caller;
+use crate::domain::{AccountState, Order};
+use crate::twilsock::{UpstreamRequest, UpstreamResponse};
+
+/// Sync's error codes (the SDK reads `status` and `code`).
+const NOT_FOUND: u32 = 54100;
+const FORBIDDEN: u32 = 54007;
+const BAD_REQUEST: u32 = 54011;
+
+/// Whether the caller may read the object: its own user maps, any user's info in its service,
+/// and the objects of conversations it participates in.
+pub fn can_read(state: &AccountState, caller: &Caller, obj: &ObjectRef) -> bool {
+    match obj {
+        ObjectRef::MyConversations(u) => {
+            object::find_user(state, u).is_some_and(|(svc, user)| svc.sid == caller.service_sid && user.identity == caller.identity())
+        }
+        ObjectRef::UserInfo(u) => object::find_user(state, u).is_some_and(|(svc, _)| svc.sid == caller.service_sid),
+        ObjectRef::Channel(c) | ObjectRef::Messages(c) | ObjectRef::Roster(c) => object::find_conversation(state, c)
+            .is_some_and(|(svc, e)| svc.sid == caller.service_sid && e.participants.get(caller.identity()).is_some()),
+    }
+}
+
+fn err(status: u16, code: u32, message: impl Into<String>) -> UpstreamResponse {
+    UpstreamResponse::error(status, code, message)
+}
+
+fn descriptor(base: &str, p: &Projection, state: &AccountState, obj: &ObjectRef, include_items: bool) -> Value {
+    let id = obj.id();
+    let kind = obj.kind();
+    let url = projection::object_url(base, kind, &id);
+    let last = p.last_event_id(obj);
+    let updated = p.date_updated(obj).map(|m| m.iso_millis());
+    let mut v = json!({
+        "sid": id, "unique_name": id, "url": url, "revision": last.to_string(), "last_event_id": last,
+        "date_updated": updated, "date_expires": null,
+    });
+    match kind {
+        Kind::Document => v["data"] = object::item_data(state, obj, None).unwrap_or(Value::Null),
+        Kind::List => v["links"] = json!({ "items": format!("{url}/Items"), "context": format!("{url}/Context") }),
+        Kind::Map => {
+            v["links"] = json!({ "items": format!("{url}/Items") });
+            if include_items {
+                let keys = object::current_keys(state, obj).unwrap_or_default();
+                v["items"] = Value::Array(
+                    keys.iter()
+                        .take(100)
+                        .filter_map(|k| item_descriptor(base, p, state, obj, k))
+                        .collect(),
+                );
+            }
+        }
+    }
+    v
+}
+
+fn item_descriptor(base: &str, p: &Projection, state: &AccountState, obj: &ObjectRef, k: &Key) -> Option<Value> {
+    let data = object::item_data(state, obj, Some(k))?;
+    let (last, updated) = p.item_ids(obj, k)?;
+    let mut v = json!({
+        "url": projection::item_url(base, obj.kind(), &obj.id(), k),
+        "revision": last.to_string(),
+        "last_event_id": last,
+        "date_updated": updated.iso_millis(),
+        "date_expires": null,
+        "data": data,
+    });
+    match k {
+        Key::Index(i) => v["index"] = json!(i),
+        Key::Name(n) => v["key"] = json!(n),
+    }
+    Some(v)
+}
+
+/// `GET /v3/{Documents|Lists|Maps}/{id}[/Items[/{key}]]`.
+pub fn get(hub: &SyncHub, caller: &Caller, req: &UpstreamRequest, segments: &[&str]) -> UpstreamResponse {
+    let (kind_seg, id) = match segments {
+        [k, id, ..] => (*k, *id),
+        _ => return err(404, NOT_FOUND, "unknown Sync path"),
+    };
+    let Some(obj) = ObjectRef::parse(id) else {
+        return err(404, NOT_FOUND, format!("Sync object {id} not found"));
+    };
+    if obj.kind().path() != kind_seg {
+        return err(404, NOT_FOUND, format!("{id} is not a {kind_seg} object"));
+    }
+    let base = hub.base_url().to_owned();
+    let account = &caller.account;
+    let now = hub.now();
+    account.read(|state| {
+        if !can_read(state, caller, &obj) {
+            return if current_exists(state, &obj) {
+                err(403, FORBIDDEN, format!("access to {id} forbidden"))
+            } else {
+                err(404, NOT_FOUND, format!("Sync object {id} not found"))
+            };
+        }
+        let proj = hub.projection(&account.sid);
+        let mut p = proj.lock().unwrap_or_else(|e| e.into_inner());
+        if !p.ensure(state, &obj, now) {
+            return err(404, NOT_FOUND, format!("Sync object {id} not found"));
+        }
+        match &segments[2..] {
+            [] => UpstreamResponse::ok(descriptor(&base, &p, state, &obj, req.param("Include") == Some("items"))),
+            ["Items"] => items(&base, &p, state, &obj, req),
+            ["Items", key] => {
+                let k = parse_key(&obj, key);
+                match k.and_then(|k| item_descriptor(&base, &p, state, &obj, &k)) {
+                    Some(v) => UpstreamResponse::ok(v),
+                    None => err(404, NOT_FOUND, format!("item {key} not found in {id}")),
+                }
+            }
+            _ => err(404, NOT_FOUND, "unknown Sync path"),
+        }
+    })
+}
+
+fn current_exists(state: &AccountState, obj: &ObjectRef) -> bool {
+    object::current_keys(state, obj).is_some()
+}
+
+fn parse_key(obj: &ObjectRef, raw: &str) -> Option<Key> {
+    match obj.kind() {
+        Kind::List => raw.parse().ok().map(Key::Index),
+        _ => Some(Key::Name(raw.to_owned())),
+    }
+}
+
+fn items(base: &str, p: &Projection, state: &AccountState, obj: &ObjectRef, req: &UpstreamRequest) -> UpstreamResponse {
+    let order = match req.param("Order") {
+        None | Some("asc") => Order::Asc,
+        Some("desc") => Order::Desc,
+        Some(o) => return err(400, BAD_REQUEST, format!("Order must be asc or desc, got {o:?}")),
+    };
+    let size = match req.param("PageSize").map(str::parse::<usize>) {
+        None => 50,
+        Some(Ok(n)) if (1..=1000).contains(&n) => n.min(100),
+        Some(_) => return err(400, BAD_REQUEST, "PageSize must be an integer from 1 to 100"),
+    };
+    // Single-item queries.
+    if let Some(i) = req.param("Index").or(req.param("Key")) {
+        let items: Vec<Value> = parse_key(obj, i)
+            .and_then(|k| item_descriptor(base, p, state, obj, &k))
+            .into_iter()
+            .collect();
+        return UpstreamResponse::ok(json!({ "items": items, "meta": { "previous_token": null, "next_token": null } }));
+    }
+    let from = match req.param("From") {
+        None => None,
+        Some(f) => match parse_key(obj, f) {
+            Some(k) => Some(k),
+            None => return err(400, BAD_REQUEST, format!("From {f:?} is not valid for this object")),
+        },
+    };
+    let (page, has_before, has_more): (Vec<Key>, bool, bool) = match obj {
+        ObjectRef::Messages(c) => {
+            let Some((_, e)) = object::find_conversation(state, c) else {
+                return err(404, NOT_FOUND, "list not found");
+            };
+            let from = from.and_then(|k| if let Key::Index(i) = k { Some(i) } else { None });
+            let w = e.messages.page_from(from, size, order);
+            let has_before = from.is_some() && w.has_before;
+            (w.items.iter().map(|(i, _)| Key::Index(*i)).collect(), has_before, w.has_more)
+        }
+        _ => {
+            let keys = object::current_keys(state, obj).unwrap_or_default();
+            let mut ordered: Vec<Key> = keys;
+            if order == Order::Desc {
+                ordered.reverse();
+            }
+            let start = match &from {
+                None => 0,
+                Some(f) => ordered
+                    .iter()
+                    .position(|k| if order == Order::Asc { k >= f } else { k <= f })
+                    .unwrap_or(ordered.len()),
+            };
+            let page: Vec<Key> = ordered[start..].iter().take(size).cloned().collect();
+            (page, start > 0, ordered.len() > start + size)
+        }
+    };
+    let items: Vec<Value> = page.iter().filter_map(|k| item_descriptor(base, p, state, obj, k)).collect();
+    UpstreamResponse::ok(json!({
+        "items": items,
+        "meta": {
+            "previous_token": if has_before { Some("prev") } else { None },
+            "next_token": if has_more { Some("next") } else { None },
+            "page_size": size,
+        }
+    }))
+}
+
+/// `POST /v4/Subscriptions`: establish (with replay) or cancel. Replayed events and the
+/// control events are queued to the session before the reply, in order, under the locks, so
+/// no live event can slip between a replay and `subscription_established`.
+pub fn subscriptions(hub: &SyncHub, caller: &Caller, session: u64, body: &Value) -> UpstreamResponse {
+    let action = body.get("action").and_then(Value::as_str).unwrap_or("");
+    let correlation = body.get("correlation_id").cloned().unwrap_or(Value::Null);
+    let Some(requests) = body.get("requests").and_then(Value::as_array) else {
+        return err(400, BAD_REQUEST, "requests must be an array");
+    };
+    if action != "establish" && action != "cancel" {
+        return err(400, BAD_REQUEST, format!("action must be establish or cancel, got {action:?}"));
+    }
+    let base = hub.base_url().to_owned();
+    let now = hub.now();
+    let account = &caller.account;
+    account.read(|state| {
+        let proj = hub.projection(&account.sid);
+        let mut p = proj.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(outbox) = p.outbox(session).cloned() else {
+            return err(409, BAD_REQUEST, "the session is not established");
+        };
+        let mut ok = Vec::new();
+        let mut failed = Vec::new();
+        let mut frames = Vec::new();
+        for r in requests {
+            let sid = r.get("object_sid").and_then(Value::as_str).unwrap_or("");
+            let ty = r.get("object_type").and_then(Value::as_str).unwrap_or("");
+            let obj = ObjectRef::parse(sid).filter(|o| o.kind().as_str() == ty);
+            let Some(obj) = obj else {
+                failed.push(json!({ "object_sid": sid, "object_type": ty, "error": { "status": 404, "code": NOT_FOUND, "message": format!("{ty} {sid} not found") } }));
+                continue;
+            };
+            if action == "cancel" {
+                p.unsubscribe(session, &obj);
+                ok.push(json!({ "object_sid": sid, "object_type": ty }));
+                continue;
+            }
+            if !can_read(state, caller, &obj) || !p.ensure(state, &obj, now) {
+                let (status, code) = if current_exists(state, &obj) { (403, FORBIDDEN) } else { (404, NOT_FOUND) };
+                failed.push(json!({ "object_sid": sid, "object_type": ty, "error": { "status": status, "code": code, "message": format!("cannot subscribe to {sid}") } }));
+                continue;
+            }
+            p.subscribe(session, &obj);
+            if let Some(after) = r.get("last_event_id").and_then(Value::as_u64) {
+                for (t, e) in p.replay(&base, state, &obj, after) {
+                    frames.push(p.notification(t, &e, Some(&correlation)));
+                }
+            }
+            ok.push(json!({ "object_sid": sid, "object_type": ty, "replay_status": "completed", "last_event_id": p.last_event_id(&obj) }));
+        }
+        let control = if action == "establish" { "subscription_established" } else { "subscription_canceled" };
+        if !ok.is_empty() {
+            frames.push(control_frame(&mut p, control, &correlation, ok));
+        }
+        if !failed.is_empty() {
+            frames.push(control_frame(&mut p, "subscription_failed", &correlation, failed));
+        }
+        for f in frames {
+            if outbox.push(f).is_err() {
+                break;
+            }
+        }
+        UpstreamResponse::status(202, json!({ "estimated_delivery_in_ms": 5000, "max_batch_size": 100, "ttl_in_s": -1 }))
+    })
+}
+
+fn control_frame(p: &mut Projection, event_type: &str, correlation: &Value, events: Vec<Value>) -> bytes::Bytes {
+    let payload = json!({ "event_type": event_type, "correlation_id": correlation, "events": events });
+    p.notification_raw(&payload)
+}

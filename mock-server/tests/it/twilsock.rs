@@ -1,0 +1,909 @@
+//! Twilsock sessions end to end: a real `tokio-tungstenite` client against the session handler
+//! mounted on a loopback port, with a fake [`Backend`] (tokens `good:<identity>[:<ttl secs>]`,
+//! `other:<identity>` for a second account, `expired`; upstream requests are echoed back).
+//!
+//! The server clock is frozen, so token timers fire only when a test advances it. Every wait
+//! is bounded by [`WAIT`]; nothing sleeps for a fixed time. Absence of a packet is shown with a
+//! probe: the session handles due timers before inbound packets, so the next packet after a
+//! probe's reply would have been the timer's.
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use rehearsal_mock_server::auth::identity::Caller;
+use rehearsal_mock_server::auth::{Claims, TokenError};
+use rehearsal_mock_server::clock::{Clock, Millis};
+use rehearsal_mock_server::domain::{self, Account, Domain, NewAccount};
+use rehearsal_mock_server::twilsock::codec::{self, Limits};
+use rehearsal_mock_server::twilsock::session::{self, CloseCode, Endpoint, SessionCommand, SessionConfig};
+use rehearsal_mock_server::twilsock::{Backend, OutboxError, Packet, SessionInfo, UpstreamRequest, UpstreamResponse};
+use serde_json::{Map, Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Upper bound for every wait.
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Where the frozen server clock starts (Unix millis).
+const T0: Millis = Millis(1_700_000_000_000);
+
+// ---------------------------------------------------------------------------------------------
+// Fake backend
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug)]
+enum Event {
+    Opened(SessionInfo),
+    Updated { id: u64, expires_at: i64 },
+    Closed(u64),
+}
+
+struct Fake {
+    clock: Clock,
+    account: Arc<Account>,
+    other: Arc<Account>,
+    events: mpsc::UnboundedSender<Event>,
+    /// `/slow` requests wait for a permit.
+    gate: Arc<Semaphore>,
+}
+
+fn caller(account: &Arc<Account>, identity: &str, now: i64, expires_at: i64) -> Caller {
+    let service_sid = account.read(|s| s.default_service.clone());
+    Caller {
+        account: account.clone(),
+        claims: Claims {
+            account_sid: account.sid.clone(),
+            api_key_sid: account.api_keys[0].sid.clone(),
+            identity: identity.to_owned(),
+            service_sid: Some(service_sid.clone()),
+            issued_at: now,
+            expires_at,
+            not_before: None,
+        },
+        service_sid,
+    }
+}
+
+impl Backend for Fake {
+    fn verify(&self, token: &str) -> Result<Caller, TokenError> {
+        let now = self.clock.now().unix_secs();
+        let mut parts = token.split(':');
+        let kind = parts.next().unwrap_or_default();
+        match kind {
+            "expired" => Err(TokenError::Expired { expired_at: now - 10, now }),
+            "good" | "other" => {
+                let identity = parts
+                    .next()
+                    .filter(|i| !i.is_empty())
+                    .ok_or(TokenError::InvalidGrants { reason: "no identity" })?;
+                let ttl = parts.next().map_or(3600, |t| t.parse::<i64>().expect("ttl"));
+                let account = if kind == "good" { &self.account } else { &self.other };
+                Ok(caller(account, identity, now, now + ttl))
+            }
+            _ => Err(TokenError::Malformed {
+                reason: "not a fake token",
+            }),
+        }
+    }
+
+    fn upstream(&self, session: &SessionInfo, req: UpstreamRequest) -> impl Future<Output = UpstreamResponse> + Send {
+        let gate = self.gate.clone();
+        let identity = session.caller.identity().to_owned();
+        async move {
+            match req.path.as_str() {
+                "/slow" => gate.acquire().await.expect("gate open").forget(),
+                "/panic" => panic!("the fake backend panics on purpose"),
+                _ => {}
+            }
+            let status = if req.method == "POST" { 201 } else { 200 };
+            UpstreamResponse::status(
+                status,
+                json!({
+                    "identity": identity,
+                    "method": req.method,
+                    "host": req.host,
+                    "path": req.path,
+                    "raw_path": req.raw_path,
+                    "params": req.params,
+                    "headers": req.headers,
+                    "content_type": req.content_type,
+                    "body": String::from_utf8_lossy(&req.body),
+                }),
+            )
+        }
+    }
+
+    fn session_opened(&self, session: &SessionInfo) {
+        let _ = self.events.send(Event::Opened(session.clone()));
+    }
+
+    fn session_updated(&self, session: &SessionInfo) {
+        let _ = self.events.send(Event::Updated {
+            id: session.id,
+            expires_at: session.caller.claims.expires_at,
+        });
+    }
+
+    fn session_closed(&self, session_id: u64) {
+        let _ = self.events.send(Event::Closed(session_id));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Harness: server on 127.0.0.1:0 and a twilsock client
+// ---------------------------------------------------------------------------------------------
+
+struct Harness {
+    url: String,
+    clock: Clock,
+    fake: Arc<Fake>,
+    events: mpsc::UnboundedReceiver<Event>,
+    shutdown: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn start(config: SessionConfig) -> Harness {
+    let clock = Clock::frozen_at(T0);
+    let domain = Domain::new(clock.clone(), domain::Limits::default());
+    let account = domain
+        .create_account(NewAccount {
+            rng_seed: 1,
+            ..NewAccount::default()
+        })
+        .expect("account");
+    let other = domain
+        .create_account(NewAccount {
+            rng_seed: 2,
+            ..NewAccount::default()
+        })
+        .expect("second account");
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let fake = Arc::new(Fake {
+        clock: clock.clone(),
+        account,
+        other,
+        events: events_tx,
+        gate: Arc::new(Semaphore::new(0)),
+    });
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let endpoint = Endpoint::new(fake.clone(), clock.clone(), config, shutdown_rx);
+    let app = Router::new().route(session::PATH, session::route(endpoint));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("serve");
+    });
+    Harness {
+        url: format!("ws://{addr}{}", session::PATH),
+        clock,
+        fake,
+        events,
+        shutdown,
+        server,
+    }
+}
+
+impl Harness {
+    async fn connect(&self) -> Client {
+        let (ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(&self.url))
+            .await
+            .expect("connect in time")
+            .expect("websocket handshake");
+        Client { ws }
+    }
+
+    /// Connects and completes `init` with `token`.
+    async fn session(&mut self, token: &str) -> (Client, SessionInfo) {
+        let mut c = self.connect().await;
+        let reply = c.init("TMinit", token).await;
+        assert_eq!(reply.header["status"]["code"], 200, "{reply:?}");
+        let info = self.opened().await;
+        (c, info)
+    }
+
+    async fn event(&mut self) -> Event {
+        timeout(WAIT, self.events.recv())
+            .await
+            .expect("backend event in time")
+            .expect("events channel open")
+    }
+
+    async fn opened(&mut self) -> SessionInfo {
+        match self.event().await {
+            Event::Opened(info) => info,
+            other => panic!("expected session_opened, got {other:?}"),
+        }
+    }
+
+    async fn closed(&mut self) -> u64 {
+        match self.event().await {
+            Event::Closed(id) => id,
+            other => panic!("expected session_closed, got {other:?}"),
+        }
+    }
+
+    fn no_pending_event(&mut self) {
+        if let Ok(e) = self.events.try_recv() {
+            panic!("unexpected backend event {e:?}");
+        }
+    }
+
+    fn advance_secs(&self, secs: u64) {
+        self.clock.advance(Duration::from_secs(secs));
+    }
+}
+
+/// How a socket ended, as the client saw it.
+#[derive(Debug, PartialEq, Eq)]
+enum Ending {
+    /// A WebSocket close frame with this code.
+    CloseFrame(u16),
+    /// The connection ended without a close handshake.
+    Dropped,
+}
+
+struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+fn object(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        other => panic!("header must be an object, got {other}"),
+    }
+}
+
+impl Client {
+    async fn send_raw(&mut self, msg: Message) {
+        timeout(WAIT, self.ws.send(msg)).await.expect("send in time").expect("send");
+    }
+
+    async fn send(&mut self, header: Value, payload: &[u8]) {
+        self.send_raw(Message::Binary(codec::encode(object(header), payload))).await;
+    }
+
+    /// The next twilsock packet (pings are answered by tungstenite while reading).
+    async fn recv(&mut self) -> Packet {
+        let next = async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Binary(b))) => return codec::decode_bytes(&b, &Limits::default()).expect("server frames decode"),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    other => panic!("expected a twilsock packet, got {other:?}"),
+                }
+            }
+        };
+        timeout(WAIT, next).await.expect("packet in time")
+    }
+
+    /// Reads until the socket ends; no twilsock packet may arrive meanwhile.
+    async fn ending(&mut self) -> Ending {
+        let end = async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Close(frame))) => return Ending::CloseFrame(frame.map_or(1005, |f| u16::from(f.code))),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(other)) => panic!("expected the socket to end, got {other:?}"),
+                    Some(Err(_)) | None => return Ending::Dropped,
+                }
+            }
+        };
+        timeout(WAIT, end).await.expect("socket ended in time")
+    }
+
+    /// Starts the close handshake with 1000 (the server echoes the client's code).
+    async fn close(&mut self) {
+        let frame = CloseFrame {
+            code: WsCloseCode::Normal,
+            reason: "bye".into(),
+        };
+        timeout(WAIT, self.ws.close(Some(frame)))
+            .await
+            .expect("close in time")
+            .expect("close");
+    }
+
+    async fn init(&mut self, id: &str, token: &str) -> Packet {
+        self.send(
+            json!({
+                "method": "init", "id": id, "token": token, "continuation_token": null,
+                "capabilities": ["client_update", "offline_storage", "telemetry.v1"],
+                "metadata": {"ver": "1.0.2", "env": "Node.js", "type": "conversations", "sdk": "JS", "sdkv": "3.0.1"},
+                "registrations": [{"product": "ip_messaging", "type": "ers", "notification_protocol_version": 0,
+                                   "message_types": ["twilio.sync.event"]}],
+                "tweaks": null,
+            }),
+            b"",
+        )
+        .await;
+        self.reply_to(id).await
+    }
+
+    async fn update(&mut self, id: &str, token: &str) -> Packet {
+        self.send(json!({"method": "update", "id": id, "token": token}), b"").await;
+        self.reply_to(id).await
+    }
+
+    async fn get(&mut self, id: &str, path: &str) -> Packet {
+        self.send(
+            json!({"method": "message", "id": id, "active_grant": "ip_messaging", "payload_type": "application/json",
+                   "http_request": {"host": "aim.us1.twilio.com", "path": path, "method": "GET", "params": {}, "headers": {}}}),
+            b"",
+        )
+        .await;
+        self.reply_to(id).await
+    }
+
+    /// The next packet, which must be the reply to `id`.
+    async fn reply_to(&mut self, id: &str) -> Packet {
+        let p = self.recv().await;
+        assert_eq!(p.method(), Some("reply"), "expected the reply to {id}, got {p:?}");
+        assert_eq!(p.id(), Some(id), "expected the reply to {id}, got {p:?}");
+        p
+    }
+
+    /// A harmless request whose reply proves everything before it was handled.
+    async fn probe(&mut self, id: &str) {
+        self.send(
+            json!({"method": "put_notification_ctx", "id": id, "notification_ctx_id": "ctx"}),
+            b"{}",
+        )
+        .await;
+        let p = self.reply_to(id).await;
+        assert_eq!(p.header["status"], json!({"code": 200, "status": "OK"}));
+    }
+
+    /// Acks a server packet as the SDK does.
+    async fn ack(&mut self, p: &Packet) {
+        let id = p.id().expect("id");
+        self.send(
+            json!({"method": "reply", "id": id, "payload_type": "application/json", "status": {"code": 200, "status": "OK"}}),
+            b"",
+        )
+        .await;
+    }
+}
+
+fn expect_token_warning(p: &Packet) {
+    assert_eq!(p.method(), Some("client_update"), "{p:?}");
+    assert_eq!(p.header["client_update_type"], "token_about_to_expire");
+    assert!(p.id().is_some_and(|id| !id.is_empty()));
+}
+
+fn expect_close(p: &Packet, code: u16) {
+    assert_eq!(p.method(), Some("close"), "{p:?}");
+    assert_eq!(p.header["status"]["code"], code, "{p:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn init_reply_has_every_field_and_opens_the_session() {
+    let mut h = start(SessionConfig::default()).await;
+    let mut c = h.connect().await;
+    let reply = c.init("TM1", "good:alice").await;
+    let header = &reply.header;
+    assert_eq!(header["status"], json!({"code": 200, "status": "OK"}));
+    assert!(
+        header["continuation_token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("ct-") && t.len() > 10)
+    );
+    assert_eq!(header["continuation_token_status"]["reissued"], true);
+    assert_eq!(header["continuation_token_status"]["reissue_reason"], "new");
+    assert!(header["continuation_token_status"]["reissue_message"].is_string());
+    assert_eq!(header["capabilities"], json!(["client_update", "offline_storage"]));
+    let storage = session::storage_id(&h.fake.account.sid, "alice");
+    assert_eq!(header["offline_storage"], json!({"ip_messaging": {"storage_id": storage}}));
+    assert_eq!(header["init_registrations"], Value::Null);
+    assert_eq!(header["debug_info"], Value::Null);
+    assert_eq!(header["payload_size"], 0);
+
+    let info = h.opened().await;
+    assert_eq!(info.caller.identity(), "alice");
+    assert_eq!(info.caller.account.sid, h.fake.account.sid);
+
+    // Same identity again: same storage id, new continuation token, new session id.
+    let mut c2 = h.connect().await;
+    let reply2 = c2.init("TM2", "good:alice").await;
+    assert_eq!(reply2.header["offline_storage"], header["offline_storage"]);
+    assert_ne!(reply2.header["continuation_token"], header["continuation_token"]);
+    let info2 = h.opened().await;
+    assert_ne!(info2.id, info.id);
+
+    drop(c);
+    assert_eq!(h.closed().await, info.id);
+    c2.close().await;
+    assert_eq!(c2.ending().await, Ending::CloseFrame(1000));
+    assert_eq!(h.closed().await, info2.id);
+}
+
+#[tokio::test]
+async fn rejected_init_keeps_the_socket_open_for_a_good_one() {
+    let mut h = start(SessionConfig::default()).await;
+    let mut c = h.connect().await;
+
+    let reply = c.init("TM1", "expired").await;
+    assert_eq!(
+        reply.header["status"],
+        json!({"code": 401, "status": "UNAUTHORIZED", "description": "Access Token expired or expiration date invalid", "errorCode": 20104})
+    );
+    let reply = c.init("TM2", "not-a-token").await;
+    assert_eq!(reply.header["status"]["code"], 401);
+    assert_eq!(reply.header["status"]["errorCode"], 20101);
+    c.send(json!({"method": "init", "id": "TM3"}), b"").await;
+    assert_eq!(c.reply_to("TM3").await.header["status"]["errorCode"], 20101);
+
+    // Nothing but init is allowed before a successful init.
+    let reply = c.get("TM4", "/Client/v2/Configuration").await;
+    assert_eq!(reply.header["status"]["code"], 403);
+    assert!(reply.header.get("http_status").is_none());
+    let reply = c.update("TM5", "good:alice").await;
+    assert_eq!(reply.header["status"]["code"], 403);
+    h.no_pending_event();
+
+    let reply = c.init("TM6", "good:alice").await;
+    assert_eq!(reply.header["status"]["code"], 200);
+    let info = h.opened().await;
+    assert_eq!(info.caller.identity(), "alice");
+    let reply = c.get("TM7", "/ok").await;
+    assert_eq!(reply.header["http_status"]["code"], 200);
+}
+
+#[tokio::test]
+async fn upstream_request_is_decoded_and_answered() {
+    let mut h = start(SessionConfig::default()).await;
+    let (mut c, _) = h.session("good:alice").await;
+    c.send(
+        json!({
+            "method": "message", "id": "TMup", "active_grant": "ip_messaging",
+            "payload_type": "application/json; charset=utf-8",
+            "http_request": {
+                "host": "aim.us1.twilio.com",
+                "path": "/Client/v2/Users/alice%20smith%2Fjr?Order=desc",
+                "method": "POST",
+                "params": {"Token": "a%2Bb%20c", "Ids": ["x%2Fy", "z"]},
+                "headers": {"Content-Type": "application/json; charset=utf-8", "X-Twilio-Mutation-Id": "m-1"},
+            },
+        }),
+        br#"{"body":"hi"}"#,
+    )
+    .await;
+    let reply = c.reply_to("TMup").await;
+    assert_eq!(reply.header["status"], json!({"code": 200, "status": "OK"}));
+    assert_eq!(reply.header["http_status"], json!({"code": 201, "status": "Created"}));
+    assert_eq!(reply.header["http_headers"], json!({"Content-Type": "application/json"}));
+    assert_eq!(reply.payload_type(), Some("application/json"));
+    let body: Value = reply.payload_json().expect("json body");
+    assert_eq!(
+        body,
+        json!({
+            "identity": "alice",
+            "method": "POST",
+            "host": "aim.us1.twilio.com",
+            "path": "/Client/v2/Users/alice smith/jr",
+            "raw_path": "/Client/v2/Users/alice%20smith%2Fjr",
+            "params": [["Order", "desc"], ["Token", "a+b c"], ["Ids", "x/y"], ["Ids", "z"]],
+            "headers": {"Content-Type": "application/json; charset=utf-8", "X-Twilio-Mutation-Id": "m-1"},
+            "content_type": "application/json; charset=utf-8",
+            "body": "{\"body\":\"hi\"}",
+        })
+    );
+
+    // A message without an http_request is a twilsock-level 400.
+    c.send(json!({"method": "message", "id": "TMbad"}), b"").await;
+    let reply = c.reply_to("TMbad").await;
+    assert_eq!(reply.header["status"]["code"], 400);
+    assert!(
+        reply.header["status"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("http_request"))
+    );
+}
+
+#[tokio::test]
+async fn upstream_replies_come_in_order_of_completion() {
+    let mut h = start(SessionConfig::default()).await;
+    let (mut c, _) = h.session("good:alice").await;
+    c.send(
+        json!({"method": "message", "id": "TMslow", "http_request": {"host": "h", "path": "/slow", "method": "GET", "params": {}, "headers": {}}}),
+        b"",
+    )
+    .await;
+    // The slow request does not hold up the socket.
+    let fast = c.get("TMfast", "/fast").await;
+    assert_eq!(fast.header["http_status"]["code"], 200);
+    // A panicking handler fails its own request with a 500, not the session.
+    let failed = c.get("TMpanic", "/panic").await;
+    assert_eq!(failed.header["status"]["code"], 200);
+    assert_eq!(
+        failed.header["http_status"],
+        json!({"code": 500, "status": "Internal Server Error"})
+    );
+    assert_eq!(failed.payload_json::<Value>().expect("error body")["status"], 500);
+
+    h.fake.gate.add_permits(1);
+    let slow = c.reply_to("TMslow").await;
+    assert_eq!(slow.payload_json::<Value>().expect("json")["path"], "/slow");
+    c.probe("TMprobe").await;
+    h.no_pending_event();
+}
+
+#[tokio::test]
+async fn other_methods_unknown_methods_and_text_frames() {
+    let mut h = start(SessionConfig::default()).await;
+    let (mut c, _) = h.session("good:alice").await;
+
+    c.send(json!({"method": "frobnicate", "id": "TMx"}), b"").await;
+    let reply = c.reply_to("TMx").await;
+    assert_eq!(reply.header["status"]["code"], 400);
+    assert!(
+        reply.header["status"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("frobnicate"))
+    );
+
+    c.send(
+        json!({"method": "put_notification_ctx", "id": "TMput", "notification_ctx_id": "c1"}),
+        br#"{"product_id":"ip_messaging","notification_protocol_version":4,"endpoint_platform":"web","message_types":[]}"#,
+    )
+    .await;
+    assert_eq!(c.reply_to("TMput").await.header["status"]["code"], 200);
+    c.send(
+        json!({"method": "delete_notification_ctx", "id": "TMdel", "notification_ctx_id": "c1"}),
+        b"",
+    )
+    .await;
+    assert_eq!(c.reply_to("TMdel").await.header["status"]["code"], 200);
+
+    // Telemetry and acks get no answer: the next packet is the probe's reply.
+    c.send(json!({"method": "telemetry.v1", "id": "TMtel", "events": []}), b"").await;
+    c.send(
+        json!({"method": "reply", "id": "TSsomething", "status": {"code": 200, "status": "OK"}}),
+        b"",
+    )
+    .await;
+    c.probe("TMprobe1").await;
+
+    // A text frame is decoded like a binary one.
+    let frame = codec::encode(object(json!({"method": "put_notification_ctx", "id": "TMtext"})), b"");
+    c.send_raw(Message::text(String::from_utf8(frame.to_vec()).expect("utf-8 frame")))
+        .await;
+    assert_eq!(c.reply_to("TMtext").await.header["status"]["code"], 200);
+}
+
+#[tokio::test]
+async fn garbage_closes_with_406_but_a_bad_payload_only_fails_its_packet() {
+    let config = SessionConfig {
+        limits: Limits {
+            max_header_bytes: 64 * 1024,
+            max_payload_bytes: 16,
+        },
+        ..SessionConfig::default()
+    };
+    let mut h = start(config).await;
+    let (mut c, info) = h.session("good:alice").await;
+
+    // Readable header, payload over the limit: an error reply, the session goes on.
+    c.send(
+        json!({"method": "message", "id": "TMbig", "http_request": {"host": "h", "path": "/p", "method": "POST", "params": {}, "headers": {}}}),
+        &[b'x'; 32],
+    )
+    .await;
+    let reply = c.reply_to("TMbig").await;
+    assert_eq!(reply.header["status"]["code"], 413);
+    c.probe("TMprobe").await;
+
+    c.send_raw(Message::Binary(Bytes::from_static(b"hello, not twilsock"))).await;
+    let close = c.recv().await;
+    expect_close(&close, 406);
+    assert_eq!(close.header["status"]["status"], "NOT_ACCEPTABLE");
+    // Like the SDK: ack, then close the socket.
+    c.ack(&close).await;
+    assert_eq!(h.closed().await, info.id);
+    c.close().await;
+    assert_eq!(c.ending().await, Ending::CloseFrame(1000));
+}
+
+#[tokio::test]
+async fn token_timers_follow_the_server_clock() {
+    let mut h = start(SessionConfig {
+        token_warning_lead: Duration::from_secs(180),
+        close_grace: Duration::from_millis(200),
+        ..SessionConfig::default()
+    })
+    .await;
+    let (mut c, info) = h.session("good:alice:600").await;
+
+    h.advance_secs(419);
+    c.probe("TMp1").await; // one second before the warning: nothing yet
+    h.advance_secs(2);
+    let warning = c.recv().await;
+    expect_token_warning(&warning);
+    c.ack(&warning).await;
+    c.probe("TMp2").await; // the warning is sent once
+
+    h.advance_secs(180);
+    let close = c.recv().await;
+    expect_close(&close, 410);
+    assert_eq!(
+        close.header["status"],
+        json!({"code": 410, "status": "TOKEN_EXPIRED", "description": "Access Token expired or expiration date invalid", "errorCode": 20104})
+    );
+    assert!(close.payload.is_empty());
+    assert_eq!(h.closed().await, info.id);
+    // This client does not close the socket: the server does, after the grace period.
+    assert_eq!(c.ending().await, Ending::CloseFrame(1000));
+}
+
+#[tokio::test]
+async fn a_token_inside_the_warning_lead_is_warned_at_once() {
+    let mut h = start(SessionConfig::default()).await;
+    let (mut c, _) = h.session("good:alice:60").await;
+    expect_token_warning(&c.recv().await);
+    h.advance_secs(60);
+    expect_close(&c.recv().await, 410);
+}
+
+#[tokio::test]
+async fn update_replaces_the_token_and_resets_the_timers() {
+    let mut h = start(SessionConfig::default()).await;
+    let (mut c, info) = h.session("good:alice:600").await;
+
+    h.advance_secs(300);
+    let reply = c.update("TMu1", "good:alice:600").await;
+    assert_eq!(reply.header["status"], json!({"code": 200, "status": "OK"}));
+    match h.event().await {
+        Event::Updated { id, expires_at } => {
+            assert_eq!(id, info.id);
+            assert_eq!(expires_at, T0.unix_secs() + 900);
+        }
+        other => panic!("expected session_updated, got {other:?}"),
+    }
+
+    // Rejected updates leave the session and its new schedule alone.
+    let reply = c.update("TMu2", "expired").await;
+    assert_eq!(reply.header["status"]["errorCode"], 20104);
+    let reply = c.update("TMu3", "good:bob").await;
+    assert_eq!(reply.header["status"]["code"], 401);
+    assert_eq!(reply.header["status"]["errorCode"], 20101);
+    let reply = c.update("TMu4", "other:alice").await;
+    assert_eq!(reply.header["status"]["code"], 401);
+    h.no_pending_event();
+
+    // The old warning (t=420) and expiry (t=600) are gone; the new ones are at 720 and 900.
+    h.advance_secs(200); // t=500
+    c.probe("TMp1").await;
+    h.advance_secs(221); // t=721
+    expect_token_warning(&c.recv().await);
+    h.advance_secs(178); // t=899
+    c.probe("TMp2").await;
+    h.advance_secs(1); // t=900
+    expect_close(&c.recv().await, 410);
+    assert_eq!(h.closed().await, info.id);
+}
+
+#[tokio::test]
+async fn a_second_init_acts_as_an_update() {
+    let mut h = start(SessionConfig::default()).await;
+    let (mut c, info) = h.session("good:alice:600").await;
+    let reply = c.init("TMi2", "good:alice:3600").await;
+    assert_eq!(reply.header["status"]["code"], 200);
+    assert!(reply.header["continuation_token"].is_string());
+    match h.event().await {
+        Event::Updated { id, .. } => assert_eq!(id, info.id),
+        other => panic!("expected session_updated, got {other:?}"),
+    }
+    let reply = c.init("TMi3", "good:bob").await;
+    assert_eq!(reply.header["status"]["code"], 401);
+    h.advance_secs(601);
+    c.probe("TMp").await; // the 600 s token was replaced: no close
+    h.no_pending_event();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_overflows_its_outbox_and_is_closed() {
+    let mut h = start(SessionConfig {
+        outbox_capacity: 8,
+        ..SessionConfig::default()
+    })
+    .await;
+    let (c, info) = h.session("good:alice").await;
+
+    // The client reads nothing from here on. Frames go to the socket until the kernel buffers
+    // are full, then the outbox fills up.
+    let notification = codec::encode(
+        object(json!({"method": "notification", "id": "TSn", "message_type": "twilio.sync.event"})),
+        &vec![b' '; 64 * 1024],
+    );
+    let mut pushed = 0usize;
+    let overflowed = timeout(WAIT, async {
+        loop {
+            match info.outbox.push(notification.clone()) {
+                Ok(()) => {
+                    pushed += 1;
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => return e,
+            }
+        }
+    })
+    .await
+    .expect("the outbox overflows in time");
+    assert_eq!(overflowed, OutboxError::Overflow);
+    assert!(pushed >= 8, "only {pushed} frames were accepted");
+    assert!(info.outbox.overflowed());
+
+    assert_eq!(h.closed().await, info.id);
+    assert!(matches!(info.outbox.push(Bytes::from_static(b"late")), Err(OutboxError::Overflow)));
+    drop(c);
+}
+
+#[tokio::test]
+async fn pings_keep_a_reading_client_alive_and_drop_a_silent_one() {
+    let mut h = start(SessionConfig {
+        ping_interval: Duration::from_millis(50),
+        pong_timeout: Duration::from_millis(300),
+        ..SessionConfig::default()
+    })
+    .await;
+
+    // A reading client answers pings (tungstenite does it while reading).
+    let (mut alive, alive_info) = h.session("good:alice").await;
+    let pings = timeout(WAIT, async {
+        let mut pings = 0;
+        while pings < 8 {
+            match alive.ws.next().await {
+                Some(Ok(Message::Ping(_))) => pings += 1,
+                other => panic!("expected pings, got {other:?}"),
+            }
+        }
+        pings
+    })
+    .await
+    .expect("pings in time");
+    assert_eq!(pings, 8);
+
+    // A client that reads nothing never answers: dropped after the pong timeout.
+    let (silent, silent_info) = h.session("good:bob").await;
+    // Keep the first one answering meanwhile.
+    let closed = timeout(WAIT, async {
+        loop {
+            tokio::select! {
+                msg = alive.ws.next() => assert!(matches!(msg, Some(Ok(Message::Ping(_)))), "{msg:?}"),
+                id = h.events.recv() => return id,
+            }
+        }
+    })
+    .await
+    .expect("the silent client is dropped in time");
+    match closed {
+        Some(Event::Closed(id)) => assert_eq!(id, silent_info.id),
+        other => panic!("expected session_closed, got {other:?}"),
+    }
+    drop(silent);
+    alive.probe("TMprobe").await;
+    assert_ne!(alive_info.id, silent_info.id);
+    h.no_pending_event();
+}
+
+#[tokio::test]
+async fn close_command_sends_the_packet_with_backoff() {
+    let mut h = start(SessionConfig::default()).await;
+    let (mut c, info) = h.session("good:alice").await;
+    info.commands
+        .try_send(SessionCommand::close(CloseCode::Offload, Some(2500)))
+        .expect("command queued");
+    let close = c.recv().await;
+    expect_close(&close, 308);
+    assert_eq!(close.payload_type(), Some("application/json"));
+    assert_eq!(
+        close.payload_json::<Value>().expect("backoff payload"),
+        json!({"backoff_policy": {"reconnect_min_ms": 2500}})
+    );
+    assert_eq!(h.closed().await, info.id);
+    // The SDK acks and closes; the server answers the close handshake.
+    c.ack(&close).await;
+    c.close().await;
+    assert_eq!(c.ending().await, Ending::CloseFrame(1000));
+}
+
+#[tokio::test]
+async fn other_commands() {
+    let mut h = start(SessionConfig::default()).await;
+    let (mut c, info) = h.session("good:alice").await;
+
+    info.commands.try_send(SessionCommand::WarnTokenExpiry).expect("queued");
+    expect_token_warning(&c.recv().await);
+
+    let raw = codec::encode(
+        object(json!({"method": "notification", "id": "TSraw", "message_type": "twilio.sync.event"})),
+        br#"{"event_type":"x"}"#,
+    );
+    info.commands.try_send(SessionCommand::SendRaw(raw.clone())).expect("queued");
+    let p = c.recv().await;
+    assert_eq!(p, codec::decode_bytes(&raw, &Limits::default()).expect("decodes"));
+
+    info.commands.try_send(SessionCommand::ExpireTokenNow).expect("queued");
+    expect_close(&c.recv().await, 410);
+    assert_eq!(h.closed().await, info.id);
+    c.close().await;
+    assert_eq!(c.ending().await, Ending::CloseFrame(1000));
+
+    // Drop: no close handshake at all, like a network failure.
+    let (mut c, info) = h.session("good:alice").await;
+    info.commands.try_send(SessionCommand::Drop).expect("queued");
+    assert_eq!(c.ending().await, Ending::Dropped);
+    assert_eq!(h.closed().await, info.id);
+}
+
+#[tokio::test]
+async fn client_close_packet_closes_the_socket() {
+    let mut h = start(SessionConfig::default()).await;
+    let (mut c, info) = h.session("good:alice").await;
+    c.send(json!({"method": "close", "id": "TMclose"}), b"").await;
+    assert_eq!(c.ending().await, Ending::CloseFrame(1000));
+    assert_eq!(h.closed().await, info.id);
+}
+
+#[tokio::test]
+async fn a_socket_without_init_is_closed_after_the_init_timeout() {
+    let mut h = start(SessionConfig {
+        init_timeout: Duration::from_millis(100),
+        ..SessionConfig::default()
+    })
+    .await;
+    let mut c = h.connect().await;
+    let reply = c.init("TM1", "expired").await;
+    assert_eq!(reply.header["status"]["code"], 401);
+    assert_eq!(c.ending().await, Ending::CloseFrame(1008));
+    // Never opened, so never reported closed.
+    h.no_pending_event();
+}
+
+#[tokio::test]
+async fn shutdown_closes_every_session() {
+    let mut h = start(SessionConfig::default()).await;
+    let (mut a, a_info) = h.session("good:alice").await;
+    let (mut b, b_info) = h.session("good:bob").await;
+    let mut never_initialised = h.connect().await;
+    h.shutdown.send_replace(true);
+    assert_eq!(a.ending().await, Ending::CloseFrame(1001));
+    assert_eq!(b.ending().await, Ending::CloseFrame(1001));
+    assert_eq!(never_initialised.ending().await, Ending::CloseFrame(1001));
+    let mut closed = vec![h.closed().await, h.closed().await];
+    closed.sort_unstable();
+    let mut expected = vec![a_info.id, b_info.id];
+    expected.sort_unstable();
+    assert_eq!(closed, expected);
+    h.no_pending_event();
+}
+
+#[tokio::test]
+async fn any_origin_is_accepted() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut h = start(SessionConfig::default()).await;
+    let mut req = h.url.as_str().into_client_request().expect("request");
+    req.headers_mut()
+        .insert("Origin", "http://localhost:5173".parse().expect("header value"));
+    let (ws, _) = tokio_tungstenite::connect_async(req).await.expect("handshake with an Origin");
+    let mut c = Client { ws };
+    assert_eq!(c.init("TM1", "good:alice").await.header["status"]["code"], 200);
+    h.opened().await;
+}
