@@ -33,8 +33,7 @@ use serde_json::{Map, Value, json};
 pub const SPEC_ENV: &str = "REHEARSAL_OPENAPI_SPEC";
 
 /// Where the spec lives relative to the workspace root.
-pub const SPEC_RELATIVE_PATH: &str =
-    "e2e/node_modules/@twilio-alpha/mcp/twilio-oai/spec/json/twilio_conversations_v1.json";
+pub const SPEC_RELATIVE_PATH: &str = "e2e/node_modules/@twilio-alpha/mcp/twilio-oai/spec/json/twilio_conversations_v1.json";
 
 /// The `@twilio-alpha/mcp` version whose spec these tests are written against.
 pub const EXPECTED_PACKAGE_VERSION: &str = "0.7.0";
@@ -78,11 +77,7 @@ impl ResponseSpec<'_> {
         let schema = match self.schema {
             Some(s) => match s.get("$ref").and_then(Value::as_str) {
                 Some(r) => r.trim_start_matches(COMPONENT_PREFIX).to_owned(),
-                None => s
-                    .get("title")
-                    .and_then(Value::as_str)
-                    .unwrap_or("inline schema")
-                    .to_owned(),
+                None => s.get("title").and_then(Value::as_str).unwrap_or("inline schema").to_owned(),
             },
             None => "no content".to_owned(),
         };
@@ -110,8 +105,7 @@ impl Spec {
     pub fn load(path: &Path) -> Result<Spec, String> {
         let text = std::fs::read_to_string(path).map_err(|e| missing_spec_message(path, &e))?;
         check_package_version(path)?;
-        let doc: Value = serde_json::from_str(&text)
-            .map_err(|e| format!("OpenAPI spec {} is not valid JSON: {e}", path.display()))?;
+        let doc: Value = serde_json::from_str(&text).map_err(|e| format!("OpenAPI spec {} is not valid JSON: {e}", path.display()))?;
         Spec::from_document(doc, path.to_path_buf())
     }
 
@@ -125,13 +119,9 @@ impl Spec {
             ));
         }
         let mut defs = Map::new();
-        if let Some(schemas) = doc
-            .pointer("/components/schemas")
-            .and_then(Value::as_object)
-        {
+        if let Some(schemas) = doc.pointer("/components/schemas").and_then(Value::as_object) {
             for (name, schema) in schemas {
-                let converted = convert_schema(schema)
-                    .map_err(|e| format!("components.schemas.{name}: {e}"))?;
+                let converted = convert_schema(schema).map_err(|e| format!("components.schemas.{name}: {e}"))?;
                 defs.insert(name.clone(), converted);
             }
         }
@@ -180,12 +170,7 @@ impl Spec {
 
     /// The property names, in spec order, of the object the operation returns
     /// for `status` (after following `$ref`s). Empty if it documents no body.
-    pub fn response_property_names(
-        &self,
-        method: &str,
-        path: &str,
-        status: u16,
-    ) -> Result<Vec<String>, String> {
+    pub fn response_property_names(&self, method: &str, path: &str, status: u16) -> Result<Vec<String>, String> {
         let response = self.response(method, path, status)?;
         let Some(schema) = response.schema else {
             return Ok(Vec::new());
@@ -221,13 +206,7 @@ impl Spec {
     /// no range or `default` responses and documents no error statuses at all.)
     /// If the spec documents no content for the status (204), the body must be
     /// `Value::Null`.
-    pub fn validate_response(
-        &self,
-        method: &str,
-        path: &str,
-        status: u16,
-        body: &Value,
-    ) -> Result<(), Vec<String>> {
+    pub fn validate_response(&self, method: &str, path: &str, status: u16, body: &Value) -> Result<(), Vec<String>> {
         let response = self.response(method, path, status).map_err(|e| vec![e])?;
         let Some(schema) = response.schema else {
             return if body.is_null() {
@@ -239,29 +218,16 @@ impl Spec {
                 )])
             };
         };
-        let validator = self
-            .validator(method, &response, schema)
-            .map_err(|e| vec![e])?;
+        let validator = self.validator(method, &response, schema).map_err(|e| vec![e])?;
         let errors: Vec<String> = validator
             .iter_errors(body)
             .map(|e| {
                 let pointer = e.instance_path().as_str();
-                let pointer = if pointer.is_empty() {
-                    "(root)"
-                } else {
-                    pointer
-                };
-                format!(
-                    "at {pointer}: {e} (schema: {})",
-                    e.evaluation_path().as_str()
-                )
+                let pointer = if pointer.is_empty() { "(root)" } else { pointer };
+                format!("at {pointer}: {e} (schema: {})", e.evaluation_path().as_str())
             })
             .collect();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
 
     /// Panic, listing every validation error with its JSON pointer, unless
@@ -271,14 +237,7 @@ impl Spec {
         if let Err(errors) = self.validate_response(method, path, status, body) {
             panic!(
                 "{}",
-                self.failure_message(
-                    "does not match Twilio's OpenAPI spec",
-                    method,
-                    path,
-                    status,
-                    body,
-                    &errors
-                )
+                self.failure_message("does not match Twilio's OpenAPI spec", method, path, status, body, &errors)
             );
         }
     }
@@ -288,13 +247,7 @@ impl Spec {
     /// into every array item. The spec marks no property `required`, but the
     /// helper libraries read them all. Errors are JSON pointers of missing
     /// properties.
-    pub fn check_has_all_properties(
-        &self,
-        method: &str,
-        path: &str,
-        status: u16,
-        body: &Value,
-    ) -> Result<(), Vec<String>> {
+    pub fn check_has_all_properties(&self, method: &str, path: &str, status: u16, body: &Value) -> Result<(), Vec<String>> {
         let response = self.response(method, path, status).map_err(|e| vec![e])?;
         let Some(schema) = response.schema else {
             return Ok(());
@@ -305,10 +258,7 @@ impl Spec {
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(missing
-                .into_iter()
-                .map(|p| format!("missing property {p}"))
-                .collect())
+            Err(missing.into_iter().map(|p| format!("missing property {p}")).collect())
         }
     }
 
@@ -318,14 +268,7 @@ impl Spec {
         if let Err(errors) = self.check_has_all_properties(method, path, status, body) {
             panic!(
                 "{}",
-                self.failure_message(
-                    "lacks properties Twilio's OpenAPI spec lists",
-                    method,
-                    path,
-                    status,
-                    body,
-                    &errors
-                )
+                self.failure_message("lacks properties Twilio's OpenAPI spec lists", method, path, status, body, &errors)
             );
         }
     }
@@ -334,37 +277,19 @@ impl Spec {
     /// reporting both kinds of failure at once.
     #[track_caller]
     pub fn assert_response_strict(&self, method: &str, path: &str, status: u16, body: &Value) {
-        let mut errors = self
-            .validate_response(method, path, status, body)
-            .err()
-            .unwrap_or_default();
+        let mut errors = self.validate_response(method, path, status, body).err().unwrap_or_default();
         if let Err(missing) = self.check_has_all_properties(method, path, status, body) {
             errors.extend(missing);
         }
         if !errors.is_empty() {
             panic!(
                 "{}",
-                self.failure_message(
-                    "does not strictly match Twilio's OpenAPI spec",
-                    method,
-                    path,
-                    status,
-                    body,
-                    &errors
-                )
+                self.failure_message("does not strictly match Twilio's OpenAPI spec", method, path, status, body, &errors)
             );
         }
     }
 
-    fn failure_message(
-        &self,
-        what: &str,
-        method: &str,
-        path: &str,
-        status: u16,
-        body: &Value,
-        errors: &[String],
-    ) -> String {
+    fn failure_message(&self, what: &str, method: &str, path: &str, status: u16, body: &Value, errors: &[String]) -> String {
         let mut msg = format!(
             "{} {path} -> {status}: response {what} ({}):\n",
             method.to_ascii_uppercase(),
@@ -395,28 +320,20 @@ impl Spec {
             .ok_or_else(|| format!("no path template in the spec matches {path:?}"))?;
         let ops = &self.doc["paths"][template];
         let method_key = method.to_ascii_lowercase();
-        let op = ops
-            .get(&method_key)
-            .filter(|o| o.is_object())
-            .ok_or_else(|| {
-                let methods: Vec<String> = ops
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .filter(|(k, _)| {
-                        matches!(
-                            k.as_str(),
-                            "get" | "post" | "put" | "patch" | "delete" | "head"
-                        )
-                    })
-                    .map(|(k, _)| k.to_ascii_uppercase())
-                    .collect();
-                format!(
-                    "the spec has no {} operation on {template} (it has: {})",
-                    method.to_ascii_uppercase(),
-                    methods.join(", ")
-                )
-            })?;
+        let op = ops.get(&method_key).filter(|o| o.is_object()).ok_or_else(|| {
+            let methods: Vec<String> = ops
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| matches!(k.as_str(), "get" | "post" | "put" | "patch" | "delete" | "head"))
+                .map(|(k, _)| k.to_ascii_uppercase())
+                .collect();
+            format!(
+                "the spec has no {} operation on {template} (it has: {})",
+                method.to_ascii_uppercase(),
+                methods.join(", ")
+            )
+        })?;
         let responses = op
             .get("responses")
             .and_then(Value::as_object)
@@ -447,18 +364,8 @@ impl Spec {
         })
     }
 
-    fn validator(
-        &self,
-        method: &str,
-        response: &ResponseSpec<'_>,
-        schema: &Value,
-    ) -> Result<Arc<jsonschema::Validator>, String> {
-        let key = format!(
-            "{} {} {}",
-            method.to_ascii_lowercase(),
-            response.template,
-            response.status_key
-        );
+    fn validator(&self, method: &str, response: &ResponseSpec<'_>, schema: &Value) -> Result<Arc<jsonschema::Validator>, String> {
+        let key = format!("{} {} {}", method.to_ascii_lowercase(), response.template, response.status_key);
         let mut cache = self.validators.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(v) = cache.get(&key) {
             return Ok(Arc::clone(v));
@@ -499,10 +406,7 @@ impl Spec {
             let pointer = reference
                 .strip_prefix('#')
                 .ok_or_else(|| format!("external $ref {reference:?} is not supported"))?;
-            value = self
-                .doc
-                .pointer(pointer)
-                .ok_or_else(|| format!("dangling $ref {reference:?}"))?;
+            value = self.doc.pointer(pointer).ok_or_else(|| format!("dangling $ref {reference:?}"))?;
         }
         Err("$ref chain too long".to_owned())
     }
@@ -534,13 +438,7 @@ impl Spec {
                         match obj.get(name) {
                             None => missing.push(pointer.clone()),
                             Some(Value::Null) => {}
-                            Some(value) => self.collect_missing(
-                                prop_schema,
-                                value,
-                                pointer,
-                                missing,
-                                depth + 1,
-                            )?,
+                            Some(value) => self.collect_missing(prop_schema, value, pointer, missing, depth + 1)?,
                         }
                         pointer.truncate(len);
                     }
@@ -604,19 +502,12 @@ fn split_path(path: &str) -> Vec<&str> {
     if let Some(i) = p.find(['?', '#']) {
         p = &p[..i];
     }
-    if let Some(rest) = p
-        .strip_prefix("https://")
-        .or_else(|| p.strip_prefix("http://"))
-    {
+    if let Some(rest) = p.strip_prefix("https://").or_else(|| p.strip_prefix("http://")) {
         p = rest.find('/').map_or("", |i| &rest[i..]);
     }
     let p = p.trim_start_matches('/');
     let p = p.strip_suffix('/').unwrap_or(p);
-    if p.is_empty() {
-        Vec::new()
-    } else {
-        p.split('/').collect()
-    }
+    if p.is_empty() { Vec::new() } else { p.split('/').collect() }
 }
 
 fn escape_pointer(segment: &str) -> String {
@@ -674,11 +565,7 @@ pub fn convert_schema(schema: &Value) -> Result<Value, String> {
             .strip_prefix(COMPONENT_PREFIX)
             .ok_or_else(|| format!("unsupported $ref {reference:?}"))?;
         let converted = json!({ "$ref": format!("#/$defs/{name}") });
-        return Ok(if nullable {
-            or_null(converted)
-        } else {
-            converted
-        });
+        return Ok(if nullable { or_null(converted) } else { converted });
     }
 
     let mut out = Map::new();
@@ -688,9 +575,7 @@ pub fn convert_schema(schema: &Value) -> Result<Value, String> {
                 out.insert(key.clone(), value.clone());
             }
             "properties" => {
-                let props = value
-                    .as_object()
-                    .ok_or_else(|| "`properties` must be an object".to_owned())?;
+                let props = value.as_object().ok_or_else(|| "`properties` must be an object".to_owned())?;
                 let mut converted = Map::new();
                 for (name, s) in props {
                     let c = convert_schema(s).map_err(|e| format!("properties.{name}: {e}"))?;
@@ -703,9 +588,7 @@ pub fn convert_schema(schema: &Value) -> Result<Value, String> {
                 out.insert(key.clone(), c);
             }
             "allOf" | "anyOf" | "oneOf" => {
-                let list = value
-                    .as_array()
-                    .ok_or_else(|| format!("`{key}` must be an array"))?;
+                let list = value.as_array().ok_or_else(|| format!("`{key}` must be an array"))?;
                 let converted = list
                     .iter()
                     .enumerate()
@@ -714,11 +597,7 @@ pub fn convert_schema(schema: &Value) -> Result<Value, String> {
                 out.insert(key.clone(), Value::Array(converted));
             }
             "exclusiveMinimum" | "exclusiveMaximum" => {
-                let bound = if key == "exclusiveMinimum" {
-                    "minimum"
-                } else {
-                    "maximum"
-                };
+                let bound = if key == "exclusiveMinimum" { "minimum" } else { "maximum" };
                 match value {
                     Value::Bool(true) => {
                         if let Some(limit) = obj.get(bound) {
@@ -735,10 +614,7 @@ pub fn convert_schema(schema: &Value) -> Result<Value, String> {
         }
     }
     // A boolean exclusive bound replaces the inclusive one.
-    for (exclusive, bound) in [
-        ("exclusiveMinimum", "minimum"),
-        ("exclusiveMaximum", "maximum"),
-    ] {
+    for (exclusive, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
         if obj.get(exclusive) == Some(&Value::Bool(true)) {
             out.remove(bound);
         }
@@ -766,9 +642,7 @@ pub fn convert_schema(schema: &Value) -> Result<Value, String> {
             }
             _ => {}
         }
-        let composite = ["allOf", "anyOf", "oneOf", "not"]
-            .iter()
-            .any(|k| out.contains_key(*k));
+        let composite = ["allOf", "anyOf", "oneOf", "not"].iter().any(|k| out.contains_key(*k));
         if !handled && composite {
             return Ok(or_null(Value::Object(out)));
         }
@@ -785,9 +659,7 @@ fn or_null(schema: Value) -> Value {
 pub fn spec_path() -> PathBuf {
     match std::env::var_os(SPEC_ENV) {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join(SPEC_RELATIVE_PATH),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(SPEC_RELATIVE_PATH),
     }
 }
 
@@ -894,12 +766,7 @@ mod self_tests {
         let spec = Spec::get();
         let mut body = conversation();
         body["date_created"] = json!(5);
-        let errors = errors_of(spec.validate_response(
-            "GET",
-            &format!("/v1/Conversations/{CH}"),
-            200,
-            &body,
-        ));
+        let errors = errors_of(spec.validate_response("GET", &format!("/v1/Conversations/{CH}"), 200, &body));
         assert_eq!(errors.len(), 1, "{errors:#?}");
         assert!(errors[0].starts_with("at /date_created: "), "{errors:#?}");
         assert!(errors[0].contains("5"), "{errors:#?}");
@@ -913,17 +780,10 @@ mod self_tests {
         body["state"] = json!("sleeping");
         body["sid"] = json!("CHnot-a-sid");
         body["links"] = json!("nope");
-        let errors = errors_of(spec.validate_response(
-            "GET",
-            &format!("/v1/Conversations/{CH}"),
-            200,
-            &body,
-        ));
+        let errors = errors_of(spec.validate_response("GET", &format!("/v1/Conversations/{CH}"), 200, &body));
         for pointer in ["/date_created", "/state", "/sid", "/links"] {
             assert!(
-                errors
-                    .iter()
-                    .any(|e| e.starts_with(&format!("at {pointer}: "))),
+                errors.iter().any(|e| e.starts_with(&format!("at {pointer}: "))),
                 "no error for {pointer}: {errors:#?}"
             );
         }
@@ -955,13 +815,7 @@ mod self_tests {
         assert!(errors[0].starts_with("at /state: "), "{errors:#?}");
         // nullable strings accept null; untyped `timers`/`bindings` accept anything.
         let mut body = conversation();
-        for key in [
-            "friendly_name",
-            "attributes",
-            "date_updated",
-            "url",
-            "links",
-        ] {
+        for key in ["friendly_name", "attributes", "date_updated", "url", "links"] {
             body[key] = Value::Null;
         }
         body["timers"] = json!({"date_inactive": "2015-12-16T22:19:38Z"});
@@ -984,15 +838,9 @@ mod self_tests {
                 "/v1/Users/US00000000000000000000000000000000/Conversations".to_owned(),
                 "conversations",
             ),
-            (
-                "/v1/ParticipantConversations?Identity=alice".to_owned(),
-                "conversations",
-            ),
+            ("/v1/ParticipantConversations?Identity=alice".to_owned(), "conversations"),
             (format!("/v1/Conversations/{CH}/Messages"), "messages"),
-            (
-                format!("/v1/Conversations/{CH}/Participants"),
-                "participants",
-            ),
+            (format!("/v1/Conversations/{CH}/Participants"), "participants"),
             ("/v1/Roles".to_owned(), "roles"),
             ("/v1/Users".to_owned(), "users"),
             ("/v1/Services".to_owned(), "services"),
@@ -1013,22 +861,11 @@ mod self_tests {
         list["conversations"][1]["state"] = json!(7);
         list["meta"]["page"] = json!("0");
         let errors = errors_of(spec.validate_response("GET", path, 200, &list));
-        assert!(
-            errors
-                .iter()
-                .any(|e| e.starts_with("at /conversations/1/state: ")),
-            "{errors:#?}"
-        );
-        assert!(
-            errors.iter().any(|e| e.starts_with("at /meta/page: ")),
-            "{errors:#?}"
-        );
+        assert!(errors.iter().any(|e| e.starts_with("at /conversations/1/state: ")), "{errors:#?}");
+        assert!(errors.iter().any(|e| e.starts_with("at /meta/page: ")), "{errors:#?}");
 
         let mut list = json!({ "conversations": [conversation()], "meta": meta("conversations") });
-        list["conversations"][0]
-            .as_object_mut()
-            .unwrap()
-            .remove("timers");
+        list["conversations"][0].as_object_mut().unwrap().remove("timers");
         list["meta"].as_object_mut().unwrap().remove("key");
         spec.assert_response("GET", path, 200, &list);
         let missing = errors_of(spec.check_has_all_properties("GET", path, 200, &list));
@@ -1046,12 +883,7 @@ mod self_tests {
     fn assert_has_all_properties_panics() {
         let mut body = conversation();
         body.as_object_mut().unwrap().remove("bindings");
-        Spec::get().assert_has_all_properties(
-            "GET",
-            &format!("/v1/Conversations/{CH}"),
-            200,
-            &body,
-        );
+        Spec::get().assert_has_all_properties("GET", &format!("/v1/Conversations/{CH}"), 200, &body);
     }
 
     #[test]
@@ -1059,31 +891,21 @@ mod self_tests {
         let spec = Spec::get();
         let cases = [
             (
-                format!(
-                    "/v1/Services/{IS}/Conversations/{CH}/Participants/MB00000000000000000000000000000000"
-                ),
+                format!("/v1/Services/{IS}/Conversations/{CH}/Participants/MB00000000000000000000000000000000"),
                 "/v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants/{Sid}",
             ),
             (
-                format!(
-                    "/v1/Services/{IS}/Conversations/{CH}/Messages/IM00000000000000000000000000000000?x=1"
-                ),
+                format!("/v1/Services/{IS}/Conversations/{CH}/Messages/IM00000000000000000000000000000000?x=1"),
                 "/v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Messages/{Sid}",
             ),
             (format!("/v1/Conversations/{CH}"), "/v1/Conversations/{Sid}"),
-            (
-                "/v1/Conversations/my-unique-name/".to_owned(),
-                "/v1/Conversations/{Sid}",
-            ),
+            ("/v1/Conversations/my-unique-name/".to_owned(), "/v1/Conversations/{Sid}"),
             (
                 format!("https://conversations.twilio.com/v1/Conversations/{CH}?a=b"),
                 "/v1/Conversations/{Sid}",
             ),
             ("/v1/Conversations".to_owned(), "/v1/Conversations"),
-            (
-                "/v1/Users/alice/Conversations".to_owned(),
-                "/v1/Users/{UserSid}/Conversations",
-            ),
+            ("/v1/Users/alice/Conversations".to_owned(), "/v1/Users/{UserSid}/Conversations"),
             (
                 format!("/v1/Users/alice/Conversations/{CH}"),
                 "/v1/Users/{UserSid}/Conversations/{ConversationSid}",
@@ -1093,19 +915,10 @@ mod self_tests {
                 "/v1/ParticipantConversations",
             ),
             ("/v1/Roles".to_owned(), "/v1/Roles"),
-            (
-                "/v1/Roles/RL00000000000000000000000000000000".to_owned(),
-                "/v1/Roles/{Sid}",
-            ),
+            ("/v1/Roles/RL00000000000000000000000000000000".to_owned(), "/v1/Roles/{Sid}"),
             ("/v1/Configuration".to_owned(), "/v1/Configuration"),
-            (
-                "/v1/Configuration/Webhooks".to_owned(),
-                "/v1/Configuration/Webhooks",
-            ),
-            (
-                "/v1/Configuration/Addresses".to_owned(),
-                "/v1/Configuration/Addresses",
-            ),
+            ("/v1/Configuration/Webhooks".to_owned(), "/v1/Configuration/Webhooks"),
+            ("/v1/Configuration/Addresses".to_owned(), "/v1/Configuration/Addresses"),
             (format!("/v1/Services/{IS}"), "/v1/Services/{Sid}"),
             (
                 format!("/v1/Services/{IS}/Configuration"),
@@ -1119,14 +932,7 @@ mod self_tests {
         for (path, template) in &cases {
             assert_eq!(spec.path_template(path), Some(*template), "{path}");
         }
-        for path in [
-            "/v1/Nope",
-            "/v2/Conversations",
-            "/v1",
-            "/",
-            "",
-            "/v1/Conversations//Messages",
-        ] {
+        for path in ["/v1/Nope", "/v2/Conversations", "/v1", "/", "", "/v1/Conversations//Messages"] {
             assert_eq!(spec.path_template(path), None, "{path:?}");
         }
     }
@@ -1158,10 +964,7 @@ mod self_tests {
         assert!(errors[0].contains("documents no body"), "{errors:#?}");
 
         let errors = errors_of(spec.validate_response("GET", &path, 404, &json!({})));
-        assert!(
-            errors[0].contains("does not document status 404"),
-            "{errors:#?}"
-        );
+        assert!(errors[0].contains("does not document status 404"), "{errors:#?}");
 
         let errors = errors_of(spec.validate_response("PUT", &path, 200, &conversation()));
         assert!(errors[0].contains("no PUT operation"), "{errors:#?}");
@@ -1170,10 +973,7 @@ mod self_tests {
         assert!(errors[0].contains("no path template"), "{errors:#?}");
 
         // A JSON body is required where the spec documents one.
-        assert!(
-            spec.validate_response("GET", &path, 200, &Value::Null)
-                .is_err()
-        );
+        assert!(spec.validate_response("GET", &path, 200, &Value::Null).is_err());
     }
 
     #[test]
@@ -1183,8 +983,7 @@ mod self_tests {
         // Known exception to the schema check: Twilio returns `"method": null` for an unset
         // service webhook configuration, but the spec's `method` is a bare
         // `$ref` to a non-nullable enum.
-        const KNOWN_SPEC_QUIRKS: &[&str] =
-            &["get /v1/Services/{ChatServiceSid}/Configuration/Webhooks 200 fetchEmpty"];
+        const KNOWN_SPEC_QUIRKS: &[&str] = &["get /v1/Services/{ChatServiceSid}/Configuration/Webhooks 200 fetchEmpty"];
         let spec = Spec::get();
         let mut checked = 0;
         let mut failures = Vec::new();
@@ -1195,26 +994,18 @@ mod self_tests {
                 };
                 for (status, response) in responses {
                     let status: u16 = status.parse().unwrap();
-                    let examples = response
-                        .pointer("/content/application~1json/examples")
-                        .and_then(Value::as_object);
+                    let examples = response.pointer("/content/application~1json/examples").and_then(Value::as_object);
                     for (name, example) in examples.into_iter().flatten() {
                         checked += 1;
                         // A template matches itself (`{Param}` is a non-empty segment).
-                        let result =
-                            spec.validate_response(method, template, status, &example["value"]);
+                        let result = spec.validate_response(method, template, status, &example["value"]);
                         let id = format!("{method} {template} {status} {name}");
                         match (KNOWN_SPEC_QUIRKS.contains(&id.as_str()), result) {
                             (false, Err(e)) => failures.push(format!("{id}: {e:#?}")),
                             (true, Ok(())) => failures.push(format!("{id}: expected to fail")),
                             _ => {}
                         }
-                        let all = spec.check_has_all_properties(
-                            method,
-                            template,
-                            status,
-                            &example["value"],
-                        );
+                        let all = spec.check_has_all_properties(method, template, status, &example["value"]);
                         if let Err(e) = all {
                             failures.push(format!("{id}: {e:#?}"));
                         }
@@ -1230,9 +1021,7 @@ mod self_tests {
     fn conversion_rules() {
         let c = |s: Value| convert_schema(&s).unwrap();
         assert_eq!(
-            c(
-                json!({"type": "string", "nullable": true, "format": "date-time", "x-twilio": {"pii": {}}, "description": "d"})
-            ),
+            c(json!({"type": "string", "nullable": true, "format": "date-time", "x-twilio": {"pii": {}}, "description": "d"})),
             json!({"type": ["string", "null"]})
         );
         assert_eq!(
@@ -1240,15 +1029,10 @@ mod self_tests {
             json!({"type": ["string", "null"], "enum": ["a", "b", null]})
         );
         assert_eq!(
-            c(
-                json!({"$ref": "#/components/schemas/x.y_z", "nullable": true, "description": "ignored"})
-            ),
+            c(json!({"$ref": "#/components/schemas/x.y_z", "nullable": true, "description": "ignored"})),
             json!({"anyOf": [{"$ref": "#/$defs/x.y_z"}, {"type": "null"}]})
         );
-        assert_eq!(
-            c(json!({"$ref": "#/components/schemas/a"})),
-            json!({"$ref": "#/$defs/a"})
-        );
+        assert_eq!(c(json!({"$ref": "#/components/schemas/a"})), json!({"$ref": "#/$defs/a"}));
         assert!(convert_schema(&json!({"$ref": "#/components/parameters/a"})).is_err());
         assert_eq!(
             c(
@@ -1263,26 +1047,19 @@ mod self_tests {
             json!({"type": "object", "additionalProperties": false})
         );
         assert_eq!(
-            c(
-                json!({"type": "number", "minimum": 1, "exclusiveMinimum": true, "maximum": 9, "exclusiveMaximum": false})
-            ),
+            c(json!({"type": "number", "minimum": 1, "exclusiveMinimum": true, "maximum": 9, "exclusiveMaximum": false})),
             json!({"type": "number", "maximum": 9, "exclusiveMinimum": 1})
         );
         assert_eq!(
             c(json!({"oneOf": [{"type": "string"}], "nullable": true})),
             json!({"anyOf": [{"oneOf": [{"type": "string"}]}, {"type": "null"}]})
         );
-        assert_eq!(
-            c(json!({"nullable": true, "description": "timers"})),
-            json!({})
-        );
+        assert_eq!(c(json!({"nullable": true, "description": "timers"})), json!({}));
     }
 
     #[test]
     fn missing_spec_message_explains_what_to_run() {
-        let err = Spec::load(Path::new("/nonexistent/twilio_conversations_v1.json"))
-            .err()
-            .unwrap();
+        let err = Spec::load(Path::new("/nonexistent/twilio_conversations_v1.json")).err().unwrap();
         assert!(err.contains("README"), "{err}");
         assert!(err.contains("npm ci"), "{err}");
         assert!(err.contains(SPEC_ENV), "{err}");
@@ -1294,17 +1071,10 @@ mod self_tests {
         let pkg = dir.path().join("mcp");
         let json_dir = pkg.join("twilio-oai/spec/json");
         std::fs::create_dir_all(&json_dir).unwrap();
-        std::fs::write(
-            pkg.join("package.json"),
-            r#"{"name": "@twilio-alpha/mcp", "version": "9.9.9"}"#,
-        )
-        .unwrap();
+        std::fs::write(pkg.join("package.json"), r#"{"name": "@twilio-alpha/mcp", "version": "9.9.9"}"#).unwrap();
         let file = json_dir.join("twilio_conversations_v1.json");
         std::fs::write(&file, r#"{"openapi": "3.0.1", "paths": {}}"#).unwrap();
         let err = Spec::load(&file).err().unwrap();
-        assert!(
-            err.contains("9.9.9") && err.contains(EXPECTED_PACKAGE_VERSION),
-            "{err}"
-        );
+        assert!(err.contains("9.9.9") && err.contains(EXPECTED_PACKAGE_VERSION), "{err}");
     }
 }
