@@ -20,10 +20,7 @@ step "formatting and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "building"
-cargo build --workspace --locked
-
-step "Rust tests"
+step "Rust tests (also builds target/debug/rehearsal for the suites below)"
 CI=${CI:-true} cargo test --workspace --locked
 
 step "Node suites (official SDK and twilio helper library)"

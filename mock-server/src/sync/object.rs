@@ -178,9 +178,11 @@ pub fn roster_data(svc: &ChatService, p: &Participant) -> Value {
     })
 }
 
+/// A user's entry for one conversation. It deliberately carries no `lastMessage` (the
+/// conversation document does): every message would otherwise change one item per participant.
 pub fn my_conversation_data(e: &ConversationEntry, p: &Participant) -> Value {
     let c = &e.conversation;
-    let mut v = json!({
+    json!({
         "status": "joined",
         "channel": ObjectRef::Channel(c.sid.clone()).id(),
         "messages": ObjectRef::Messages(c.sid.clone()).id(),
@@ -193,11 +195,7 @@ pub fn my_conversation_data(e: &ConversationEntry, p: &Participant) -> Value {
         "createdBy": c.created_by,
         "dateCreated": c.date_created.iso_millis(),
         "dateUpdated": c.date_updated.iso_millis(),
-    });
-    if let Some((_, m)) = e.messages.iter().next_back() {
-        v["lastMessage"] = json!({ "index": m.index, "timestamp": m.date_created.iso_millis() });
-    }
-    v
+    })
 }
 
 pub const USER_INFO_KEYS: [&str; 3] = ["attributes", "friendlyName", "reachability"];

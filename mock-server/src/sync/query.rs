@@ -14,6 +14,8 @@ use crate::twilsock::{UpstreamRequest, UpstreamResponse};
 const NOT_FOUND: u32 = 54100;
 const FORBIDDEN: u32 = 54007;
 const BAD_REQUEST: u32 = 54011;
+/// Most replayed events in one notification.
+const REPLAY_BATCH: usize = 200;
 
 /// Whether the caller may read the object: its own user maps, any user's info in its service,
 /// and the objects of conversations it participates in.
@@ -241,8 +243,19 @@ pub fn subscriptions(hub: &SyncHub, caller: &Caller, session: u64, body: &Value)
             }
             p.subscribe(session, &obj);
             if let Some(after) = r.get("last_event_id").and_then(Value::as_u64) {
-                for (t, e) in p.replay(&base, state, &obj, after) {
-                    frames.push(p.notification(t, &e, Some(&correlation)));
+                // Consecutive events of one type travel together (`events: [...]`), so a long
+                // replay takes few frames of the bounded outbox; order is kept.
+                let replay = p.replay(&base, state, &obj, after);
+                let mut i = 0;
+                while i < replay.len() {
+                    let t = replay[i].0;
+                    let mut j = i;
+                    while j < replay.len() && replay[j].0 == t && j - i < REPLAY_BATCH {
+                        j += 1;
+                    }
+                    let events: Vec<Value> = replay[i..j].iter().map(|(_, e)| e.clone()).collect();
+                    frames.push(p.notification_raw(&json!({ "event_type": t, "correlation_id": correlation, "events": events })));
+                    i = j;
                 }
             }
             ok.push(json!({ "object_sid": sid, "object_type": ty, "replay_status": "completed", "last_event_id": p.last_event_id(&obj) }));

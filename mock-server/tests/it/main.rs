@@ -13,4 +13,5 @@ mod openapi;
 mod pagination;
 mod rest;
 mod support;
+mod sync;
 mod twilsock;

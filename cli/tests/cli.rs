@@ -1,0 +1,199 @@
+//! The `rehearsal` binary as users run it: tokens, env, and `serve` with its state file.
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rehearsal");
+const ACCOUNT: &str = "AC72656865617273616c00000000000001";
+const AUTH_TOKEN: &str = "rehearsal-auth-token";
+
+fn jwt_payload(token: &str) -> Value {
+    let part = token.trim().split('.').nth(1).expect("a JWT has a payload");
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("JSON payload")
+}
+
+#[test]
+fn token_prints_an_access_token_for_the_default_seed() {
+    let out = Command::new(BIN)
+        .args(["token", "--identity", "bob", "--ttl", "60"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let payload = jwt_payload(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(payload["grants"]["identity"], "bob");
+    assert_eq!(payload["sub"], ACCOUNT);
+    assert_eq!(payload["grants"]["chat"]["service_sid"], "IS72656865617273616c00000000000001");
+    assert_eq!(payload["exp"].as_i64().unwrap() - payload["iat"].as_i64().unwrap(), 60);
+}
+
+#[test]
+fn env_prints_exports_and_json() {
+    let out = Command::new(BIN)
+        .args(["env", "--json", "--listen", "127.0.0.1:9999"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["TWILIO_ACCOUNT_SID"], ACCOUNT);
+    assert_eq!(v["TWILIO_AUTH_TOKEN"], AUTH_TOKEN);
+    assert_eq!(v["REHEARSAL_URL"], "http://127.0.0.1:9999");
+    assert_eq!(v["REHEARSAL_TWILSOCK_URL"], "ws://127.0.0.1:9999/v3/wsconnect");
+    let out = Command::new(BIN).args(["env"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.lines().any(|l| l == format!("export TWILIO_ACCOUNT_SID='{ACCOUNT}'")),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_usage_exits_2_and_a_bad_seed_exits_1() {
+    let out = Command::new(BIN).args(["serve", "--no-such-flag"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed.json");
+    std::fs::write(&seed, r#"{"format": 1, "accounts": [{"nope": true}]}"#).unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--seed"])
+        .arg(&seed)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("seed.json") && err.contains("nope"), "{err}");
+}
+
+struct Served {
+    child: Child,
+    url: String,
+}
+
+impl Served {
+    fn start(args: &[&str], state: Option<&Path>) -> Served {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if let Some(s) = state {
+            cmd.arg("--state").arg(s);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(rest.trim().to_owned());
+                }
+            }
+        });
+        let url = rx.recv_timeout(Duration::from_secs(20)).expect("serve printed its listening line");
+        Served { child, url }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "serve did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+}
+
+#[tokio::test]
+async fn state_file_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let first = Served::start(&[], Some(&state));
+    let res = client()
+        .post(format!("{}/v1/Conversations", first.url))
+        .basic_auth(ACCOUNT, Some(AUTH_TOKEN))
+        .form(&[("UniqueName", "kept"), ("FriendlyName", "Kept across restarts")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.unwrap();
+    assert!(first.stop().success());
+    let text = std::fs::read_to_string(&state).expect("state written at exit");
+    assert!(text.contains("Kept across restarts"));
+    assert!(
+        !dir.path().join(".state.json.tmp").exists(),
+        "the temporary file was renamed into place"
+    );
+
+    let second = Served::start(&[], Some(&state));
+    let res = client()
+        .get(format!("{}/v1/Conversations/kept", second.url))
+        .basic_auth(ACCOUNT, Some(AUTH_TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let fetched: Value = res.json().await.unwrap();
+    assert_eq!(fetched["sid"], created["sid"]);
+    assert!(second.stop().success());
+}
+
+#[tokio::test]
+async fn no_seed_starts_empty_and_the_token_endpoint_can_be_switched_off() {
+    let s = Served::start(&["--no-seed", "--no-token-endpoint"], None);
+    let res = client()
+        .get(format!("{}/v1/Conversations", s.url))
+        .basic_auth(ACCOUNT, Some(AUTH_TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = client().get(format!("{}/token?identity=alice", s.url)).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(s.stop().success());
+}
+
+#[tokio::test]
+async fn the_development_token_endpoint_answers_browsers() {
+    let s = Served::start(&[], None);
+    let res = client()
+        .get(format!("{}/token?identity=alice&ttl=120", s.url))
+        .header("Origin", "http://localhost:3000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap()),
+        Some("*")
+    );
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(jwt_payload(body["token"].as_str().unwrap())["grants"]["identity"], "alice");
+    let pre = client()
+        .request(reqwest::Method::OPTIONS, format!("{}/token?identity=alice", s.url))
+        .header("Origin", "http://localhost:3000")
+        .header("Access-Control-Request-Method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert!(pre.status().is_success(), "{}", pre.status());
+    assert!(s.stop().success());
+}
