@@ -78,6 +78,8 @@ pub struct Clock {
 }
 
 struct Inner {
+    /// A child clock runs relative to its parent: `Running { offset_ms }` means parent + offset.
+    parent: Option<Clock>,
     mode: Mutex<ClockMode>,
     /// Bumped on every manual change so sleepers re-check their deadline.
     changed: watch::Sender<u64>,
@@ -103,9 +105,30 @@ impl Clock {
     pub fn system() -> Clock {
         Clock {
             inner: Arc::new(Inner {
+                parent: None,
                 mode: Mutex::new(ClockMode::Running { offset_ms: 0 }),
                 changed: watch::channel(0).0,
             }),
+        }
+    }
+
+    /// A clock that follows `parent` until it is frozen or advanced on its own. Each account
+    /// has one, so parallel tests on one server can move time without touching each other,
+    /// while moving the server's clock still moves every running account clock.
+    pub fn child_of(parent: &Clock) -> Clock {
+        Clock {
+            inner: Arc::new(Inner {
+                parent: Some(parent.clone()),
+                mode: Mutex::new(ClockMode::Running { offset_ms: 0 }),
+                changed: watch::channel(0).0,
+            }),
+        }
+    }
+
+    fn base_now(&self) -> i64 {
+        match &self.inner.parent {
+            Some(p) => p.now().0,
+            None => Self::real_now(),
         }
     }
 
@@ -125,7 +148,7 @@ impl Clock {
 
     pub fn now(&self) -> Millis {
         match *self.inner.mode.lock().expect("clock lock poisoned") {
-            ClockMode::Running { offset_ms } => Millis(Self::real_now() + offset_ms),
+            ClockMode::Running { offset_ms } => Millis(self.base_now() + offset_ms),
             ClockMode::Frozen { at } => at,
         }
     }
@@ -168,7 +191,7 @@ impl Clock {
             let mut mode = self.inner.mode.lock().expect("clock lock poisoned");
             if let ClockMode::Frozen { at } = *mode {
                 *mode = ClockMode::Running {
-                    offset_ms: at.0 - Self::real_now(),
+                    offset_ms: at.0 - self.base_now(),
                 };
             }
         }
@@ -179,25 +202,40 @@ impl Clock {
         self.inner.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// Whether this clock (or the one it follows) is frozen.
+    fn stands_still(&self) -> bool {
+        match self.mode() {
+            ClockMode::Frozen { .. } => true,
+            ClockMode::Running { .. } => self.inner.parent.as_ref().is_some_and(Clock::stands_still),
+        }
+    }
+
     /// Waits until the clock reads `deadline` or later. Wakes early on manual changes to re-check,
     /// so a frozen clock advanced past the deadline releases the sleeper at once.
     pub async fn sleep_until(&self, deadline: Millis) {
-        let mut changed = self.inner.changed.subscribe();
+        // Every clock up the chain can move this one's time.
+        let mut watches: Vec<watch::Receiver<u64>> = Vec::new();
+        let mut c = Some(self.clone());
+        while let Some(clock) = c {
+            watches.push(clock.inner.changed.subscribe());
+            c = clock.inner.parent.clone();
+        }
         loop {
             let now = self.now();
             if now >= deadline {
                 return;
             }
-            let frozen = matches!(self.mode(), ClockMode::Frozen { .. });
             let wait = Duration::from_millis((deadline.0 - now.0) as u64);
+            let frozen = self.stands_still();
+            let any_change = futures_util::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
             if frozen {
-                if changed.changed().await.is_err() {
+                if any_change.await.0.is_err() {
                     return;
                 }
             } else {
                 tokio::select! {
                     _ = tokio::time::sleep_until((Instant::now() + wait).into()) => {}
-                    r = changed.changed() => if r.is_err() { return },
+                    (r, _, _) = any_change => if r.is_err() { return },
                 }
             }
         }
@@ -224,6 +262,40 @@ mod tests {
         assert_eq!(c.now(), Millis(3000));
         c.resume();
         assert!(c.now() >= Millis(3000));
+    }
+
+    #[test]
+    fn a_child_follows_its_parent_until_moved_on_its_own() {
+        let parent = Clock::frozen_at(Millis(1000));
+        let child = Clock::child_of(&parent);
+        assert_eq!(child.now(), Millis(1000));
+        parent.advance(Duration::from_secs(1));
+        assert_eq!(child.now(), Millis(2000));
+        child.advance(Duration::from_secs(5));
+        assert_eq!(child.now(), Millis(7000));
+        assert_eq!(parent.now(), Millis(2000), "moving a child never moves the parent");
+        child.freeze();
+        parent.advance(Duration::from_secs(1));
+        assert_eq!(child.now(), Millis(7000));
+        child.resume();
+        assert_eq!(child.now(), Millis(7000));
+        parent.advance(Duration::from_secs(1));
+        assert_eq!(child.now(), Millis(8000));
+    }
+
+    #[tokio::test]
+    async fn advancing_a_parent_releases_a_childs_sleepers() {
+        let parent = Clock::frozen_at(Millis(0));
+        let child = Clock::child_of(&parent);
+        let c2 = child.clone();
+        let sleeper = tokio::spawn(async move { c2.sleep_until(Millis(10_000)).await });
+        tokio::task::yield_now().await;
+        assert!(!sleeper.is_finished());
+        parent.advance(Duration::from_secs(11));
+        tokio::time::timeout(Duration::from_secs(5), sleeper)
+            .await
+            .expect("sleeper released")
+            .unwrap();
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod client_api;
 pub mod clock;
+pub mod control;
 pub mod domain;
 pub mod media;
 pub mod realtime;

@@ -5,16 +5,17 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::auth::TokenError;
 use crate::auth::identity::{self, Caller};
 use crate::domain::{Domain, Origin};
 use crate::sync::{SyncHub, query};
-use crate::twilsock::{Backend, SessionInfo, UpstreamRequest, UpstreamResponse};
+use crate::twilsock::{Backend, InitRejection, SessionInfo, UpstreamRequest, UpstreamResponse};
 
 #[derive(Clone)]
 pub struct Realtime {
     pub domain: Domain,
     pub hub: Arc<SyncHub>,
+    /// Faults, the session registry and the journal (absent in bare embeddings).
+    pub control: Option<crate::control::Control>,
 }
 
 /// Percent-decoded path segments, split on the raw path so an encoded `/` inside an identity
@@ -49,8 +50,12 @@ impl Realtime {
 }
 
 impl Backend for Realtime {
-    fn verify(&self, token: &str) -> Result<Caller, TokenError> {
-        identity::verify(&self.domain, token)
+    fn verify(&self, token: &str) -> Result<Caller, InitRejection> {
+        let caller = identity::verify(&self.domain, token)?;
+        if let Some(control) = &self.control {
+            control.gate_init(&caller)?;
+        }
+        Ok(caller)
     }
 
     async fn upstream(&self, session: &SessionInfo, req: UpstreamRequest) -> UpstreamResponse {
@@ -77,9 +82,16 @@ impl Backend for Realtime {
         );
     }
 
-    fn session_updated(&self, _session: &SessionInfo) {}
+    fn session_updated(&self, session: &SessionInfo) {
+        if let Some(c) = &self.control {
+            c.sessions.updated(session);
+        }
+    }
 
     fn session_closed(&self, session_id: u64) {
         self.hub.session_closed(session_id);
+        if let Some(c) = &self.control {
+            c.sessions.closed(session_id);
+        }
     }
 }

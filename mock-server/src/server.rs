@@ -58,6 +58,8 @@ pub struct AppState {
     pub default_account: Option<String>,
     /// What twilsock sessions talk to (client API and Sync).
     pub realtime: crate::realtime::Realtime,
+    /// The control plane (tenants, clock, connections, faults, journal).
+    pub control: crate::control::Control,
     /// Flips to `true` when the server shuts down; live sessions close on it.
     pub stop: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -123,8 +125,8 @@ async fn dev_token(State(st): State<AppState>, Query(q): Query<TokenQuery>) -> R
         .domain
         .account(&account_sid)
         .ok_or_else(|| ApiError::not_found(&format!("/token?account={account_sid}")))?;
-    let token = identity::mint_for(&st.domain, &account, &identity, ttl)
-        .ok_or_else(|| ApiError::invalid("the account has no API key to sign tokens with"))?;
+    let token =
+        identity::mint_for(&account, &identity, ttl).ok_or_else(|| ApiError::invalid("the account has no API key to sign tokens with"))?;
     Ok((StatusCode::OK, Json(json!({ "identity": identity, "token": token, "ttl": ttl }))).into_response())
 }
 
@@ -191,17 +193,23 @@ pub fn prepare(listener_addr: SocketAddr, startup: Startup) -> Result<AppState, 
         .unwrap_or_else(|| format!("http://{listener_addr}"))
         .trim_end_matches('/')
         .into();
-    let hub = SyncHub::new(base_url.clone(), startup.clock);
+    let hub = SyncHub::new(base_url.clone());
     domain.observe(hub.clone());
+    let control = crate::control::Control::new(domain.clone(), hub.clone());
     let mut default_account = None;
     if let Some(json) = &startup.state_json {
         default_account = domain.import_json(json)?.into_iter().next();
     } else if let Some(seed) = &startup.seed {
-        default_account = seed.apply(&domain)?.into_iter().next();
+        let accounts = seed.apply(&domain)?;
+        for (sid, a) in accounts.iter().zip(&seed.accounts) {
+            control.remember_seed(sid, a.clone());
+        }
+        default_account = accounts.into_iter().next();
     }
     let realtime = crate::realtime::Realtime {
         domain: domain.clone(),
         hub,
+        control: Some(control.clone()),
     };
     Ok(AppState {
         domain,
@@ -209,6 +217,7 @@ pub fn prepare(listener_addr: SocketAddr, startup: Startup) -> Result<AppState, 
         base_url,
         default_account,
         realtime,
+        control,
         stop: Arc::new(tokio::sync::watch::channel(false).0),
     })
 }
@@ -267,6 +276,11 @@ impl MockServer {
 
     pub fn domain(&self) -> &Domain {
         &self.state.domain
+    }
+
+    /// The control plane: tenants, clocks, connections, faults, actors, journal.
+    pub fn control(&self) -> &crate::control::Control {
+        &self.state.control
     }
 
     pub fn state(&self) -> &AppState {

@@ -34,7 +34,7 @@ pub fn verify(domain: &Domain, token: &str) -> Result<Caller, TokenError> {
         .api_key_secret(&who.api_key_sid)
         .ok_or(TokenError::InvalidIssuerOrSubject { reason: "unknown API key" })?
         .to_owned();
-    let claims = token::validate(token, &secret, domain.clock().now().unix_secs())?;
+    let claims = token::validate(token, &secret, account.clock().now().unix_secs())?;
     let service_sid = account
         .read(|s| s.service(claims.service_sid.as_deref()).map(|svc| svc.sid.clone()))
         .map_err(|_| TokenError::InvalidGrants {
@@ -48,7 +48,7 @@ pub fn verify(domain: &Domain, token: &str) -> Result<Caller, TokenError> {
 }
 
 /// Mints a token for `identity` with the account's first API key, on the server's clock.
-pub fn mint_for(domain: &Domain, account: &Account, identity: &str, ttl_secs: u64) -> Option<String> {
+pub fn mint_for(account: &Account, identity: &str, ttl_secs: u64) -> Option<String> {
     let key = account.api_keys.first()?;
     let service_sid = account.read(|s| s.default_service.clone());
     Some(token::mint(&token::MintRequest {
@@ -58,7 +58,7 @@ pub fn mint_for(domain: &Domain, account: &Account, identity: &str, ttl_secs: u6
         identity: identity.to_owned(),
         service_sid: Some(service_sid),
         ttl_secs,
-        now_unix: domain.clock().now().unix_secs(),
+        now_unix: account.clock().now().unix_secs(),
         nbf_unix: None,
     }))
 }

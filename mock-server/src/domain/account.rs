@@ -79,6 +79,8 @@ impl Ctx<'_> {
 
 pub struct Account {
     pub sid: String,
+    /// This account's time: follows the server clock until frozen or advanced on its own.
+    clock: Clock,
     pub friendly_name: String,
     pub auth_token: String,
     pub api_keys: Vec<ApiKey>,
@@ -101,8 +103,10 @@ impl Account {
         state: AccountState,
         shared: Arc<Shared>,
     ) -> Account {
+        let clock = Clock::child_of(&shared.clock);
         Account {
             sid,
+            clock,
             friendly_name,
             auth_token,
             api_keys,
@@ -141,7 +145,7 @@ impl Account {
     }
 
     pub fn clock(&self) -> &Clock {
-        &self.shared.clock
+        &self.clock
     }
 
     pub fn limits(&self) -> &Limits {
@@ -179,8 +183,9 @@ impl Account {
             .services
             .seq_of_sid(&service_sid)
             .ok_or_else(|| DomainError::not_found(Resource::Service, format!("/Services/{service_sid}")))?;
+        let now = self.clock.now();
         let mut cx = Ctx {
-            now: self.shared.clock.now(),
+            now,
             sids: &mut state.sids,
             limits: &self.shared.limits,
             origin,
@@ -192,7 +197,7 @@ impl Account {
         if !events.is_empty() {
             let observers = self.shared.observers.read().unwrap_or_else(|e| e.into_inner());
             for o in observers.iter() {
-                o.on_events(&self.sid, state, origin, &events);
+                o.on_events(&self.sid, now, state, origin, &events);
             }
         }
         result
@@ -202,7 +207,7 @@ impl Account {
     /// subscribes to depends on them).
     pub fn write_account<R>(&self, f: impl FnOnce(&mut AccountState, Millis) -> Result<R, DomainError>) -> Result<R, DomainError> {
         let mut guard = self.state.write().unwrap_or_else(|e| e.into_inner());
-        f(&mut guard, self.shared.clock.now())
+        f(&mut guard, self.clock.now())
     }
 
     /// Replaces the whole state (snapshot import), telling observers nothing: they rebuild from

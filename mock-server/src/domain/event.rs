@@ -98,5 +98,5 @@ pub enum DomainEvent {
 /// Something that must see every event in commit order, while the account is still locked
 /// (the Sync projection is one). Implementations must not block or await.
 pub trait DomainObserver: Send + Sync {
-    fn on_events(&self, account_sid: &str, state: &super::AccountState, origin: &Origin, events: &[DomainEvent]);
+    fn on_events(&self, account_sid: &str, now: crate::clock::Millis, state: &super::AccountState, origin: &Origin, events: &[DomainEvent]);
 }

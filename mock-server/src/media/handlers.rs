@@ -34,7 +34,11 @@ impl Mcs {
     /// `links.content_direct_temporary`: valid for `url_ttl_secs` from now on the server clock.
     fn temporary_url(&self, st: &AppState, account: &str, service: &str, media: &str) -> String {
         let ttl = i64::try_from(self.config.url_ttl_secs).unwrap_or(i64::MAX);
-        let expires = st.domain.clock().now().unix_secs().saturating_add(ttl);
+        let now = st
+            .domain
+            .account(account)
+            .map_or_else(|| st.domain.clock().now(), |a| a.clock().now());
+        let expires = now.unix_secs().saturating_add(ttl);
         let signature = self.signer.sign(account, service, media, expires);
         format!(
             "{}/v1/Services/{service}/Media/{media}/Content?Expires={expires}&Signature={signature}",
@@ -315,9 +319,11 @@ fn signed_media(
                 let svc = s.services.get_seq(s.services.seq_of_sid(service)?)?;
                 svc.media.get_seq(svc.media.seq_of_sid(media_sid)?).cloned()
             })
+            .map(|m| (m, a.clock().now()))
         })
         .ok_or_else(invalid)?;
-    if expires <= st.domain.clock().now().unix_secs() {
+    let (media, now) = media;
+    if expires <= now.unix_secs() {
         return Err(McsError::forbidden("The temporary media URL has expired"));
     }
     Ok(media)

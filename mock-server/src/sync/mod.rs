@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
-use crate::clock::{Clock, Millis};
+use crate::clock::Millis;
 use crate::domain::{AccountState, DomainEvent, DomainObserver, Origin};
 use crate::twilsock::Outbox;
 use object::{Key, ObjectRef};
@@ -26,7 +26,6 @@ use projection::{Change, Projection};
 /// All accounts' projections, plus which account each live session belongs to.
 pub struct SyncHub {
     base_url: Arc<str>,
-    clock: Clock,
     accounts: Mutex<HashMap<String, Arc<Mutex<Projection>>>>,
     session_accounts: Mutex<HashMap<u64, String>>,
     /// Seconds a typing indicator lasts (sent to clients as `typing_timeout`).
@@ -34,10 +33,9 @@ pub struct SyncHub {
 }
 
 impl SyncHub {
-    pub fn new(base_url: Arc<str>, clock: Clock) -> Arc<SyncHub> {
+    pub fn new(base_url: Arc<str>) -> Arc<SyncHub> {
         Arc::new(SyncHub {
             base_url,
-            clock,
             accounts: Mutex::default(),
             session_accounts: Mutex::default(),
             typing_timeout_secs: 5,
@@ -82,17 +80,12 @@ impl SyncHub {
                 .remove_session(session);
         }
     }
-
-    fn now(&self) -> Millis {
-        self.clock.now()
-    }
 }
 
 impl DomainObserver for SyncHub {
-    fn on_events(&self, account_sid: &str, state: &AccountState, _origin: &Origin, events: &[DomainEvent]) {
+    fn on_events(&self, account_sid: &str, now: Millis, state: &AccountState, _origin: &Origin, events: &[DomainEvent]) {
         let p = self.projection(account_sid);
         let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
-        let now = self.now();
         let base = self.base_url.clone();
         for ev in events {
             apply(&mut p, &base, state, ev, now, self.typing_timeout_secs);

@@ -95,7 +95,7 @@ pub fn get(hub: &SyncHub, caller: &Caller, req: &UpstreamRequest, segments: &[&s
     }
     let base = hub.base_url().to_owned();
     let account = &caller.account;
-    let now = hub.now();
+    let now = caller.account.clock().now();
     account.read(|state| {
         if !can_read(state, caller, &obj) {
             return if current_exists(state, &obj) {
@@ -212,7 +212,7 @@ pub fn subscriptions(hub: &SyncHub, caller: &Caller, session: u64, body: &Value)
         return err(400, BAD_REQUEST, format!("action must be establish or cancel, got {action:?}"));
     }
     let base = hub.base_url().to_owned();
-    let now = hub.now();
+    let now = caller.account.clock().now();
     let account = &caller.account;
     account.read(|state| {
         let proj = hub.projection(&account.sid);

@@ -140,6 +140,31 @@ impl Outbox {
     }
 }
 
+/// Why an `init` or `update` is refused: the reply's `status` (and, for 429, a backoff policy).
+/// Token errors become 401 replies with Twilio's code; the control plane can deny inits with
+/// any status (401/403 end in `denied`, 429 and 5xx make the SDK retry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitRejection {
+    pub status: u16,
+    pub status_text: String,
+    pub error_code: Option<u32>,
+    pub description: String,
+    /// Sent as `backoff_policy.reconnect_min_ms` in the reply payload.
+    pub backoff_ms: Option<u64>,
+}
+
+impl From<TokenError> for InitRejection {
+    fn from(e: TokenError) -> Self {
+        InitRejection {
+            status: e.status(),
+            status_text: "UNAUTHORIZED".into(),
+            error_code: Some(e.code()),
+            description: e.to_string(),
+            backoff_ms: None,
+        }
+    }
+}
+
 /// One established (initialised) session, as the backend sees it.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
@@ -155,7 +180,7 @@ pub struct SessionInfo {
 /// The rest of the server, from a session's point of view.
 pub trait Backend: Send + Sync + 'static {
     /// Verifies an access token presented in `init` or `update`.
-    fn verify(&self, token: &str) -> Result<Caller, TokenError>;
+    fn verify(&self, token: &str) -> Result<Caller, InitRejection>;
 
     /// Answers one upstream request of an established session.
     fn upstream(&self, session: &SessionInfo, req: UpstreamRequest) -> impl Future<Output = UpstreamResponse> + Send;

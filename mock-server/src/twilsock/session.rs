@@ -45,7 +45,7 @@ use tokio::task::{self, JoinError, JoinSet};
 use tokio::time::{self, Instant, MissedTickBehavior};
 use tracing::Instrument;
 
-use super::backend::{Backend, Outbox, SessionInfo, UpstreamRequest, UpstreamResponse};
+use super::backend::{Backend, InitRejection, Outbox, SessionInfo, UpstreamRequest, UpstreamResponse};
 use super::codec::{self, DecodeError, Limits, Packet};
 use crate::auth::TokenError;
 use crate::auth::identity::Caller;
@@ -618,12 +618,13 @@ impl<B: Backend> Session<B> {
         }
     }
 
-    fn verify(&self, packet: &Packet) -> Result<Caller, TokenError> {
+    fn verify(&self, packet: &Packet) -> Result<Caller, InitRejection> {
         match packet.header.get("token").and_then(Value::as_str).filter(|t| !t.is_empty()) {
             Some(token) => self.backend.verify(token),
             None => Err(TokenError::Malformed {
                 reason: "no token in the packet",
-            }),
+            }
+            .into()),
         }
     }
 
@@ -638,7 +639,7 @@ impl<B: Backend> Session<B> {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(error = ?e, "init rejected");
-                self.send(packets::reply_token_error(id, &e));
+                self.send(packets::reply_rejection(id, &e));
                 return Flow::Continue;
             }
         };
@@ -681,7 +682,7 @@ impl<B: Backend> Session<B> {
             Ok(caller) => self.replace_token(id, caller, packets::reply_ok(id)),
             Err(e) => {
                 tracing::debug!(error = ?e, "update rejected");
-                self.send(packets::reply_token_error(id, &e));
+                self.send(packets::reply_rejection(id, &e));
                 Flow::Continue
             }
         }
@@ -737,6 +738,10 @@ impl<B: Backend> Session<B> {
     /// Schedules the warning and the expiry of a token that expires at `expires_at` (Unix
     /// seconds), replacing any earlier schedule.
     fn arm_timers(&mut self, expires_at: i64) {
+        // Token time is the caller's account time (each account has its own clock).
+        if let Some(info) = &self.established {
+            self.clock = info.caller.account.clock().clone();
+        }
         let expire = Millis(expires_at.saturating_mul(1000));
         let lead = i64::try_from(self.config.token_warning_lead.as_millis()).unwrap_or(i64::MAX);
         self.timers = TokenTimers {

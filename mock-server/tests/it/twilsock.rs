@@ -19,7 +19,7 @@ use rehearsal_mock_server::clock::{Clock, Millis};
 use rehearsal_mock_server::domain::{self, Account, Domain, NewAccount};
 use rehearsal_mock_server::twilsock::codec::{self, Limits};
 use rehearsal_mock_server::twilsock::session::{self, CloseCode, Endpoint, SessionCommand, SessionConfig};
-use rehearsal_mock_server::twilsock::{Backend, OutboxError, Packet, SessionInfo, UpstreamRequest, UpstreamResponse};
+use rehearsal_mock_server::twilsock::{Backend, InitRejection, OutboxError, Packet, SessionInfo, UpstreamRequest, UpstreamResponse};
 use serde_json::{Map, Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -72,8 +72,8 @@ fn caller(account: &Arc<Account>, identity: &str, now: i64, expires_at: i64) -> 
     }
 }
 
-impl Backend for Fake {
-    fn verify(&self, token: &str) -> Result<Caller, TokenError> {
+impl Fake {
+    fn verify_token(&self, token: &str) -> Result<Caller, TokenError> {
         let now = self.clock.now().unix_secs();
         let mut parts = token.split(':');
         let kind = parts.next().unwrap_or_default();
@@ -93,7 +93,12 @@ impl Backend for Fake {
             }),
         }
     }
+}
 
+impl Backend for Fake {
+    fn verify(&self, token: &str) -> Result<Caller, InitRejection> {
+        self.verify_token(token).map_err(Into::into)
+    }
     fn upstream(&self, session: &SessionInfo, req: UpstreamRequest) -> impl Future<Output = UpstreamResponse> + Send {
         let gate = self.gate.clone();
         let identity = session.caller.identity().to_owned();

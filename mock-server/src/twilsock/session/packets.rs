@@ -8,9 +8,8 @@ use sha2::{Digest, Sha256};
 
 use super::super::backend::UpstreamResponse;
 use super::super::codec::{self, JSON_PAYLOAD_TYPE};
-use crate::auth::TokenError;
 
-/// The description Twilio puts on a 410 close; the same text as [`TokenError::Expired`].
+/// The description Twilio puts on a 410 close; the same text as `TokenError::Expired`.
 pub const TOKEN_EXPIRED_DESCRIPTION: &str = "Access Token expired or expiration date invalid";
 
 /// Twilio's error code for an expired token, the only one the SDK acts on (`tokenExpired`).
@@ -59,10 +58,21 @@ pub fn reply_ok(id: &str) -> Bytes {
     reply_status(id, 200, "OK", None, None)
 }
 
-/// A 401 reply to `init`/`update` for a rejected token. A 401 is terminal for the SDK
-/// (`denied`); error code 20104 additionally makes it emit `tokenExpired`.
-pub fn reply_token_error(id: &str, err: &TokenError) -> Bytes {
-    reply_status(id, err.status(), "UNAUTHORIZED", Some(&err.to_string()), Some(err.code()))
+/// The reply to a refused `init`/`update`: its status, and for a backoff a payload
+/// `{"backoff_policy":{"reconnect_min_ms":N}}` (the SDK raises its next retry delay to it).
+pub fn reply_rejection(id: &str, r: &super::super::backend::InitRejection) -> Bytes {
+    let mut h = header("reply", id);
+    h.insert(
+        "status".into(),
+        status(r.status, &r.status_text, Some(&r.description), r.error_code),
+    );
+    match r.backoff_ms {
+        Some(ms) => {
+            h.insert("payload_type".into(), JSON_PAYLOAD_TYPE.into());
+            codec::encode(h, json!({ "backoff_policy": { "reconnect_min_ms": ms } }).to_string().as_bytes())
+        }
+        None => codec::encode(h, b""),
+    }
 }
 
 /// A 401 reply to an `update` (or repeated `init`) whose token is valid but names another
@@ -237,6 +247,7 @@ fn random_hex() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::TokenError;
     use crate::twilsock::codec::{Limits, decode_bytes};
 
     fn dec(b: &Bytes) -> crate::twilsock::Packet {
@@ -263,9 +274,26 @@ mod tests {
     }
 
     #[test]
+    fn a_rejection_with_backoff_carries_the_policy() {
+        let r = crate::twilsock::InitRejection {
+            status: 429,
+            status_text: "TOO_MANY_REQUESTS".into(),
+            error_code: Some(20429),
+            description: "slow down".into(),
+            backoff_ms: Some(4000),
+        };
+        let p = dec(&reply_rejection("TM2", &r));
+        assert_eq!(p.header["status"]["code"], 429);
+        assert_eq!(
+            p.payload_json::<Value>().unwrap(),
+            json!({"backoff_policy": {"reconnect_min_ms": 4000}})
+        );
+    }
+
+    #[test]
     fn token_error_reply() {
         let err = TokenError::Expired { expired_at: 1, now: 2 };
-        let p = dec(&reply_token_error("TM1", &err));
+        let p = dec(&reply_rejection("TM1", &err.into()));
         assert_eq!(
             p.header["status"],
             json!({"code": 401, "status": "UNAUTHORIZED", "description": TOKEN_EXPIRED_DESCRIPTION, "errorCode": 20104})

@@ -1,0 +1,336 @@
+//! The control plane: what tests and scenarios use to put a client into a situation.
+//!
+//! [`Control`] is the Rust API (the embedded `MockServer` hands it out); `http` mirrors it
+//! one-to-one under `/_rehearsal/v1/…` for test suites in any language.
+//!
+//! Layout: `tenants` (create/reset/delete isolated accounts), `sessions` (live sessions and
+//! commands to them), `actors` (act as an identity or as the REST API), `faults` (HTTP faults,
+//! init denials, refusals), `journal` (the bounded observation log).
+pub mod actors;
+pub mod faults;
+pub mod journal;
+pub mod sessions;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::auth::identity::Caller;
+use crate::clock::Clock;
+use crate::domain::Domain;
+use crate::domain::seed::{Seed, SeedAccount, SeedError};
+use crate::domain::snapshot::ImportError;
+use crate::server::Credentials;
+use crate::sync::SyncHub;
+use crate::twilsock::InitRejection;
+use crate::twilsock::session::SessionCommand;
+use journal::{Journal, Kind, Observation};
+use sessions::{SessionView, Sessions, Target};
+
+/// The control plane's handle: cheap to clone.
+#[derive(Clone)]
+pub struct Control {
+    pub domain: Domain,
+    pub hub: Arc<SyncHub>,
+    pub sessions: Arc<Sessions>,
+    pub journal: Arc<Journal>,
+    pub faults: Arc<faults::Faults>,
+    /// The seed each tenant was created from, so `reset` can rebuild it.
+    seeds: Arc<Mutex<HashMap<String, SeedAccount>>>,
+    counter: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("no tenant {0}")]
+    NoTenant(String),
+    #[error("seed: {0}")]
+    Seed(#[from] SeedError),
+    #[error("state: {0}")]
+    Import(#[from] ImportError),
+    #[error("{0}")]
+    Act(#[from] actors::ActError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What a new tenant looks like.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    /// The tenant's content in the seed format (one account; credentials and SIDs it leaves
+    /// out are generated). Default: the default seed's content with fresh credentials.
+    #[serde(default)]
+    pub seed: Option<Value>,
+    /// Makes generated SIDs reproducible.
+    #[serde(default)]
+    pub rng_seed: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tenant {
+    #[serde(flatten)]
+    pub credentials: Credentials,
+}
+
+impl Control {
+    pub fn new(domain: Domain, hub: Arc<SyncHub>) -> Control {
+        Control {
+            domain,
+            hub,
+            sessions: Arc::default(),
+            journal: Arc::new(Journal::new(journal::DEFAULT_CAPACITY)),
+            faults: Arc::default(),
+            seeds: Arc::default(),
+            counter: Arc::default(),
+        }
+    }
+
+    /// Remembers how an account was seeded (the server does this for its startup seed).
+    pub fn remember_seed(&self, account: &str, seed: SeedAccount) {
+        self.seeds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(account.to_owned(), seed);
+    }
+
+    pub fn record(&self, kind: Kind, account: Option<&str>, summary: String, detail: Value) {
+        let at = account
+            .and_then(|a| self.domain.account(a))
+            .map_or_else(|| self.domain.clock().now(), |a| a.clock().now());
+        self.journal.record(Observation {
+            at,
+            kind,
+            account: account.map(str::to_owned),
+            session: None,
+            identity: None,
+            summary,
+            detail,
+        });
+    }
+
+    // ---- tenants
+
+    /// Creates an isolated account with its own credentials and content.
+    pub fn create_tenant(&self, req: NewTenant) -> Result<Tenant, ControlError> {
+        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut account: SeedAccount = match req.seed {
+            Some(v) => serde_json::from_value(v).map_err(|e| ControlError::Seed(SeedError::Parse(e)))?,
+            None => {
+                let mut a = Seed::default_seed().accounts.remove(0);
+                a.sid = None;
+                a.auth_token = None;
+                a.api_keys = Vec::new();
+                if let Some(s) = a.service.as_mut() {
+                    s.sid = None;
+                }
+                a
+            }
+        };
+        let rng = req.rng_seed.unwrap_or_else(|| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            nanos ^ n.rotate_left(32)
+        });
+        let seed = Seed {
+            format: crate::domain::seed::FORMAT,
+            description: None,
+            rng_seed: rng,
+            accounts: vec![account.clone()],
+        };
+        let sid = seed.apply(&self.domain)?.remove(0);
+        // Pin the generated credentials so a reset rebuilds the same tenant.
+        let created = self.domain.account(&sid).ok_or_else(|| ControlError::NoTenant(sid.clone()))?;
+        account.sid = Some(created.sid.clone());
+        account.auth_token = Some(created.auth_token.clone());
+        account.api_keys = created.api_keys.clone();
+        let service_sid = created.read(|s| s.default_service.clone());
+        match account.service.as_mut() {
+            Some(s) => s.sid = Some(service_sid),
+            None => {
+                account.service = Some(crate::domain::seed::SeedService {
+                    sid: Some(service_sid),
+                    friendly_name: None,
+                })
+            }
+        }
+        self.remember_seed(&sid, account);
+        self.record(Kind::Control, Some(&sid), "tenant created".into(), json!({}));
+        self.tenant(&sid)
+    }
+
+    pub fn tenant(&self, sid: &str) -> Result<Tenant, ControlError> {
+        Credentials::of(&self.domain, sid)
+            .map(|credentials| Tenant { credentials })
+            .ok_or_else(|| ControlError::NoTenant(sid.to_owned()))
+    }
+
+    /// Rebuilds a tenant from its seed: same credentials, fresh content; live sessions dropped.
+    pub fn reset_tenant(&self, sid: &str) -> Result<Tenant, ControlError> {
+        let seed = self
+            .seeds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sid)
+            .cloned()
+            .ok_or_else(|| ControlError::NoTenant(sid.to_owned()))?;
+        self.teardown(sid);
+        let s = Seed {
+            format: crate::domain::seed::FORMAT,
+            description: None,
+            rng_seed: 0,
+            accounts: vec![seed],
+        };
+        s.apply(&self.domain)?;
+        self.record(Kind::Control, Some(sid), "tenant reset".into(), json!({}));
+        self.tenant(sid)
+    }
+
+    pub fn delete_tenant(&self, sid: &str) -> Result<(), ControlError> {
+        if self.domain.account(sid).is_none() {
+            return Err(ControlError::NoTenant(sid.to_owned()));
+        }
+        self.teardown(sid);
+        self.seeds.lock().unwrap_or_else(|e| e.into_inner()).remove(sid);
+        self.journal.forget_account(sid);
+        Ok(())
+    }
+
+    fn teardown(&self, sid: &str) {
+        self.sessions.drop_account(sid);
+        self.domain.remove_account(sid);
+        self.hub.reset_account(sid);
+        self.faults.clear(Some(sid));
+    }
+
+    /// Exports one tenant as a versioned snapshot.
+    pub fn export(&self, sid: &str) -> Result<Value, ControlError> {
+        if self.domain.account(sid).is_none() {
+            return Err(ControlError::NoTenant(sid.to_owned()));
+        }
+        serde_json::to_value(self.domain.export(Some(&[sid.to_owned()]))).map_err(|e| ControlError::Invalid(e.to_string()))
+    }
+
+    /// Imports a snapshot (replacing tenants with the same SIDs; their sessions are dropped).
+    pub fn import(&self, snapshot: &str) -> Result<Vec<String>, ControlError> {
+        let imported = self.domain.import_json(snapshot)?;
+        for sid in &imported {
+            self.sessions.drop_account(sid);
+            self.hub.reset_account(sid);
+        }
+        Ok(imported)
+    }
+
+    // ---- clock
+
+    /// The clock of a tenant (`None`: the server clock, which every running tenant clock follows).
+    pub fn clock(&self, account: Option<&str>) -> Result<Clock, ControlError> {
+        match account {
+            None => Ok(self.domain.clock().clone()),
+            Some(a) => self
+                .domain
+                .account(a)
+                .map(|acc| acc.clock().clone())
+                .ok_or_else(|| ControlError::NoTenant(a.to_owned())),
+        }
+    }
+
+    // ---- connections
+
+    pub fn connections(&self, account: Option<&str>) -> Vec<SessionView> {
+        self.sessions.list(account, |acc, id| {
+            self.hub
+                .projection(acc)
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .subscriptions_of(id)
+        })
+    }
+
+    /// Sends a command to the target sessions; returns the ids reached.
+    pub fn command(&self, target: &Target, cmd: SessionCommand) -> Vec<u64> {
+        let reached = self.sessions.command(target, &cmd);
+        self.record(
+            Kind::Fault,
+            Some(&target.account),
+            format!("{} -> {} session(s)", command_name(&cmd), reached.len()),
+            json!({ "command": command_name(&cmd), "sessions": reached, "identity": target.identity, "session": target.session }),
+        );
+        reached
+    }
+
+    /// Denies the next `count` inits of an account (and identity) with the given status.
+    pub fn deny_inits(&self, d: faults::InitDenial) -> u64 {
+        self.faults.add_init_denial(d)
+    }
+
+    /// Refuses new sessions of an account for `d` (its clock): inits answer 503, which the SDK
+    /// retries with backoff.
+    pub fn refuse_connections(&self, account: &str, d: Duration) -> Result<(), ControlError> {
+        let clock = self.clock(Some(account))?;
+        self.faults.refuse(account, clock.now().plus(d));
+        Ok(())
+    }
+
+    /// Called for every `init`/`update` that passed token checks: applies armed denials and
+    /// refusals.
+    pub fn gate_init(&self, caller: &Caller) -> Result<(), InitRejection> {
+        let account = &caller.account.sid;
+        if let Some(until) = self.faults.refusing(account, caller.account.clock().now()) {
+            self.record(
+                Kind::Fault,
+                Some(account),
+                "init refused (connections refused)".into(),
+                json!({ "identity": caller.identity(), "until": until }),
+            );
+            return Err(InitRejection {
+                status: 503,
+                status_text: "SERVICE_UNAVAILABLE".into(),
+                error_code: None,
+                description: "new connections are refused for now".into(),
+                backoff_ms: None,
+            });
+        }
+        if let Some(d) = self.faults.take_init_denial(account, caller.identity()) {
+            self.record(
+                Kind::Fault,
+                Some(account),
+                format!("init denied with {}/{}", d.status, d.error_code),
+                json!({ "identity": caller.identity(), "status": d.status, "error_code": d.error_code }),
+            );
+            return Err(InitRejection {
+                status: d.status,
+                status_text: crate::twilsock::session::reason_phrase(d.status).to_uppercase().replace(' ', "_"),
+                error_code: Some(d.error_code),
+                description: d.description.unwrap_or_else(|| "denied by the control plane".into()),
+                backoff_ms: d.backoff_ms,
+            });
+        }
+        Ok(())
+    }
+
+    // ---- actors
+
+    pub fn act(&self, account: &str, who: Option<&str>, action: actors::Action) -> Result<Value, ControlError> {
+        let acc = self
+            .domain
+            .account(account)
+            .ok_or_else(|| ControlError::NoTenant(account.to_owned()))?;
+        Ok(actors::act(&acc, who, action)?)
+    }
+}
+
+fn command_name(c: &SessionCommand) -> &'static str {
+    match c {
+        SessionCommand::Close { .. } => "close",
+        SessionCommand::Drop => "drop",
+        SessionCommand::WarnTokenExpiry => "warn_token_expiry",
+        SessionCommand::ExpireTokenNow => "expire_token",
+        SessionCommand::SendRaw(_) => "inject_frame",
+    }
+}

@@ -1,0 +1,129 @@
+//! The registry of live (initialised) twilsock sessions, and commands to them.
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::clock::Millis;
+use crate::twilsock::SessionInfo;
+use crate::twilsock::session::SessionCommand;
+
+struct Live {
+    info: SessionInfo,
+    since: Millis,
+    token_updates: u32,
+}
+
+#[derive(Default)]
+pub struct Sessions {
+    inner: Mutex<HashMap<u64, Live>>,
+}
+
+/// A live session as the control plane shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionView {
+    pub id: u64,
+    pub account: String,
+    pub identity: String,
+    pub service: String,
+    /// `connected`: initialised and not closed (sessions before `init` are not listed).
+    pub state: &'static str,
+    /// When `init` succeeded (account time).
+    pub since: Millis,
+    pub token_expires_at: i64,
+    pub token_updates: u32,
+    /// Frames waiting in the outbound queue.
+    pub queue_depth: usize,
+    pub subscriptions: Vec<String>,
+}
+
+/// Which sessions a command is for.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct Target {
+    pub account: String,
+    /// One session.
+    #[serde(default)]
+    pub session: Option<u64>,
+    /// All sessions of an identity.
+    #[serde(default)]
+    pub identity: Option<String>,
+}
+
+impl Sessions {
+    pub fn opened(&self, info: &SessionInfo, now: Millis) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            info.id,
+            Live {
+                info: info.clone(),
+                since: now,
+                token_updates: 0,
+            },
+        );
+    }
+
+    pub fn updated(&self, info: &SessionInfo) {
+        if let Some(l) = self.inner.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&info.id) {
+            l.info = info.clone();
+            l.token_updates += 1;
+        }
+    }
+
+    pub fn closed(&self, id: u64) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    }
+
+    /// Live sessions of an account (all accounts when `None`), oldest first.
+    pub fn list(&self, account: Option<&str>, subscriptions: impl Fn(&str, u64) -> Vec<String>) -> Vec<SessionView> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<SessionView> = inner
+            .values()
+            .filter(|l| account.is_none_or(|a| l.info.caller.account.sid == a))
+            .map(|l| SessionView {
+                id: l.info.id,
+                account: l.info.caller.account.sid.clone(),
+                identity: l.info.caller.identity().to_owned(),
+                service: l.info.caller.service_sid.clone(),
+                state: "connected",
+                since: l.since,
+                token_expires_at: l.info.caller.claims.expires_at,
+                token_updates: l.token_updates,
+                queue_depth: l.info.outbox.depth(),
+                subscriptions: Vec::new(),
+            })
+            .collect();
+        drop(inner);
+        for s in &mut v {
+            s.subscriptions = subscriptions(&s.account, s.id);
+        }
+        v.sort_by_key(|s| (s.since, s.id));
+        v
+    }
+
+    /// Sends `cmd` to every session matching `target`; returns the ids it reached. A session
+    /// whose command queue is full is skipped and not listed.
+    pub fn command(&self, target: &Target, cmd: &SessionCommand) -> Vec<u64> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut reached: Vec<u64> = inner
+            .values()
+            .filter(|l| l.info.caller.account.sid == target.account)
+            .filter(|l| target.session.is_none_or(|s| s == l.info.id))
+            .filter(|l| target.identity.as_deref().is_none_or(|i| i == l.info.caller.identity()))
+            .filter(|l| l.info.commands.try_send(cmd.clone()).is_ok())
+            .map(|l| l.info.id)
+            .collect();
+        reached.sort_unstable();
+        reached
+    }
+
+    /// Ends every session of an account abruptly (tenant reset or deletion).
+    pub fn drop_account(&self, account: &str) -> Vec<u64> {
+        self.command(
+            &Target {
+                account: account.to_owned(),
+                session: None,
+                identity: None,
+            },
+            &SessionCommand::Drop,
+        )
+    }
+}
