@@ -196,6 +196,7 @@ pub fn prepare(listener_addr: SocketAddr, startup: Startup) -> Result<AppState, 
     let hub = SyncHub::new(base_url.clone());
     domain.observe(hub.clone());
     let control = crate::control::Control::new(domain.clone(), hub.clone());
+    hub.set_journal(control.journal.clone());
     let mut default_account = None;
     if let Some(json) = &startup.state_json {
         default_account = domain.import_json(json)?.into_iter().next();

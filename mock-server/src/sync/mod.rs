@@ -30,6 +30,8 @@ pub struct SyncHub {
     session_accounts: Mutex<HashMap<u64, String>>,
     /// Seconds a typing indicator lasts (sent to clients as `typing_timeout`).
     pub typing_timeout_secs: u64,
+    /// Where pushes are recorded (set once by the server after the control plane exists).
+    journal: std::sync::OnceLock<Arc<crate::control::journal::Journal>>,
 }
 
 impl SyncHub {
@@ -39,7 +41,13 @@ impl SyncHub {
             accounts: Mutex::default(),
             session_accounts: Mutex::default(),
             typing_timeout_secs: 5,
+            journal: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Records every push in `journal` from now on.
+    pub fn set_journal(&self, journal: Arc<crate::control::journal::Journal>) {
+        let _ = self.journal.set(journal);
     }
 
     pub fn base_url(&self) -> &str {
@@ -89,6 +97,21 @@ impl DomainObserver for SyncHub {
         let base = self.base_url.clone();
         for ev in events {
             apply(&mut p, &base, state, ev, now, self.typing_timeout_secs);
+        }
+        let pushes = p.take_pushes();
+        drop(p);
+        if let Some(j) = self.journal.get() {
+            for r in pushes {
+                j.record(crate::control::journal::Observation {
+                    at: now,
+                    kind: crate::control::journal::Kind::SyncPush,
+                    account: Some(account_sid.to_owned()),
+                    session: None,
+                    identity: None,
+                    summary: format!("{} #{} on {} -> {} subscriber(s)", r.event_type, r.id, r.object, r.delivered),
+                    detail: serde_json::json!({ "object": r.object, "event_type": r.event_type, "id": r.id, "delivered": r.delivered, "refused": r.refused }),
+                });
+            }
         }
     }
 }

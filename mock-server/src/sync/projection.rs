@@ -53,8 +53,24 @@ struct SessionEntry {
     objects: HashSet<String>,
 }
 
+/// One Sync event pushed to the subscribers of an object.
+#[derive(Debug, Clone)]
+pub struct PushRecord {
+    pub object: String,
+    pub event_type: String,
+    pub id: u64,
+    /// Subscribers whose outbox took the frame.
+    pub delivered: usize,
+    /// Subscribers whose outbox refused it (overflowed or closed: those sessions are ending).
+    pub refused: usize,
+}
+
+/// Bounds the push records kept between two drains.
+const MAX_PENDING_PUSH_RECORDS: usize = 4096;
+
 #[derive(Default)]
 pub struct Projection {
+    pushes: Vec<PushRecord>,
     objects: HashMap<String, ObjState>,
     subs: HashMap<String, HashMap<u64, Outbox>>,
     sessions: HashMap<u64, SessionEntry>,
@@ -242,11 +258,30 @@ impl Projection {
             return;
         }
         let frame = self.notification(event_type, event, correlation);
+        let mut delivered = 0;
+        let mut refused = 0;
         if let Some(subs) = self.subs.get(object_id) {
             for outbox in subs.values() {
-                let _ = outbox.push(frame.clone());
+                match outbox.push(frame.clone()) {
+                    Ok(()) => delivered += 1,
+                    Err(_) => refused += 1,
+                }
             }
         }
+        if self.pushes.len() < MAX_PENDING_PUSH_RECORDS {
+            self.pushes.push(PushRecord {
+                object: object_id.to_owned(),
+                event_type: event_type.to_owned(),
+                id: event.get("id").and_then(Value::as_u64).unwrap_or(0),
+                delivered,
+                refused,
+            });
+        }
+    }
+
+    /// The pushes since the last call, for the journal (one record per event, not per socket).
+    pub fn take_pushes(&mut self) -> Vec<PushRecord> {
+        std::mem::take(&mut self.pushes)
     }
 
     pub fn notification(&mut self, event_type: &str, event: &Value, correlation: Option<&Value>) -> Bytes {
