@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use rehearsal_mock_server::auth::token;
 use rehearsal_mock_server::clock::Clock;
+use rehearsal_mock_server::control::http::PREFIX as CONTROL_PREFIX;
 use rehearsal_mock_server::domain::seed::Seed;
 use rehearsal_mock_server::server::{Credentials, ServerConfig, Startup, prepare, run};
 
@@ -45,6 +46,10 @@ enum Command {
         /// The address the server listens on.
         #[arg(long, default_value = DEFAULT_LISTEN)]
         listen: String,
+        /// The server's control token, to export as REHEARSAL_CONTROL_TOKEN (a random token
+        /// chosen by `serve` cannot be known here: start `serve` with `--control-token`).
+        #[arg(long, env = "REHEARSAL_CONTROL_TOKEN", hide_env_values = true)]
+        control_token: Option<String>,
     },
 }
 
@@ -68,6 +73,15 @@ struct ServeArgs {
     /// Base URL to put in responses, when clients reach the server through another name.
     #[arg(long)]
     public_url: Option<String>,
+    /// Token the control plane (/_rehearsal/v1) requires; default: a random one, printed.
+    #[arg(long, env = "REHEARSAL_CONTROL_TOKEN", hide_env_values = true)]
+    control_token: Option<String>,
+    /// Let loopback clients use the control plane without the token.
+    #[arg(long)]
+    control_open_loopback: bool,
+    /// Journal entries kept before the oldest are dropped (and counted).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    journal_size: u64,
 }
 
 fn main() -> ExitCode {
@@ -114,8 +128,12 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Command::Env { json, listen } => {
-            let vars = env_vars(&default_credentials(), &listen);
+        Command::Env {
+            json,
+            listen,
+            control_token,
+        } => {
+            let vars = env_vars(&default_credentials(), &listen, control_token.as_deref());
             if json {
                 let map: serde_json::Map<String, serde_json::Value> = vars.into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect();
                 println!("{}", serde_json::Value::Object(map));
@@ -136,9 +154,9 @@ fn default_credentials() -> Credentials {
     Credentials::of(&domain, &accounts[0]).expect("the default seed has an account with an API key")
 }
 
-fn env_vars(c: &Credentials, listen: &str) -> Vec<(&'static str, String)> {
+fn env_vars(c: &Credentials, listen: &str, control_token: Option<&str>) -> Vec<(&'static str, String)> {
     let base = format!("http://{listen}");
-    vec![
+    let mut vars = vec![
         ("TWILIO_ACCOUNT_SID", c.account_sid.clone()),
         ("TWILIO_AUTH_TOKEN", c.auth_token.clone()),
         ("TWILIO_API_KEY", c.api_key.clone()),
@@ -147,7 +165,12 @@ fn env_vars(c: &Credentials, listen: &str) -> Vec<(&'static str, String)> {
         ("REHEARSAL_URL", base.clone()),
         ("REHEARSAL_TWILSOCK_URL", format!("ws://{listen}/v3/wsconnect")),
         ("REHEARSAL_TOKEN_URL", format!("{base}/token")),
-    ]
+        ("REHEARSAL_CONTROL_URL", format!("{base}{CONTROL_PREFIX}")),
+    ];
+    if let Some(t) = control_token.filter(|t| !t.is_empty()) {
+        vars.push(("REHEARSAL_CONTROL_TOKEN", t.to_owned()));
+    }
+    vars
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -171,6 +194,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = ServerConfig {
         token_endpoint: !args.no_token_endpoint,
         public_url: args.public_url.clone(),
+        control_token: args.control_token.clone(),
+        control_open_loopback: args.control_open_loopback,
+        journal_size: usize::try_from(args.journal_size).unwrap_or(usize::MAX),
         ..Default::default()
     };
     let state = prepare(
@@ -203,6 +229,15 @@ fn print_banner(state: &rehearsal_mock_server::AppState, addr: SocketAddr) {
     if state.config.token_endpoint {
         out.push_str(&format!("  tokens        {base}/token?identity=alice\n"));
     }
+    let control_token = state.config.control_token.as_deref().unwrap_or_default();
+    let loopback = if state.config.control_open_loopback {
+        "  (open to loopback)"
+    } else {
+        ""
+    };
+    out.push_str(&format!(
+        "  control       {base}{CONTROL_PREFIX}  token {control_token}{loopback}\n"
+    ));
     if let Some(c) = state.default_account.as_deref().and_then(|a| Credentials::of(&state.domain, a)) {
         out.push_str(&format!("  account       {}  auth token {}\n", c.account_sid, c.auth_token));
         out.push_str(&format!("  API key       {}  secret {}\n", c.api_key, c.api_secret));

@@ -34,6 +34,14 @@ pub struct ServerConfig {
     /// The base URL put in responses; defaults to `http://{bound address}`.
     pub public_url: Option<String>,
     pub limits: Limits,
+    /// The token the control plane (`/_rehearsal/v1/…`) requires. `None` (or empty): a random
+    /// one is generated in [`prepare`]; read it back from `AppState::config` or
+    /// [`MockServer::control_token`].
+    pub control_token: Option<String>,
+    /// Let requests from a loopback peer use the control plane without the token.
+    pub control_open_loopback: bool,
+    /// Entries the journal keeps before it drops the oldest (and counts them).
+    pub journal_size: usize,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +51,9 @@ impl Default for ServerConfig {
             token_ttl_secs: 3600,
             public_url: None,
             limits: Limits::default(),
+            control_token: None,
+            control_open_loopback: false,
+            journal_size: crate::control::journal::DEFAULT_CAPACITY,
         }
     }
 }
@@ -75,19 +86,28 @@ pub fn app(state: AppState) -> Router {
         twilsock::SessionConfig::default(),
         state.stop.subscribe(),
     );
-    Router::new()
-        .merge(crate::rest::router())
+    // HTTP faults and the journal wrap the Twilio-facing HTTP routes (and the 404 fallback), not
+    // the control plane, the WebSocket or the development token endpoint.
+    let observed = crate::rest::router()
         .merge(crate::media::router())
+        .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::control::middleware::observe,
+        ));
+    Router::new()
+        .merge(observed)
+        .merge(crate::control::http::router(&state))
         .route(twilsock::session::PATH, twilsock::session::route(endpoint))
         .route("/token", get(dev_token).layer(cors))
-        .fallback(fallback)
         .with_state(state)
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then finishes in-flight requests.
 pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
     let stop = state.stop.clone();
-    axum::serve(listener, app(state))
+    // The peer address lets the control plane recognise loopback callers.
+    axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             shutdown.await;
             // Upgraded WebSockets are not part of graceful shutdown: tell sessions to close.
@@ -184,7 +204,10 @@ pub enum StartError {
 }
 
 /// Builds the state for a listener: domain, seed or imported state, URLs.
-pub fn prepare(listener_addr: SocketAddr, startup: Startup) -> Result<AppState, StartError> {
+pub fn prepare(listener_addr: SocketAddr, mut startup: Startup) -> Result<AppState, StartError> {
+    if startup.config.control_token.as_deref().is_none_or(str::is_empty) {
+        startup.config.control_token = Some(crate::control::http::random_token());
+    }
     let domain = Domain::new(startup.clock.clone(), startup.config.limits.clone());
     let base_url: Arc<str> = startup
         .config
@@ -195,7 +218,7 @@ pub fn prepare(listener_addr: SocketAddr, startup: Startup) -> Result<AppState, 
         .into();
     let hub = SyncHub::new(base_url.clone());
     domain.observe(hub.clone());
-    let control = crate::control::Control::new(domain.clone(), hub.clone());
+    let control = crate::control::Control::new(domain.clone(), hub.clone()).with_journal_capacity(startup.config.journal_size);
     hub.set_journal(control.journal.clone());
     let mut default_account = None;
     if let Some(json) = &startup.state_json {
@@ -268,6 +291,16 @@ impl MockServer {
     /// `http://127.0.0.1:PORT`
     pub fn url(&self) -> String {
         self.state.base_url.to_string()
+    }
+
+    /// The control plane's base URL: `http://127.0.0.1:PORT/_rehearsal/v1`.
+    pub fn control_url(&self) -> String {
+        format!("{}{}", self.state.base_url, crate::control::http::PREFIX)
+    }
+
+    /// The token the control plane's HTTP API requires (`Authorization: Bearer …`).
+    pub fn control_token(&self) -> &str {
+        self.state.config.control_token.as_deref().unwrap_or_default()
     }
 
     /// The twilsock endpoint for the SDK's `twilsock.uri` option.

@@ -82,10 +82,10 @@ fn configuration(links: &render::Links, caller: &Caller) -> UpstreamResponse {
     };
     let user_sid = caller.account.write(&origin, Some(&caller.service_sid), |svc, cx| {
         svc.ensure_user(cx, caller.identity())?;
-        Ok(svc.user(caller.identity())?.sid.clone())
+        Ok((svc.user(caller.identity())?.sid.clone(), svc.reachability_enabled))
     });
     match user_sid {
-        Ok(u) => UpstreamResponse::ok(render::configuration(links, caller, &u)),
+        Ok((u, reachability)) => UpstreamResponse::ok(render::configuration(links, caller, &u, reachability)),
         Err(e) => fail(e),
     }
 }
@@ -185,18 +185,11 @@ fn service_request(
                 created_by: Some(me.clone()),
                 ..Default::default()
             };
+            // Like Twilio: creating does not join; the SDK app calls `join()` next. The creator
+            // may read the conversation's objects meanwhile (see `sync::query::can_read`).
             account
                 .write(&origin, Some(svc_sid), |svc, cx| {
                     let c = svc.create_conversation(cx, req)?;
-                    svc.add_participant(
-                        cx,
-                        &c.sid,
-                        NewParticipant {
-                            identity: Some(me.clone()),
-                            role_sid: Some(svc.default_conversation_creator_role_sid.clone()),
-                            ..Default::default()
-                        },
-                    )?;
                     Ok(render::conversation(links, svc, svc.conversation(&c.sid)?, &me))
                 })
                 .map(|v| UpstreamResponse::status(201, v))

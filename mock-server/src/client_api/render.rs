@@ -25,7 +25,7 @@ impl Links {
     }
 }
 
-pub fn configuration(l: &Links, caller: &Caller, user_sid: &str) -> Value {
+pub fn configuration(l: &Links, caller: &Caller, user_sid: &str, reachability_enabled: bool) -> Value {
     let svc = &l.service;
     let media = format!("{}/v1/Services/{}", l.base, caller.service_sid);
     json!({
@@ -34,7 +34,7 @@ pub fn configuration(l: &Links, caller: &Caller, user_sid: &str) -> Value {
         "options": {
             "consumption_report_interval": "PT5S",
             "user_infos_to_subscribe": 100,
-            "reachability_enabled": true,
+            "reachability_enabled": reachability_enabled,
             "http_cache_interval": "PT0S",
             "my_conversations_page_size": 50,
             "media_attachments_count_limit": 10,
@@ -63,13 +63,8 @@ pub fn configuration(l: &Links, caller: &Caller, user_sid: &str) -> Value {
 pub fn conversation(l: &Links, _svc: &ChatService, e: &ConversationEntry, me: &str) -> Value {
     let c = &e.conversation;
     let p = e.participants.get(me);
-    let unread = match p {
-        Some(p) => match p.last_read_message_index {
-            Some(r) => e.messages.count_after(r),
-            None => e.messages.len(),
-        },
-        None => 0,
-    };
+    // `null` until the user has a read horizon, as the SDK documents.
+    let unread = p.and_then(|p| p.last_read_message_index).map(|r| e.messages.count_after(r));
     let url = format!("{}/Conversations/{}", l.service, c.sid);
     json!({
         "conversation_sid": c.sid,

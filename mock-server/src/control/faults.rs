@@ -162,6 +162,17 @@ impl Faults {
     }
 }
 
+impl Faults {
+    /// Disarms one HTTP rule or init denial by id; whether there was one.
+    pub fn remove(&self, id: u64) -> bool {
+        let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let before = s.http.len() + s.inits.len();
+        s.http.retain(|r| r.id != id);
+        s.inits.retain(|d| d.id != id);
+        s.http.len() + s.inits.len() != before
+    }
+}
+
 /// `*` matches any run of characters (including none); everything else matches itself.
 pub fn glob(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();

@@ -5,10 +5,13 @@
 //!
 //! Layout: `tenants` (create/reset/delete isolated accounts), `sessions` (live sessions and
 //! commands to them), `actors` (act as an identity or as the REST API), `faults` (HTTP faults,
-//! init denials, refusals), `journal` (the bounded observation log).
+//! init denials, refusals), `journal` (the bounded observation log), `http` (the HTTP API and its
+//! token check), `middleware` (HTTP faults and journaling around the REST and media routes).
 pub mod actors;
 pub mod faults;
+pub mod http;
 pub mod journal;
+pub mod middleware;
 pub mod sessions;
 
 use std::collections::HashMap;
@@ -19,7 +22,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::auth::identity::Caller;
-use crate::clock::Clock;
+use crate::clock::{Clock, ClockMode, Millis};
 use crate::domain::Domain;
 use crate::domain::seed::{Seed, SeedAccount, SeedError};
 use crate::domain::snapshot::ImportError;
@@ -326,11 +329,112 @@ impl Control {
 }
 
 fn command_name(c: &SessionCommand) -> &'static str {
-    match c {
-        SessionCommand::Close { .. } => "close",
-        SessionCommand::Drop => "drop",
-        SessionCommand::WarnTokenExpiry => "warn_token_expiry",
-        SessionCommand::ExpireTokenNow => "expire_token",
-        SessionCommand::SendRaw(_) => "inject_frame",
+    c.name()
+}
+
+// ---- mirrors of the HTTP API (control/http.rs) that the methods above do not cover
+
+/// What to do with a clock: `{"action":"freeze"|"advance"|"resume", …}` over HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClockAction {
+    /// Stop the clock now, or at `at` (Unix ms; may be in the past).
+    Freeze {
+        #[serde(default)]
+        at: Option<i64>,
+    },
+    /// Move the clock forward by `by_ms`, frozen or running.
+    Advance { by_ms: u64 },
+    /// Let a frozen clock run again from where it stands.
+    Resume,
+}
+
+/// A clock as the control plane shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClockView {
+    /// Unix milliseconds.
+    pub now: Millis,
+    /// The same instant, `2024-01-02T03:04:05.678Z`.
+    pub iso: String,
+    /// `{"mode":"running","offset_ms":N}` or `{"mode":"frozen","at":ms}`.
+    #[serde(flatten)]
+    pub mode: ClockMode,
+}
+
+impl ClockView {
+    pub fn of(clock: &Clock) -> ClockView {
+        let now = clock.now();
+        ClockView {
+            now,
+            iso: now.iso_millis(),
+            mode: clock.mode(),
+        }
+    }
+}
+
+impl Control {
+    /// Builds the control plane with a journal of `capacity` entries instead of the default.
+    /// Call before anything records (the server does it in `prepare`).
+    pub fn with_journal_capacity(mut self, capacity: usize) -> Control {
+        self.journal = Arc::new(Journal::new(capacity));
+        self
+    }
+
+    /// Every tenant (account), by SID.
+    pub fn tenants(&self) -> Vec<Tenant> {
+        self.domain.accounts().iter().filter_map(|a| self.tenant(&a.sid).ok()).collect()
+    }
+
+    /// Exports every tenant: the format of `rehearsal serve --state`.
+    pub fn export_all(&self) -> Result<Value, ControlError> {
+        serde_json::to_value(self.domain.export(None)).map_err(|e| ControlError::Invalid(e.to_string()))
+    }
+
+    /// Imports a snapshot of exactly one tenant, `sid` (created or replaced). A snapshot from a
+    /// newer format is refused before anything else is looked at.
+    pub fn import_tenant(&self, sid: &str, snapshot: &str) -> Result<(), ControlError> {
+        let probe: Value = serde_json::from_str(snapshot).map_err(ImportError::Parse)?;
+        let newer = probe
+            .get("format")
+            .and_then(Value::as_u64)
+            .is_some_and(|f| f > u64::from(crate::domain::snapshot::FORMAT));
+        if !newer {
+            let parsed: crate::domain::snapshot::Snapshot = serde_json::from_value(probe).map_err(ImportError::Parse)?;
+            let sids: Vec<&str> = parsed.accounts.iter().map(|a| a.sid.as_str()).collect();
+            if sids != [sid] {
+                return Err(ControlError::Invalid(format!(
+                    "the snapshot must hold exactly the account {sid}; it holds {sids:?}"
+                )));
+            }
+        }
+        self.import(snapshot)?;
+        self.record(Kind::Control, Some(sid), "tenant imported".into(), json!({}));
+        Ok(())
+    }
+
+    /// Applies a clock action to a tenant's clock (`None`: the server clock) and journals it.
+    pub fn clock_action(&self, account: Option<&str>, action: ClockAction) -> Result<ClockView, ControlError> {
+        let clock = self.clock(account)?;
+        let summary = match action {
+            ClockAction::Freeze { at: Some(at) } => {
+                clock.freeze_at(Millis(at));
+                format!("clock frozen at {at}")
+            }
+            ClockAction::Freeze { at: None } => {
+                clock.freeze();
+                "clock frozen".to_owned()
+            }
+            ClockAction::Advance { by_ms } => {
+                clock.advance(Duration::from_millis(by_ms));
+                format!("clock advanced by {by_ms} ms")
+            }
+            ClockAction::Resume => {
+                clock.resume();
+                "clock resumed".to_owned()
+            }
+        };
+        let view = ClockView::of(&clock);
+        self.record(Kind::Control, account, summary, json!({ "clock": view }));
+        Ok(view)
     }
 }

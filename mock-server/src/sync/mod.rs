@@ -23,6 +23,16 @@ use crate::twilsock::Outbox;
 use object::{Key, ObjectRef};
 use projection::{Change, Projection};
 
+/// Who a closed session was.
+#[derive(Debug, Clone)]
+pub struct ClosedSession {
+    pub account: String,
+    pub service: String,
+    pub identity: String,
+    /// The identity still has other live sessions.
+    pub others: bool,
+}
+
 /// All accounts' projections, plus which account each live session belongs to.
 pub struct SyncHub {
     base_url: Arc<str>,
@@ -79,14 +89,20 @@ impl SyncHub {
             .add_session(session, service.to_owned(), identity.to_owned(), outbox);
     }
 
-    pub fn session_closed(&self, session: u64) {
-        let account = self.session_accounts.lock().unwrap_or_else(|e| e.into_inner()).remove(&session);
-        if let Some(a) = account {
-            self.projection(&a)
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove_session(session);
-        }
+    /// Forgets a session. Returns its account, service and identity, and whether that identity
+    /// still has other live sessions (reachability).
+    pub fn session_closed(&self, session: u64) -> Option<ClosedSession> {
+        let account = self.session_accounts.lock().unwrap_or_else(|e| e.into_inner()).remove(&session)?;
+        let p = self.projection(&account);
+        let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
+        let (service, identity) = p.remove_session(session)?;
+        let others = p.sessions_of(&service, &identity).next().is_some();
+        Some(ClosedSession {
+            account,
+            service,
+            identity,
+            others,
+        })
     }
 }
 

@@ -93,17 +93,18 @@ impl Projection {
         );
     }
 
-    pub fn remove_session(&mut self, id: u64) {
-        if let Some(s) = self.sessions.remove(&id) {
-            for o in s.objects {
-                if let Some(m) = self.subs.get_mut(&o) {
-                    m.remove(&id);
-                    if m.is_empty() {
-                        self.subs.remove(&o);
-                    }
+    /// Forgets a session; returns its service and identity, if it was known.
+    pub fn remove_session(&mut self, id: u64) -> Option<(String, String)> {
+        let s = self.sessions.remove(&id)?;
+        for o in s.objects {
+            if let Some(m) = self.subs.get_mut(&o) {
+                m.remove(&id);
+                if m.is_empty() {
+                    self.subs.remove(&o);
                 }
             }
         }
+        Some((s.service, s.identity))
     }
 
     /// Live sessions of `identity` in `service`, with their outboxes.

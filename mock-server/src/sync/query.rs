@@ -18,15 +18,20 @@ const BAD_REQUEST: u32 = 54011;
 const REPLAY_BATCH: usize = 200;
 
 /// Whether the caller may read the object: its own user maps, any user's info in its service,
-/// and the objects of conversations it participates in.
+/// and the objects of conversations it participates in or created.
 pub fn can_read(state: &AccountState, caller: &Caller, obj: &ObjectRef) -> bool {
     match obj {
         ObjectRef::MyConversations(u) => {
             object::find_user(state, u).is_some_and(|(svc, user)| svc.sid == caller.service_sid && user.identity == caller.identity())
         }
         ObjectRef::UserInfo(u) => object::find_user(state, u).is_some_and(|(svc, _)| svc.sid == caller.service_sid),
-        ObjectRef::Channel(c) | ObjectRef::Messages(c) | ObjectRef::Roster(c) => object::find_conversation(state, c)
-            .is_some_and(|(svc, e)| svc.sid == caller.service_sid && e.participants.get(caller.identity()).is_some()),
+        // Participants, and the creator (who may read a conversation it created before joining).
+        ObjectRef::Channel(c) | ObjectRef::Messages(c) | ObjectRef::Roster(c) => {
+            object::find_conversation(state, c).is_some_and(|(svc, e)| {
+                svc.sid == caller.service_sid
+                    && (e.participants.get(caller.identity()).is_some() || e.conversation.created_by.as_deref() == Some(caller.identity()))
+            })
+        }
     }
 }
 

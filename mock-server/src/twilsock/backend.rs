@@ -3,10 +3,11 @@
 //! Boundary: the session knows the twilsock protocol (framing, init/update, acknowledgements,
 //! close codes, token timers, liveness) and nothing of Conversations or Sync. Everything an
 //! upstream `message` asks for is answered by [`Backend::upstream`]; Sync pushes reach the socket
-//! through the session's [`Outbox`].
+//! through the session's [`Outbox`]; what the session does is reported to
+//! [`Backend::observe`] as [`SessionObservation`]s.
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc};
@@ -76,40 +77,77 @@ pub enum OutboxError {
     Closed,
 }
 
+/// One queued frame, tagged with where it came from, so that the session can hold back the
+/// backend's pushes while its own frames keep flowing (`SessionCommand::HoldNotifications`).
+/// One queue for both keeps them in the order they were queued.
+#[derive(Debug)]
+pub(in crate::twilsock) enum Frame {
+    /// Queued by the backend through [`Outbox::push`]: Sync notifications, typing, anything
+    /// encoded once and shared between sessions.
+    Push(Bytes),
+    /// Written by the session itself: replies, `client_update`, injected frames.
+    Own(Bytes),
+}
+
+impl Frame {
+    pub(in crate::twilsock) fn into_bytes(self) -> Bytes {
+        match self {
+            Frame::Push(b) | Frame::Own(b) => b,
+        }
+    }
+}
+
+/// What the pushing side and the writing side of one outbox share.
+#[derive(Debug, Default)]
+struct Shared {
+    overflowed: AtomicBool,
+    kill: Notify,
+    /// Frames the writer took from the queue but keeps back (held notifications, a stall).
+    backlog: AtomicUsize,
+}
+
 /// The bounded outbound queue of one session, shared (cheap clone) with whoever pushes to it.
 ///
 /// A push never waits: a full queue means a consumer that cannot keep up, and the policy is to
 /// end that session with a recorded reason (`overflowed()`), never to drop frames silently.
 #[derive(Debug, Clone)]
 pub struct Outbox {
-    tx: mpsc::Sender<Bytes>,
-    overflowed: Arc<AtomicBool>,
-    kill: Arc<Notify>,
+    tx: mpsc::Sender<Frame>,
+    shared: Arc<Shared>,
 }
 
 impl Outbox {
     /// A queue of `capacity` frames, and its receiving end for the socket writer.
-    pub fn new(capacity: usize) -> (Outbox, mpsc::Receiver<Bytes>) {
+    pub(in crate::twilsock) fn new(capacity: usize) -> (Outbox, Frames) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
+        let shared = Arc::new(Shared::default());
         (
             Outbox {
                 tx,
-                overflowed: Arc::default(),
-                kill: Arc::new(Notify::new()),
+                shared: shared.clone(),
             },
-            rx,
+            Frames { rx, shared },
         )
     }
 
+    /// Queues a backend push (held back while the session holds notifications).
     pub fn push(&self, frame: Bytes) -> Result<(), OutboxError> {
-        if self.overflowed.load(Ordering::Relaxed) {
+        self.send(Frame::Push(frame))
+    }
+
+    /// Queues one of the session's own frames (never held back).
+    pub(in crate::twilsock) fn push_own(&self, frame: Bytes) -> Result<(), OutboxError> {
+        self.send(Frame::Own(frame))
+    }
+
+    fn send(&self, frame: Frame) -> Result<(), OutboxError> {
+        if self.overflowed() {
             return Err(OutboxError::Overflow);
         }
         match self.tx.try_send(frame) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.overflowed.store(true, Ordering::Relaxed);
-                self.kill.notify_one();
+                self.shared.mark_overflowed();
                 Err(OutboxError::Overflow)
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Err(OutboxError::Closed),
@@ -117,7 +155,7 @@ impl Outbox {
     }
 
     pub fn overflowed(&self) -> bool {
-        self.overflowed.load(Ordering::Relaxed)
+        self.shared.overflowed.load(Ordering::Relaxed)
     }
 
     /// Completes when the queue overflowed (the session must then close).
@@ -126,17 +164,64 @@ impl Outbox {
             if self.overflowed() {
                 return;
             }
-            self.kill.notified().await;
+            self.shared.kill.notified().await;
         }
     }
 
-    /// Frames waiting to be written.
+    /// Frames waiting to be written: queued, plus those the writer keeps back (held
+    /// notifications, frames queued during a stall).
     pub fn depth(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
+        self.tx.max_capacity() - self.tx.capacity() + self.shared.backlog.load(Ordering::Relaxed)
     }
 
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
+    }
+}
+
+impl Shared {
+    fn mark_overflowed(&self) {
+        self.overflowed.store(true, Ordering::Relaxed);
+        self.kill.notify_one();
+    }
+}
+
+/// The receiving end of an [`Outbox`], owned by the session's writer.
+#[derive(Debug)]
+pub(in crate::twilsock) struct Frames {
+    rx: mpsc::Receiver<Frame>,
+    shared: Arc<Shared>,
+}
+
+impl Frames {
+    pub(in crate::twilsock) async fn recv(&mut self) -> Option<Frame> {
+        self.rx.recv().await
+    }
+
+    pub(in crate::twilsock) fn try_recv(&mut self) -> Option<Frame> {
+        self.rx.try_recv().ok()
+    }
+
+    /// No more frames are accepted (pushes fail with [`OutboxError::Closed`]); those queued can
+    /// still be received.
+    pub(in crate::twilsock) fn close(&mut self) {
+        self.rx.close();
+    }
+
+    /// The queue's capacity: also the bound on frames the writer may keep back.
+    pub(in crate::twilsock) fn capacity(&self) -> usize {
+        self.rx.max_capacity()
+    }
+
+    /// How many frames the writer keeps back (for [`Outbox::depth`]).
+    pub(in crate::twilsock) fn set_backlog(&self, n: usize) {
+        self.shared.backlog.store(n, Ordering::Relaxed);
+    }
+
+    /// The writer kept back more than the capacity: the session ends as a slow consumer, and
+    /// every later push is refused.
+    pub(in crate::twilsock) fn mark_overflowed(&self) {
+        self.shared.mark_overflowed();
     }
 }
 
@@ -172,9 +257,104 @@ pub struct SessionInfo {
     pub id: u64,
     pub caller: Caller,
     pub outbox: Outbox,
-    /// Orders to this live session (control plane: close with a code, drop, expire the token).
+    /// Orders to this live session (control plane: close with a code, drop, expire the token,
+    /// latency, held notifications, stalls).
     /// Bounded: use `try_send`; a closed channel means the session has ended.
     pub commands: mpsc::Sender<SessionCommand>,
+}
+
+/// Something a session did or saw, reported through [`Backend::observe`] (the control plane
+/// journals it). Borrowed from the session, so observing costs the session nothing beyond the
+/// call. Backend pushes (Sync notifications, typing) are never observed here: whoever pushes
+/// them records them once per event, not once per socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionObservation<'a> {
+    /// The WebSocket upgrade completed; nothing has been read yet.
+    Accepted,
+    /// `init` succeeded: the session is established (`info` is `Some` from here on).
+    InitOk,
+    /// `init` was answered with this status (and Twilio error code); the socket stays open.
+    InitRefused { status: u16, error_code: Option<u32> },
+    /// `update` (or a repeated `init`) replaced the token.
+    UpdateOk,
+    /// `update` was refused; the session keeps its token.
+    UpdateRefused { status: u16, error_code: Option<u32> },
+    /// A packet was decoded: its method and id, and for an upstream `message` its HTTP request
+    /// line (absent when the request is malformed).
+    PacketIn {
+        method: &'a str,
+        id: &'a str,
+        request: Option<RequestLine<'a>>,
+    },
+    /// The reply to an upstream `message` was queued: the HTTP status, and the time from the
+    /// packet's arrival to the reply being queued (handler plus any latency set).
+    UpstreamReply {
+        id: &'a str,
+        request: RequestLine<'a>,
+        status: u16,
+        duration_ms: u64,
+    },
+    /// `client_update` / `token_about_to_expire` was queued.
+    TokenWarningSent,
+    /// A twilsock `close` packet with this status code was queued, after everything else.
+    CloseSent { code: u16 },
+    /// A [`SessionCommand`] took effect (see [`SessionCommand::name`]); observed after its
+    /// immediate effects, before the close it may start.
+    CommandApplied { name: &'static str },
+    /// The session ended. Observed exactly once per socket, initialised or not.
+    Ended { reason: EndReason },
+}
+
+/// The HTTP method and (percent-decoded) path of an upstream request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLine<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EndReason {
+    /// The client closed: a twilsock `close` packet or a WebSocket close frame.
+    ClientClosed,
+    /// The connection ended without a close handshake (end of stream, read or write error).
+    ConnectionLost,
+    /// [`SessionCommand::Drop`].
+    Dropped,
+    /// [`SessionCommand::Close`]: the close packet was sent.
+    ClosedByCommand,
+    /// The outbound queue overflowed (a slow consumer, or too much held back or stalled).
+    Overflow,
+    /// The token expired (its timer, or [`SessionCommand::ExpireTokenNow`]): close 410.
+    TokenExpired,
+    /// No pong in time after a WebSocket ping.
+    LivenessTimeout,
+    /// No successful `init` in time after connecting.
+    InitTimeout,
+    /// The server is shutting down.
+    Shutdown,
+    /// A frame that is not twilsock: close 406.
+    ProtocolError,
+}
+
+impl EndReason {
+    /// `snake_case` name, as journaled.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::ClientClosed => "client_closed",
+            EndReason::ConnectionLost => "connection_lost",
+            EndReason::Dropped => "dropped",
+            EndReason::ClosedByCommand => "closed_by_command",
+            EndReason::Overflow => "overflow",
+            EndReason::TokenExpired => "token_expired",
+            EndReason::LivenessTimeout => "liveness_timeout",
+            EndReason::InitTimeout => "init_timeout",
+            EndReason::Shutdown => "shutdown",
+            EndReason::ProtocolError => "protocol_error",
+        }
+    }
 }
 
 /// The rest of the server, from a session's point of view.
@@ -193,4 +373,10 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The session ended, for whatever reason.
     fn session_closed(&self, session_id: u64);
+
+    /// What session `session` did or saw (`info`: once established). Called on the session's
+    /// task, in order, at every point [`SessionObservation`] lists; keep it cheap.
+    fn observe(&self, session: u64, info: Option<&SessionInfo>, what: SessionObservation<'_>) {
+        let _ = (session, info, what);
+    }
 }

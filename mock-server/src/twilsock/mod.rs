@@ -6,6 +6,8 @@ pub mod backend;
 pub mod codec;
 pub mod session;
 
-pub use backend::{Backend, InitRejection, Outbox, OutboxError, SessionInfo, UpstreamRequest, UpstreamResponse};
+pub use backend::{
+    Backend, EndReason, InitRejection, Outbox, OutboxError, RequestLine, SessionInfo, SessionObservation, UpstreamRequest, UpstreamResponse,
+};
 pub use codec::{DecodeError, Limits, Packet};
 pub use session::{CloseCode, Endpoint, SessionCommand, SessionConfig, close_frame, serve_socket};

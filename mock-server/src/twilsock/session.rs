@@ -11,7 +11,35 @@
 //! handles the request, and the session queues the reply after the handler returns, so a client
 //! always sees the notifications a request caused before its reply. Upstream replies are sent in
 //! order of completion, not of arrival. A final `close` packet is written after everything
-//! already queued, and nothing is written after it.
+//! already queued, and nothing is written after it. Exceptions, on the control plane's orders
+//! only: while notifications are held, replies overtake the held pushes (which keep their own
+//! order), and a latency delays upstream replies (which keep their completion order).
+//!
+//! **Conditions** ([`SessionCommand`]s a test puts a session into):
+//! - *Latency* (`SetLatency`): the reply to an upstream `message` is queued once the latency in
+//!   force has passed since its handler completed. Only upstream replies: the answers to `init`,
+//!   `update` and the other packets come from the twilsock edge, not from a backend, and stay
+//!   immediate (a slow or refused connect is `refuse_connections` / init denials; a silent
+//!   network is a stall). Changing the latency applies to replies still waiting, so
+//!   `Duration::ZERO` releases them at once. A waiting reply counts as in flight
+//!   (`SessionConfig::max_inflight_upstream`).
+//! - *Held notifications* (`HoldNotifications` / `ReleaseNotifications`): backend pushes are
+//!   kept back in order and written on release; the session's own frames (replies,
+//!   `client_update`, `SendRaw` frames) keep flowing.
+//! - *Stall* (`Stall` / `Unstall`): the session neither reads nor writes, without closing the
+//!   socket: inbound frames wait in the kernel buffers, outbound ones are kept back in order,
+//!   no ping is sent, and the liveness check is off (the silence is on purpose; it restarts
+//!   with a full ping interval on `Unstall`). Timers, commands and upstream completions still
+//!   run. A close of any kind (`Close`, token expiry, shutdown) ends the stall, so that the
+//!   close packet and everything queued before it are written; `Drop` drops the socket as it
+//!   is.
+//!
+//! Frames kept back by a hold or a stall count against `SessionConfig::outbox_capacity`: more
+//! than that ends the session as a slow consumer.
+//!
+//! **Observation.** The session reports what it does to [`Backend::observe`] — socket accepted,
+//! `init`/`update` outcomes, each packet in, each upstream reply, close packets, commands
+//! applied, and why it ended — but never backend pushes.
 //!
 //! **Bounds.** Frames: the outbox (`SessionConfig::outbox_capacity`); a full outbox ends the
 //! session (slow consumer: logged at `warn`, the socket is dropped so that the SDK reconnects and
@@ -27,25 +55,27 @@
 //!
 //! **Boundary:** the session knows twilsock and nothing of Conversations or Sync; see
 //! [`Backend`].
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::{MethodRouter, get};
 use bytes::Bytes;
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
+use futures_util::stream::SplitStream;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::task::{self, JoinError, JoinSet};
 use tokio::time::{self, Instant, MissedTickBehavior};
 use tracing::Instrument;
 
-use super::backend::{Backend, InitRejection, Outbox, SessionInfo, UpstreamRequest, UpstreamResponse};
+use super::backend::{
+    Backend, EndReason, InitRejection, Outbox, RequestLine, SessionInfo, SessionObservation, UpstreamRequest, UpstreamResponse,
+};
 use super::codec::{self, DecodeError, Limits, Packet};
 use crate::auth::TokenError;
 use crate::auth::identity::Caller;
@@ -53,21 +83,20 @@ use crate::clock::{Clock, Millis};
 
 mod packets;
 mod request;
+mod writer;
 
 pub use packets::{
     CloseCode, TOKEN_EXPIRED_DESCRIPTION, TOKEN_EXPIRED_ERROR_CODE, close_frame, reason_phrase, storage_id, token_about_to_expire,
     token_expired_close,
 };
 pub use request::RequestError;
+use writer::{Mode, WriterCommand, write_loop};
 
 /// The path the SDK connects to (`twilsock.uri` = `ws://HOST:PORT/v3/wsconnect`).
 pub const PATH: &str = "/v3/wsconnect";
 
 /// Room for the framing around header and payload (`TWILSOCK V3.0 <20 digits>\r\n…\r\n`).
 const FRAME_OVERHEAD: usize = 64;
-
-/// Frames written per flush when the outbox has a backlog.
-const WRITE_BATCH: usize = 64;
 
 /// Pending writer commands (ping, finish, close): a handful at most at any time.
 const WRITER_COMMANDS: usize = 8;
@@ -155,11 +184,48 @@ pub enum SessionCommand {
     WarnTokenExpiry,
     /// Act as if the token expired now: `close` 410 (error 20104), then end the session.
     ExpireTokenNow,
-    /// Queue an already-encoded frame, in order with everything else.
+    /// Queue an already-encoded frame, in order with everything else. It is the session's own
+    /// frame: written even while notifications are held.
     SendRaw(Bytes),
+    /// Queue the reply to every upstream `message` only once this long has passed since its
+    /// handler completed (a slow backend); `Duration::ZERO` removes the latency and releases the
+    /// replies waiting for it. Replies keep their completion order. Other replies (`init`,
+    /// `update`, notification contexts, errors the session answers itself) are not delayed.
+    SetLatency(Duration),
+    /// Keep backend pushes (Sync notifications, typing) back, in order, while replies and the
+    /// session's own frames keep flowing. More than `SessionConfig::outbox_capacity` kept back
+    /// ends the session as a slow consumer; a graceful close writes them before its close.
+    HoldNotifications,
+    /// Write the held pushes, in order, and stop holding.
+    ReleaseNotifications,
+    /// Stop reading and writing without closing the socket: the client sees a silent
+    /// connection. Outbound frames are kept back (bounded as above), inbound ones wait in the
+    /// kernel, no pings are sent and the liveness check is off (however long the stall, the
+    /// silence is ours, not a dead peer's). `Close`, token expiry and shutdown end the stall to
+    /// write their close; `Drop` works as always.
+    Stall,
+    /// Resume reading and writing; frames kept back are written first, in order.
+    Unstall,
 }
 
 impl SessionCommand {
+    /// A short `snake_case` name, as journaled; the same as the action of the control plane's HTTP
+    /// API.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SessionCommand::Close { .. } => "close",
+            SessionCommand::Drop => "drop",
+            SessionCommand::WarnTokenExpiry => "warn_token_expiry",
+            SessionCommand::ExpireTokenNow => "expire_token",
+            SessionCommand::SendRaw(_) => "inject_frame",
+            SessionCommand::SetLatency(_) => "latency",
+            SessionCommand::HoldNotifications => "hold_notifications",
+            SessionCommand::ReleaseNotifications => "release_notifications",
+            SessionCommand::Stall => "stall",
+            SessionCommand::Unstall => "unstall",
+        }
+    }
+
     /// A `Close` with the standard status and description for `code`.
     pub fn close(code: CloseCode, backoff_min_ms: Option<u64>) -> SessionCommand {
         let (status, description, error_code) = code.status();
@@ -254,6 +320,7 @@ async fn run_session<B: Backend>(
     let (sink, mut stream) = socket.split();
     let (outbox, frames) = Outbox::new(config.outbox_capacity);
     let (writer_tx, writer_rx) = mpsc::channel(WRITER_COMMANDS);
+    let (mode_tx, mode_rx) = watch::channel(Mode::default());
     let (commands_tx, mut commands_rx) = mpsc::channel(SESSION_COMMANDS);
     let grace = config.close_grace;
     let mut session = Session {
@@ -263,13 +330,17 @@ async fn run_session<B: Backend>(
         config,
         outbox,
         writer: writer_tx,
+        mode: mode_tx,
+        latency: Duration::ZERO,
         commands: commands_tx,
         established: None,
         timers: TokenTimers::default(),
-        closed_reported: false,
+        upstream: Upstream::default(),
+        ended: false,
     };
+    session.observe(SessionObservation::Accepted);
 
-    let writer = write_loop(sink, frames, writer_rx);
+    let writer = write_loop(sink, frames, writer_rx, mode_rx);
     tokio::pin!(writer);
     let end = tokio::select! {
         res = &mut writer => {
@@ -280,7 +351,8 @@ async fn run_session<B: Backend>(
         }
         end = session.run(&mut stream, &mut commands_rx, &mut shutdown) => end,
     };
-    session.report_closed();
+    // Only when the writer ended first (the driver reports its own reasons).
+    session.finish(EndReason::ConnectionLost);
     if end == End::Graceful && time::timeout(grace, &mut writer).await.is_err() {
         tracing::debug!("close frame not written in time");
     }
@@ -299,7 +371,7 @@ enum End {
 /// What to do after handling one event.
 enum Flow {
     Continue,
-    Close(Closing),
+    Close(Closing, EndReason),
 }
 
 enum Closing {
@@ -307,9 +379,15 @@ enum Closing {
     Abrupt,
     /// Flush the outbox, then send a WebSocket close frame.
     Socket { code: u16, reason: &'static str },
-    /// Flush the outbox, send this twilsock `close` packet, let the client close (or wait
-    /// `close_grace`), then send a WebSocket close frame.
-    Packet(Bytes),
+    /// Flush the outbox, send this twilsock `close` packet (status `code`), let the client close
+    /// (or wait `close_grace`), then send a WebSocket close frame.
+    Packet { frame: Bytes, code: u16 },
+}
+
+impl Closing {
+    fn packet(frame: Bytes, code: u16) -> Closing {
+        Closing::Packet { frame, code }
+    }
 }
 
 /// One thing the driver reacts to; produced by the `select!`, handled after it (so that the
@@ -321,6 +399,7 @@ enum Event {
     TokenWarning,
     Command(SessionCommand),
     Upstream(Result<(task::Id, UpstreamResponse), JoinError>),
+    RepliesDue,
     Inbound(Option<Result<Message, axum::Error>>),
     InitTimeout,
     PingDue,
@@ -340,15 +419,21 @@ struct Session<B: Backend> {
     backend: Arc<B>,
     clock: Clock,
     config: SessionConfig,
-    /// The session's own handle on its outbox, for replies; the backend gets clones.
+    /// The session's own handle on its outbox, for its own frames; the backend gets clones.
     outbox: Outbox,
     writer: mpsc::Sender<WriterCommand>,
+    /// The writer's mode (hold, stall): the driver is its only writer.
+    mode: watch::Sender<Mode>,
+    /// Added to every upstream reply (`SessionCommand::SetLatency`).
+    latency: Duration,
     /// Kept to hand out in [`SessionInfo`]; also keeps the command channel open.
     commands: mpsc::Sender<SessionCommand>,
     /// `Some` once `init` succeeded.
     established: Option<SessionInfo>,
     timers: TokenTimers,
-    closed_reported: bool,
+    upstream: Upstream,
+    /// `Ended` was observed (and `session_closed` called if established).
+    ended: bool,
 }
 
 impl<B: Backend> Session<B> {
@@ -367,10 +452,11 @@ impl<B: Backend> Session<B> {
         let pong_deadline = time::sleep(Duration::ZERO);
         tokio::pin!(pong_deadline);
         let mut awaiting_pong = false;
-        let mut upstream = Upstream::default();
 
         loop {
-            let reading = upstream.tasks.len() < self.config.max_inflight_upstream;
+            let stalled = self.stalled();
+            let reading = !stalled && self.upstream.in_flight() < self.config.max_inflight_upstream;
+            let replies_due = self.upstream.next_due(self.latency);
             let TokenTimers { warn_at, expire_at } = self.timers;
             let event = tokio::select! {
                 biased;
@@ -379,61 +465,71 @@ impl<B: Backend> Session<B> {
                 () = sleep_until_opt(&self.clock, expire_at) => Event::TokenExpired,
                 () = sleep_until_opt(&self.clock, warn_at) => Event::TokenWarning,
                 Some(cmd) = commands.recv() => Event::Command(cmd),
-                Some(done) = upstream.tasks.join_next_with_id() => Event::Upstream(done),
+                Some(done) = self.upstream.tasks.join_next_with_id() => Event::Upstream(done),
+                () = sleep_until_instant(replies_due) => Event::RepliesDue,
                 msg = stream.next(), if reading => Event::Inbound(msg),
                 () = &mut init_deadline, if self.established.is_none() => Event::InitTimeout,
-                _ = ping.tick(), if pinging => Event::PingDue,
+                _ = ping.tick(), if pinging && !stalled => Event::PingDue,
                 // While reading is paused the pong cannot be seen, so it cannot be late either.
                 () = &mut pong_deadline, if awaiting_pong && reading => Event::PongTimeout,
             };
 
             let flow = match event {
-                Event::Shutdown => Flow::Close(Closing::Socket {
-                    code: 1001,
-                    reason: "server shutting down",
-                }),
+                Event::Shutdown => Flow::Close(
+                    Closing::Socket {
+                        code: 1001,
+                        reason: "server shutting down",
+                    },
+                    EndReason::Shutdown,
+                ),
                 Event::Overflow => {
                     tracing::warn!(
                         capacity = self.config.outbox_capacity,
                         "closing session: outbound queue overflow (slow consumer)"
                     );
-                    Flow::Close(Closing::Abrupt)
+                    Flow::Close(Closing::Abrupt, EndReason::Overflow)
                 }
                 Event::TokenExpired => {
                     tracing::info!("token expired: sending close 410");
-                    Flow::Close(Closing::Packet(token_expired_close()))
+                    Flow::Close(Closing::packet(token_expired_close(), 410), EndReason::TokenExpired)
                 }
                 Event::TokenWarning => {
                     self.timers.warn_at = None;
                     tracing::debug!("token about to expire: sending client_update");
-                    self.send(token_about_to_expire());
+                    self.warn_token_expiry();
                     Flow::Continue
                 }
                 Event::Command(cmd) => self.on_command(cmd),
                 Event::Upstream(done) => {
-                    if let Some((id, resp)) = upstream.complete(done) {
-                        self.send(packets::reply_upstream(&id, &resp));
-                    }
+                    self.upstream.complete(done);
+                    self.send_due_replies();
+                    Flow::Continue
+                }
+                Event::RepliesDue => {
+                    self.send_due_replies();
                     Flow::Continue
                 }
                 Event::Inbound(None) => {
                     tracing::debug!("client went away");
-                    Flow::Close(Closing::Abrupt)
+                    Flow::Close(Closing::Abrupt, EndReason::ConnectionLost)
                 }
                 Event::Inbound(Some(Err(e))) => {
                     tracing::debug!(error = %e, "socket read failed");
-                    Flow::Close(Closing::Abrupt)
+                    Flow::Close(Closing::Abrupt, EndReason::ConnectionLost)
                 }
                 Event::Inbound(Some(Ok(msg))) => {
                     awaiting_pong = false;
-                    self.on_ws_message(msg, &mut upstream)
+                    self.on_ws_message(msg)
                 }
                 Event::InitTimeout => {
                     tracing::debug!("no successful init in time: closing");
-                    Flow::Close(Closing::Socket {
-                        code: 1008,
-                        reason: "no successful init in time",
-                    })
+                    Flow::Close(
+                        Closing::Socket {
+                            code: 1008,
+                            reason: "no successful init in time",
+                        },
+                        EndReason::InitTimeout,
+                    )
                 }
                 Event::PingDue => {
                     if !awaiting_pong && self.writer.try_send(WriterCommand::Ping).is_ok() {
@@ -444,30 +540,59 @@ impl<B: Backend> Session<B> {
                 }
                 Event::PongTimeout => {
                     tracing::info!("no pong in time: dropping the socket");
-                    Flow::Close(Closing::Abrupt)
+                    Flow::Close(Closing::Abrupt, EndReason::LivenessTimeout)
                 }
             };
-            if let Flow::Close(closing) = flow {
-                return self.close(closing, stream, shutdown).await;
+            if let Flow::Close(closing, reason) = flow {
+                return self.close(closing, reason, stream, shutdown).await;
+            }
+            if stalled != self.stalled() {
+                // Entering a stall forgets the ping in flight (its pong will not be read);
+                // leaving one starts the liveness check afresh, a full interval from now.
+                awaiting_pong = false;
+                if stalled {
+                    ping.reset();
+                }
             }
         }
     }
 
-    async fn close(&mut self, closing: Closing, stream: &mut SplitStream<WebSocket>, shutdown: &mut watch::Receiver<bool>) -> End {
-        // The session is over for the backend now, even if the socket lingers a moment.
-        self.report_closed();
+    async fn close(
+        &mut self,
+        closing: Closing,
+        reason: EndReason,
+        stream: &mut SplitStream<WebSocket>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> End {
+        let waiting = self.upstream.delayed.len();
+        if waiting > 0 {
+            tracing::debug!(
+                replies = waiting,
+                "session ending: replies still waiting out the latency are not sent"
+            );
+        }
         match closing {
-            Closing::Abrupt => End::Abrupt,
-            Closing::Socket { code, reason } => {
+            Closing::Abrupt => {
+                self.finish(reason);
+                End::Abrupt
+            }
+            Closing::Socket { code, reason: text } => {
+                // The session is over for the backend now, even if the socket lingers a moment.
+                self.finish(reason);
                 if self.writer.try_send(WriterCommand::Finish { last: None }).is_err()
-                    || self.writer.try_send(WriterCommand::Close { code, reason }).is_err()
+                    || self.writer.try_send(WriterCommand::Close { code, reason: text }).is_err()
                 {
                     return End::Abrupt;
                 }
                 End::Graceful
             }
-            Closing::Packet(frame) => {
-                if self.writer.try_send(WriterCommand::Finish { last: Some(frame) }).is_err() {
+            Closing::Packet { frame, code } => {
+                let queued = self.writer.try_send(WriterCommand::Finish { last: Some(frame) }).is_ok();
+                if queued {
+                    self.observe(SessionObservation::CloseSent { code });
+                }
+                self.finish(reason);
+                if !queued {
                     return End::Abrupt;
                 }
                 // The SDK acks the close and closes the socket itself; wait for that, ignoring
@@ -492,69 +617,128 @@ impl<B: Backend> Session<B> {
         }
     }
 
-    /// Tells the backend the session ended, once, and only if it had been opened.
-    fn report_closed(&mut self) {
-        if self.closed_reported {
+    /// Observes the end, once, and tells the backend the session ended if it had been opened.
+    fn finish(&mut self, reason: EndReason) {
+        if self.ended {
             return;
         }
-        self.closed_reported = true;
+        self.ended = true;
+        self.observe(SessionObservation::Ended { reason });
         if self.established.is_some() {
-            tracing::info!("session closed");
+            tracing::info!(reason = reason.as_str(), "session closed");
             self.backend.session_closed(self.id);
         }
     }
 
-    /// Queues a frame in order with everything else. A full queue is not handled here: the
-    /// overflow signal ends the session on the next turn of the loop.
+    fn observe(&self, what: SessionObservation<'_>) {
+        self.backend.observe(self.id, self.established.as_ref(), what);
+    }
+
+    fn stalled(&self) -> bool {
+        self.mode.borrow().stall
+    }
+
+    fn set_mode(&self, change: impl FnOnce(&mut Mode)) {
+        self.mode.send_modify(change);
+    }
+
+    /// Queues one of the session's own frames, in order with everything else. A full queue is
+    /// not handled here: the overflow signal ends the session on the next turn of the loop.
     fn send(&self, frame: Bytes) {
-        if let Err(e) = self.outbox.push(frame) {
+        if let Err(e) = self.outbox.push_own(frame) {
             tracing::debug!(error = ?e, "frame not queued");
         }
     }
 
+    fn warn_token_expiry(&self) {
+        self.send(token_about_to_expire());
+        self.observe(SessionObservation::TokenWarningSent);
+    }
+
+    /// Queues the upstream replies whose latency has passed, in completion order.
+    fn send_due_replies(&mut self) {
+        let now = Instant::now();
+        while let Some(done) = self.upstream.pop_due(now, self.latency) {
+            self.send(done.frame);
+            let waited = now.saturating_duration_since(done.request.started);
+            self.observe(SessionObservation::UpstreamReply {
+                id: &done.request.packet_id,
+                request: RequestLine {
+                    method: &done.request.method,
+                    path: &done.request.path,
+                },
+                status: done.status,
+                duration_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+            });
+        }
+    }
+
+    /// Applies a command, then observes it (before any close it starts).
     fn on_command(&mut self, cmd: SessionCommand) -> Flow {
         tracing::debug!(?cmd, "session command");
-        match cmd {
+        let name = cmd.name();
+        let flow = match cmd {
             SessionCommand::Close {
                 code,
                 status,
                 description,
                 error_code,
                 backoff_min_ms,
-            } => Flow::Close(Closing::Packet(close_frame(
-                code,
-                &status,
-                &description,
-                error_code,
-                backoff_min_ms,
-            ))),
-            SessionCommand::Drop => Flow::Close(Closing::Abrupt),
+            } => Flow::Close(
+                Closing::packet(close_frame(code, &status, &description, error_code, backoff_min_ms), code),
+                EndReason::ClosedByCommand,
+            ),
+            SessionCommand::Drop => Flow::Close(Closing::Abrupt, EndReason::Dropped),
             SessionCommand::WarnTokenExpiry => {
-                self.send(token_about_to_expire());
+                self.warn_token_expiry();
                 Flow::Continue
             }
-            SessionCommand::ExpireTokenNow => Flow::Close(Closing::Packet(token_expired_close())),
+            SessionCommand::ExpireTokenNow => Flow::Close(Closing::packet(token_expired_close(), 410), EndReason::TokenExpired),
             SessionCommand::SendRaw(frame) => {
                 self.send(frame);
                 Flow::Continue
             }
-        }
+            SessionCommand::SetLatency(latency) => {
+                self.latency = latency;
+                // A shorter latency may have made waiting replies due.
+                self.send_due_replies();
+                Flow::Continue
+            }
+            SessionCommand::HoldNotifications => {
+                self.set_mode(|m| m.hold = true);
+                Flow::Continue
+            }
+            SessionCommand::ReleaseNotifications => {
+                self.set_mode(|m| m.hold = false);
+                Flow::Continue
+            }
+            SessionCommand::Stall => {
+                self.set_mode(|m| m.stall = true);
+                Flow::Continue
+            }
+            SessionCommand::Unstall => {
+                self.set_mode(|m| m.stall = false);
+                Flow::Continue
+            }
+        };
+        self.observe(SessionObservation::CommandApplied { name });
+        flow
     }
 
-    fn on_ws_message(&mut self, msg: Message, upstream: &mut Upstream) -> Flow {
+    fn on_ws_message(&mut self, msg: Message) -> Flow {
         match msg {
-            Message::Binary(frame) => self.on_frame(&frame, upstream),
+            Message::Binary(frame) => self.on_frame(&frame),
             // The SDK only sends binary frames; text ones are decoded the same way.
-            Message::Text(text) => self.on_frame(&Bytes::from(text), upstream),
+            Message::Text(text) => self.on_frame(&Bytes::from(text)),
             Message::Ping(_) | Message::Pong(_) => Flow::Continue,
             Message::Close(_) => {
                 tracing::debug!("client closed the socket");
-                Flow::Close(Closing::Socket { code: 1000, reason: "" })
+                Flow::Close(Closing::Socket { code: 1000, reason: "" }, EndReason::ClientClosed)
             }
         }
     }
 
-    fn on_frame(&mut self, frame: &Bytes, upstream: &mut Upstream) -> Flow {
+    fn on_frame(&mut self, frame: &Bytes) -> Flow {
         let packet = match codec::decode_bytes(frame, &self.config.limits) {
             Ok(p) => p,
             Err(err) => return self.on_undecodable(frame, &err),
@@ -563,10 +747,14 @@ impl<B: Backend> Session<B> {
         let id = packet.id().unwrap_or_default();
         let method = packet.method().unwrap_or_default();
         tracing::trace!(method, id, "packet");
+        if method != "message" {
+            // An upstream request is observed with its request line, once parsed.
+            self.observe(SessionObservation::PacketIn { method, id, request: None });
+        }
         match method {
             "init" => self.on_init(id, &packet),
             "update" => self.on_update(id, &packet),
-            "message" => self.on_upstream(id, &packet, upstream),
+            "message" => self.on_upstream(id, &packet),
             "put_notification_ctx" | "delete_notification_ctx" => {
                 self.send(packets::reply_ok(id));
                 Flow::Continue
@@ -578,10 +766,13 @@ impl<B: Backend> Session<B> {
             "reply" => Flow::Continue,
             "close" => {
                 tracing::debug!("client sent close");
-                Flow::Close(Closing::Socket {
-                    code: 1000,
-                    reason: "client closed",
-                })
+                Flow::Close(
+                    Closing::Socket {
+                        code: 1000,
+                        reason: "client closed",
+                    },
+                    EndReason::ClientClosed,
+                )
             }
             other => {
                 tracing::debug!(method = other, "unknown method");
@@ -598,12 +789,22 @@ impl<B: Backend> Session<B> {
     /// Client acks are never answered, even broken ones.
     fn on_undecodable(&mut self, frame: &[u8], err: &DecodeError) -> Flow {
         match salvage_header(frame, &self.config.limits) {
-            Some((_, method)) if method == "reply" => {
+            Some((id, method)) if method == "reply" => {
                 tracing::debug!(error = %err, "undecodable client reply ignored");
+                self.observe(SessionObservation::PacketIn {
+                    method: &method,
+                    id: &id,
+                    request: None,
+                });
                 Flow::Continue
             }
             Some((id, method)) => {
                 tracing::debug!(error = %err, method, "undecodable packet");
+                self.observe(SessionObservation::PacketIn {
+                    method: &method,
+                    id: &id,
+                    request: None,
+                });
                 let (code, status) = match err {
                     DecodeError::PayloadTooLarge { .. } => (413, "PAYLOAD_TOO_LARGE"),
                     _ => (400, "BAD_REQUEST"),
@@ -613,7 +814,8 @@ impl<B: Backend> Session<B> {
             }
             None => {
                 tracing::debug!(error = %err, "unparseable frame: closing with 406");
-                Flow::Close(Closing::Packet(CloseCode::CannotParse.frame(None)))
+                let code = CloseCode::CannotParse;
+                Flow::Close(Closing::packet(code.frame(None), code.code()), EndReason::ProtocolError)
             }
         }
     }
@@ -628,8 +830,23 @@ impl<B: Backend> Session<B> {
         }
     }
 
+    /// Answers a refused `init` or `update` and observes it.
+    fn refuse(&self, id: &str, kind: TokenChange, rejection: &InitRejection) {
+        self.send(packets::reply_rejection(id, rejection));
+        self.observe_refusal(kind, rejection.status, rejection.error_code);
+    }
+
+    fn observe_refusal(&self, kind: TokenChange, status: u16, error_code: Option<u32>) {
+        self.observe(match kind {
+            TokenChange::Init => SessionObservation::InitRefused { status, error_code },
+            TokenChange::Update => SessionObservation::UpdateRefused { status, error_code },
+        });
+    }
+
     /// `init`. A rejected token gets a 401 reply and leaves the socket open and uninitialised:
-    /// the SDK closes it, and a later `init` on it may still succeed.
+    /// the SDK closes it, and a later `init` on it may still succeed. So does any other refusal
+    /// (the control plane's 503 while refusing connections, init denials): the SDK closes the
+    /// socket and retries, the server only replies.
     ///
     /// An `init` on an established session (the SDK never sends one: it uses `update` while
     /// connected) is taken as a token update that answers with a full init reply: same session
@@ -639,13 +856,13 @@ impl<B: Backend> Session<B> {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(error = ?e, "init rejected");
-                self.send(packets::reply_rejection(id, &e));
+                self.refuse(id, TokenChange::Init, &e);
                 return Flow::Continue;
             }
         };
         let storage = storage_id(&caller.account.sid, caller.identity());
         if self.established.is_some() {
-            return self.replace_token(id, caller, packets::reply_init(id, &storage));
+            return self.replace_token(id, TokenChange::Init, caller, packets::reply_init(id, &storage));
         }
         let info = SessionInfo {
             id: self.id,
@@ -654,14 +871,18 @@ impl<B: Backend> Session<B> {
             commands: self.commands.clone(),
         };
         self.send(packets::reply_init(id, &storage));
-        self.arm_timers(info.caller.claims.expires_at);
         tracing::info!(
             identity = info.caller.identity(),
             account = %info.caller.account.sid,
             "session opened"
         );
-        self.backend.session_opened(&info);
+        let expires_at = info.caller.claims.expires_at;
         self.established = Some(info);
+        self.arm_timers(expires_at);
+        self.observe(SessionObservation::InitOk);
+        if let Some(info) = &self.established {
+            self.backend.session_opened(info);
+        }
         Flow::Continue
     }
 
@@ -676,31 +897,34 @@ impl<B: Backend> Session<B> {
                 Some("update before a successful init"),
                 None,
             ));
+            self.observe_refusal(TokenChange::Update, 403, None);
             return Flow::Continue;
         }
         match self.verify(packet) {
-            Ok(caller) => self.replace_token(id, caller, packets::reply_ok(id)),
+            Ok(caller) => self.replace_token(id, TokenChange::Update, caller, packets::reply_ok(id)),
             Err(e) => {
                 tracing::debug!(error = ?e, "update rejected");
-                self.send(packets::reply_rejection(id, &e));
+                self.refuse(id, TokenChange::Update, &e);
                 Flow::Continue
             }
         }
     }
 
-    fn replace_token(&mut self, id: &str, caller: Caller, reply: Bytes) -> Flow {
+    fn replace_token(&mut self, id: &str, kind: TokenChange, caller: Caller, reply: Bytes) -> Flow {
         let expires_at = caller.claims.expires_at;
         match self.established.as_mut() {
             Some(info) if same_principal(&info.caller, &caller) => info.caller = caller,
             Some(_) => {
                 tracing::debug!("token update for another principal rejected");
                 self.send(packets::reply_principal_mismatch(id));
+                self.observe_refusal(kind, 401, Some(packets::INVALID_TOKEN_ERROR_CODE));
                 return Flow::Continue;
             }
             None => return Flow::Continue,
         }
         self.send(reply);
         self.arm_timers(expires_at);
+        self.observe(SessionObservation::UpdateOk);
         if let Some(info) = &self.established {
             tracing::debug!("token updated");
             self.backend.session_updated(info);
@@ -710,7 +934,16 @@ impl<B: Backend> Session<B> {
 
     /// `message`: decoded and handed to the backend on its own task, so that a slow answer never
     /// holds up the socket.
-    fn on_upstream(&mut self, id: &str, packet: &Packet, upstream: &mut Upstream) -> Flow {
+    fn on_upstream(&mut self, id: &str, packet: &Packet) -> Flow {
+        let parsed = request::parse(packet);
+        self.observe(SessionObservation::PacketIn {
+            method: "message",
+            id,
+            request: parsed.as_ref().ok().map(|r| RequestLine {
+                method: &r.method,
+                path: &r.path,
+            }),
+        });
         // The SDK queues requests until `init` succeeded, so this is a misbehaving client.
         let Some(info) = &self.established else {
             self.send(packets::reply_status(
@@ -722,10 +955,10 @@ impl<B: Backend> Session<B> {
             ));
             return Flow::Continue;
         };
-        match request::parse(packet) {
+        match parsed {
             Ok(req) => {
                 tracing::trace!(method = %req.method, path = %req.path, "upstream");
-                upstream.spawn(id, self.backend.clone(), info.clone(), req);
+                self.upstream.spawn(id, self.backend.clone(), info.clone(), req);
             }
             Err(e) => {
                 tracing::debug!(error = %e, "bad upstream request");
@@ -751,6 +984,13 @@ impl<B: Backend> Session<B> {
     }
 }
 
+/// Which packet a token change came in, for its observation.
+#[derive(Debug, Clone, Copy)]
+enum TokenChange {
+    Init,
+    Update,
+}
+
 /// Whether a new token may replace `current` on the same session: the backend's view of who is
 /// connected (subscriptions, notification routing) must not change under it.
 fn same_principal(current: &Caller, new: &Caller) -> bool {
@@ -758,29 +998,83 @@ fn same_principal(current: &Caller, new: &Caller) -> bool {
 }
 
 /// Upstream requests in flight, each on its own task (a panicking handler fails its request
-/// with a 500, not the session).
+/// with a 500, not the session), and the replies waiting out a latency.
 #[derive(Default)]
 struct Upstream {
     tasks: JoinSet<UpstreamResponse>,
-    /// Task → the packet id to reply to.
-    ids: HashMap<task::Id, String>,
+    /// Task → what it answers.
+    requests: HashMap<task::Id, InFlight>,
+    /// Replies of completed requests not queued yet, in completion order.
+    delayed: VecDeque<Completed>,
+}
+
+/// What the reply to an upstream request needs, and its observation.
+struct InFlight {
+    packet_id: String,
+    method: String,
+    path: String,
+    started: Instant,
+}
+
+/// A completed upstream request, its reply encoded.
+struct Completed {
+    request: InFlight,
+    status: u16,
+    frame: Bytes,
+    at: Instant,
 }
 
 impl Upstream {
     fn spawn<B: Backend>(&mut self, packet_id: &str, backend: Arc<B>, info: SessionInfo, req: UpstreamRequest) {
+        let request = InFlight {
+            packet_id: packet_id.to_owned(),
+            method: req.method.clone(),
+            path: req.path.clone(),
+            started: Instant::now(),
+        };
         let handle = self.tasks.spawn(async move { backend.upstream(&info, req).await });
-        self.ids.insert(handle.id(), packet_id.to_owned());
+        self.requests.insert(handle.id(), request);
     }
 
-    /// The packet id and answer of a finished request.
-    fn complete(&mut self, done: Result<(task::Id, UpstreamResponse), JoinError>) -> Option<(String, UpstreamResponse)> {
-        match done {
-            Ok((task, resp)) => Some((self.ids.remove(&task)?, resp)),
+    /// Requests whose reply has not been queued yet.
+    fn in_flight(&self) -> usize {
+        self.tasks.len() + self.delayed.len()
+    }
+
+    /// Encodes the reply of a finished request and puts it in line.
+    fn complete(&mut self, done: Result<(task::Id, UpstreamResponse), JoinError>) {
+        let (request, resp) = match done {
+            Ok((task, resp)) => match self.requests.remove(&task) {
+                Some(request) => (request, resp),
+                None => return,
+            },
             Err(e) => {
-                let id = self.ids.remove(&e.id())?;
-                tracing::error!(error = %e, packet = %id, "upstream handler failed");
-                Some((id, UpstreamResponse::error(500, 20500, "Internal Server Error")))
+                let Some(request) = self.requests.remove(&e.id()) else {
+                    return;
+                };
+                tracing::error!(error = %e, packet = %request.packet_id, "upstream handler failed");
+                (request, UpstreamResponse::error(500, 20500, "Internal Server Error"))
             }
+        };
+        self.delayed.push_back(Completed {
+            frame: packets::reply_upstream(&request.packet_id, &resp),
+            status: resp.status,
+            request,
+            at: Instant::now(),
+        });
+    }
+
+    /// When the oldest waiting reply is due under `latency`. Completion times only grow, so the
+    /// oldest is also the first due: the order of completion is kept.
+    fn next_due(&self, latency: Duration) -> Option<Instant> {
+        self.delayed.front().map(|c| c.at + latency)
+    }
+
+    fn pop_due(&mut self, now: Instant, latency: Duration) -> Option<Completed> {
+        if self.next_due(latency)? <= now {
+            self.delayed.pop_front()
+        } else {
+            None
         }
     }
 }
@@ -816,68 +1110,11 @@ async fn sleep_until_opt(clock: &Clock, at: Option<Millis>) {
     }
 }
 
-/// What the driver asks of the writer (besides the outbox frames).
-#[derive(Debug)]
-enum WriterCommand {
-    /// A WebSocket ping.
-    Ping,
-    /// Stop taking frames from the outbox: write what is queued, then `last`, and nothing more
-    /// from the outbox (later pushes fail with `OutboxError::Closed`).
-    Finish { last: Option<Bytes> },
-    /// Send a WebSocket close frame and stop.
-    Close { code: u16, reason: &'static str },
-}
-
-/// The only code writing to the socket: outbox frames in order, batched per flush, with the
-/// driver's commands taking precedence between batches.
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut frames: mpsc::Receiver<Bytes>,
-    mut commands: mpsc::Receiver<WriterCommand>,
-) -> Result<(), axum::Error> {
-    let mut taking_frames = true;
-    loop {
-        tokio::select! {
-            biased;
-            cmd = commands.recv() => match cmd {
-                None => return Ok(()),
-                Some(WriterCommand::Ping) => sink.send(Message::Ping(Bytes::new())).await?,
-                Some(WriterCommand::Finish { last }) => {
-                    if taking_frames {
-                        taking_frames = false;
-                        // Closed first, the drain is finite: nothing new can arrive.
-                        frames.close();
-                        while let Ok(frame) = frames.try_recv() {
-                            sink.feed(Message::Binary(frame)).await?;
-                        }
-                    }
-                    if let Some(last) = last {
-                        sink.feed(Message::Binary(last)).await?;
-                    }
-                    sink.flush().await?;
-                }
-                Some(WriterCommand::Close { code, reason }) => {
-                    let frame = CloseFrame { code, reason: reason.into() };
-                    // The peer may have closed already; nothing to do about errors here.
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                    let _ = sink.close().await;
-                    return Ok(());
-                }
-            },
-            frame = frames.recv(), if taking_frames => match frame {
-                Some(frame) => {
-                    sink.feed(Message::Binary(frame)).await?;
-                    for _ in 1..WRITE_BATCH {
-                        match frames.try_recv() {
-                            Ok(frame) => sink.feed(Message::Binary(frame)).await?,
-                            Err(_) => break,
-                        }
-                    }
-                    sink.flush().await?;
-                }
-                None => taking_frames = false,
-            },
-        }
+/// Real (tokio) time, for latencies: they are about the network, like pings.
+async fn sleep_until_instant(at: Option<Instant>) {
+    match at {
+        Some(at) => time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

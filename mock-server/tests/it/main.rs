@@ -8,6 +8,7 @@
 //!   account isolation, and snapshots of wire shapes.
 //! - `pagination`: properties of paging through message histories that change meanwhile.
 
+mod control;
 mod media;
 mod openapi;
 mod pagination;

@@ -1,25 +1,36 @@
 //! Twilsock sessions end to end: a real `tokio-tungstenite` client against the session handler
 //! mounted on a loopback port, with a fake [`Backend`] (tokens `good:<identity>[:<ttl secs>]`,
-//! `other:<identity>` for a second account, `expired`; upstream requests are echoed back).
+//! `other:<identity>` for a second account, `expired`, `busy` for a 503; upstream requests are
+//! echoed back, and each completion is reported). The fake also records every
+//! [`SessionObservation`], which is how tests wait for a command to have taken effect.
+//! The last tests run the real backend (`Realtime`) in a [`MockServer`], for the journal and the
+//! control plane's view of sessions.
 //!
 //! The server clock is frozen, so token timers fire only when a test advances it. Every wait
 //! is bounded by [`WAIT`]; nothing sleeps for a fixed time. Absence of a packet is shown with a
 //! probe: the session handles due timers before inbound packets, so the next packet after a
-//! probe's reply would have been the timer's.
+//! probe's reply would have been the timer's. Absence during a stall is shown against an event
+//! that takes longer than the behaviour under test (another session's liveness timeout).
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use rehearsal_mock_server::MockServer;
 use rehearsal_mock_server::auth::identity::Caller;
+use rehearsal_mock_server::auth::token::{self, MintRequest};
 use rehearsal_mock_server::auth::{Claims, TokenError};
 use rehearsal_mock_server::clock::{Clock, Millis};
+use rehearsal_mock_server::control::journal::{Filter, Kind};
+use rehearsal_mock_server::control::sessions::Target;
 use rehearsal_mock_server::domain::{self, Account, Domain, NewAccount};
 use rehearsal_mock_server::twilsock::codec::{self, Limits};
 use rehearsal_mock_server::twilsock::session::{self, CloseCode, Endpoint, SessionCommand, SessionConfig};
-use rehearsal_mock_server::twilsock::{Backend, InitRejection, OutboxError, Packet, SessionInfo, UpstreamRequest, UpstreamResponse};
+use rehearsal_mock_server::twilsock::{
+    Backend, EndReason, InitRejection, OutboxError, Packet, SessionInfo, SessionObservation, UpstreamRequest, UpstreamResponse,
+};
 use serde_json::{Map, Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -46,11 +57,78 @@ enum Event {
     Closed(u64),
 }
 
+/// A [`SessionObservation`], owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Obs {
+    Accepted,
+    InitOk,
+    InitRefused(u16, Option<u32>),
+    UpdateOk,
+    UpdateRefused(u16, Option<u32>),
+    /// Method, packet id, and for `message` the HTTP method and path.
+    PacketIn(String, String, Option<(String, String)>),
+    /// Packet id, HTTP method, path, status, and the duration (0 after [`redacted`]).
+    UpstreamReply(String, String, String, u16, u64),
+    TokenWarningSent,
+    CloseSent(u16),
+    Command(&'static str),
+    Ended(EndReason),
+    Other(String),
+}
+
+impl From<SessionObservation<'_>> for Obs {
+    fn from(what: SessionObservation<'_>) -> Obs {
+        match what {
+            SessionObservation::Accepted => Obs::Accepted,
+            SessionObservation::InitOk => Obs::InitOk,
+            SessionObservation::InitRefused { status, error_code } => Obs::InitRefused(status, error_code),
+            SessionObservation::UpdateOk => Obs::UpdateOk,
+            SessionObservation::UpdateRefused { status, error_code } => Obs::UpdateRefused(status, error_code),
+            SessionObservation::PacketIn { method, id, request } => Obs::PacketIn(
+                method.to_owned(),
+                id.to_owned(),
+                request.map(|r| (r.method.to_owned(), r.path.to_owned())),
+            ),
+            SessionObservation::UpstreamReply {
+                id,
+                request,
+                status,
+                duration_ms,
+            } => Obs::UpstreamReply(
+                id.to_owned(),
+                request.method.to_owned(),
+                request.path.to_owned(),
+                status,
+                duration_ms,
+            ),
+            SessionObservation::TokenWarningSent => Obs::TokenWarningSent,
+            SessionObservation::CloseSent { code } => Obs::CloseSent(code),
+            SessionObservation::CommandApplied { name } => Obs::Command(name),
+            SessionObservation::Ended { reason } => Obs::Ended(reason),
+            other => Obs::Other(format!("{other:?}")),
+        }
+    }
+}
+
+/// Durations vary from run to run.
+fn redacted(o: Obs) -> Obs {
+    match o {
+        Obs::UpstreamReply(id, method, path, status, _) => Obs::UpstreamReply(id, method, path, status, 0),
+        o => o,
+    }
+}
+
+/// One observation: session id, whether the session was established, what.
+type Observed = (u64, bool, Obs);
+
 struct Fake {
     clock: Clock,
     account: Arc<Account>,
     other: Arc<Account>,
     events: mpsc::UnboundedSender<Event>,
+    observations: mpsc::UnboundedSender<Observed>,
+    /// The path of every upstream request whose handler completed.
+    completions: mpsc::UnboundedSender<String>,
     /// `/slow` requests wait for a permit.
     gate: Arc<Semaphore>,
 }
@@ -97,10 +175,21 @@ impl Fake {
 
 impl Backend for Fake {
     fn verify(&self, token: &str) -> Result<Caller, InitRejection> {
+        if token == "busy" {
+            // What the control plane answers while refusing connections.
+            return Err(InitRejection {
+                status: 503,
+                status_text: "SERVICE_UNAVAILABLE".into(),
+                error_code: None,
+                description: "new connections are refused for now".into(),
+                backoff_ms: None,
+            });
+        }
         self.verify_token(token).map_err(Into::into)
     }
     fn upstream(&self, session: &SessionInfo, req: UpstreamRequest) -> impl Future<Output = UpstreamResponse> + Send {
         let gate = self.gate.clone();
+        let completions = self.completions.clone();
         let identity = session.caller.identity().to_owned();
         async move {
             match req.path.as_str() {
@@ -108,6 +197,7 @@ impl Backend for Fake {
                 "/panic" => panic!("the fake backend panics on purpose"),
                 _ => {}
             }
+            let _ = completions.send(req.path.clone());
             let status = if req.method == "POST" { 201 } else { 200 };
             UpstreamResponse::status(
                 status,
@@ -140,6 +230,13 @@ impl Backend for Fake {
     fn session_closed(&self, session_id: u64) {
         let _ = self.events.send(Event::Closed(session_id));
     }
+
+    fn observe(&self, session: u64, info: Option<&SessionInfo>, what: SessionObservation<'_>) {
+        if let Some(info) = info {
+            assert_eq!(info.id, session, "observed under another session's info");
+        }
+        let _ = self.observations.send((session, info.is_some(), what.into()));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -151,6 +248,8 @@ struct Harness {
     clock: Clock,
     fake: Arc<Fake>,
     events: mpsc::UnboundedReceiver<Event>,
+    observations: mpsc::UnboundedReceiver<Observed>,
+    completions: mpsc::UnboundedReceiver<String>,
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -177,11 +276,15 @@ async fn start(config: SessionConfig) -> Harness {
         })
         .expect("second account");
     let (events_tx, events) = mpsc::unbounded_channel();
+    let (observations_tx, observations) = mpsc::unbounded_channel();
+    let (completions_tx, completions) = mpsc::unbounded_channel();
     let fake = Arc::new(Fake {
         clock: clock.clone(),
         account,
         other,
         events: events_tx,
+        observations: observations_tx,
+        completions: completions_tx,
         gate: Arc::new(Semaphore::new(0)),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -197,6 +300,8 @@ async fn start(config: SessionConfig) -> Harness {
         clock,
         fake,
         events,
+        observations,
+        completions,
         shutdown,
         server,
     }
@@ -249,6 +354,62 @@ impl Harness {
 
     fn advance_secs(&self, secs: u64) {
         self.clock.advance(Duration::from_secs(secs));
+    }
+
+    async fn next_observation(&mut self) -> Observed {
+        timeout(WAIT, self.observations.recv())
+            .await
+            .expect("observation in time")
+            .expect("observations channel open")
+    }
+
+    /// The observations of `session` up to and including `last` (with whether the session was
+    /// established at each); other sessions' are skipped.
+    async fn observed_until(&mut self, session: u64, last: &Obs) -> Vec<(Obs, bool)> {
+        let mut seen = Vec::new();
+        loop {
+            let (id, established, what) = self.next_observation().await;
+            if id != session {
+                continue;
+            }
+            let done = &what == last;
+            seen.push((what, established));
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    /// Sends `cmd` and waits until the session applied it.
+    async fn command(&mut self, info: &SessionInfo, cmd: SessionCommand) {
+        let name = cmd.name();
+        info.commands.try_send(cmd).expect("command queued");
+        self.observed_until(info.id, &Obs::Command(name)).await;
+    }
+
+    /// The observations of `session` made so far and not yet taken.
+    fn observed_now(&mut self, session: u64) -> Vec<Obs> {
+        let mut seen = Vec::new();
+        while let Ok((id, _, what)) = self.observations.try_recv() {
+            if id == session {
+                seen.push(what);
+            }
+        }
+        seen
+    }
+
+    /// Waits until the handler of an upstream request for `path` completed.
+    async fn completed(&mut self, path: &str) {
+        let next = async {
+            loop {
+                match self.completions.recv().await {
+                    Some(p) if p == path => return,
+                    Some(_) => {}
+                    None => panic!("completions channel closed"),
+                }
+            }
+        };
+        timeout(WAIT, next).await.expect("upstream handler completed in time");
     }
 }
 
@@ -344,13 +505,31 @@ impl Client {
     }
 
     async fn get(&mut self, id: &str, path: &str) -> Packet {
+        self.send_get(id, path).await;
+        self.reply_to(id).await
+    }
+
+    /// Sends an upstream `GET` without waiting for its reply.
+    async fn send_get(&mut self, id: &str, path: &str) {
         self.send(
             json!({"method": "message", "id": id, "active_grant": "ip_messaging", "payload_type": "application/json",
                    "http_request": {"host": "aim.us1.twilio.com", "path": path, "method": "GET", "params": {}, "headers": {}}}),
             b"",
         )
         .await;
-        self.reply_to(id).await
+    }
+
+    /// How many twilsock packets can be read right now without waiting (pings skipped).
+    fn packets_ready(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(msg) = self.ws.next().now_or_never() {
+            match msg {
+                Some(Ok(Message::Binary(_))) => n += 1,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!("expected packets or nothing, got {other:?}"),
+            }
+        }
+        n
     }
 
     /// The next packet, which must be the reply to `id`.
@@ -381,6 +560,34 @@ impl Client {
         )
         .await;
     }
+}
+
+/// A backend push, as the Sync hub encodes one.
+fn notification(id: &str) -> Bytes {
+    codec::encode(
+        object(json!({"method": "notification", "id": id, "message_type": "twilio.sync.event", "payload_type": "application/json"})),
+        format!(r#"{{"event_type":"test","id":"{id}"}}"#).as_bytes(),
+    )
+}
+
+/// Pushes like the backend until the outbox refuses, yielding between pushes so that the
+/// session's writer runs.
+async fn push_until_refused(outbox: &rehearsal_mock_server::twilsock::Outbox) -> (usize, OutboxError) {
+    let mut pushed = 0usize;
+    let refused = timeout(WAIT, async {
+        loop {
+            match outbox.push(notification(&format!("TSflood{pushed}"))) {
+                Ok(()) => {
+                    pushed += 1;
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => return e,
+            }
+        }
+    })
+    .await
+    .expect("the outbox refuses in time");
+    (pushed, refused)
 }
 
 fn expect_token_warning(p: &Packet) {
@@ -911,4 +1118,415 @@ async fn any_origin_is_accepted() {
     let mut c = Client { ws };
     assert_eq!(c.init("TM1", "good:alice").await.header["status"]["code"], 200);
     h.opened().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conditions: latency, held notifications, stalls
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn latency_delays_upstream_replies_and_keeps_their_completion_order() {
+    const LATENCY: Duration = Duration::from_millis(300);
+    let mut h = start(SessionConfig::default()).await;
+    let (mut c, info) = h.session("good:alice").await;
+    h.command(&info, SessionCommand::SetLatency(LATENCY)).await;
+
+    let sent = Instant::now();
+    c.send_get("TMslow", "/slow").await;
+    c.send_get("TMfast", "/fast").await;
+    // The fast one completes first, then the slow one.
+    h.completed("/fast").await;
+    h.fake.gate.add_permits(1);
+    h.completed("/slow").await;
+
+    let fast = c.reply_to("TMfast").await;
+    assert!(sent.elapsed() >= LATENCY, "replied after {:?}", sent.elapsed());
+    assert_eq!(fast.header["http_status"]["code"], 200);
+    assert_eq!(c.reply_to("TMslow").await.header["http_status"]["code"], 200);
+
+    let replies: Vec<(String, u64)> = h
+        .observed_now(info.id)
+        .into_iter()
+        .filter_map(|o| match o {
+            Obs::UpstreamReply(id, _, _, 200, ms) => Some((id, ms)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    assert_eq!((replies[0].0.as_str(), replies[1].0.as_str()), ("TMfast", "TMslow"));
+    assert!(replies.iter().all(|(_, ms)| *ms >= 300), "{replies:?}");
+}
+
+#[tokio::test]
+async fn latency_spares_other_replies_and_zero_releases_the_waiting_ones() {
+    let mut h = start(SessionConfig::default()).await;
+    let (mut c, info) = h.session("good:alice").await;
+    h.command(&info, SessionCommand::SetLatency(Duration::from_secs(3600))).await;
+
+    c.send_get("TMheld", "/held").await;
+    h.completed("/held").await;
+    // An hour of latency, yet everything else is answered at once; were the upstream reply not
+    // held, it would come before the probe's (completions are handled before inbound packets).
+    c.probe("TMp1").await;
+    assert_eq!(c.update("TMu", "good:alice").await.header["status"]["code"], 200);
+    info.outbox.push(notification("TSn1")).expect("queued");
+    assert_eq!(c.recv().await.id(), Some("TSn1"));
+
+    h.command(&info, SessionCommand::SetLatency(Duration::ZERO)).await;
+    let held = c.reply_to("TMheld").await;
+    assert_eq!(held.payload_json::<Value>().expect("json")["path"], "/held");
+    assert_eq!(c.get("TMnext", "/next").await.header["http_status"]["code"], 200);
+}
+
+#[tokio::test]
+async fn held_notifications_wait_for_release_while_the_sessions_own_frames_flow() {
+    let mut h = start(SessionConfig::default()).await;
+    let (mut c, info) = h.session("good:alice").await;
+    h.command(&info, SessionCommand::HoldNotifications).await;
+
+    for n in 1..=3 {
+        info.outbox.push(notification(&format!("TSn{n}"))).expect("queued");
+    }
+    // Queued after the notifications, yet first: a reply, a client_update, an injected frame.
+    assert_eq!(c.get("TMget", "/x").await.header["http_status"]["code"], 200);
+    info.commands.try_send(SessionCommand::WarnTokenExpiry).expect("queued");
+    expect_token_warning(&c.recv().await);
+    info.commands
+        .try_send(SessionCommand::SendRaw(notification("TSraw")))
+        .expect("queued");
+    assert_eq!(c.recv().await.id(), Some("TSraw"));
+    assert_eq!(info.outbox.depth(), 3, "held frames count as waiting");
+
+    info.commands.try_send(SessionCommand::ReleaseNotifications).expect("queued");
+    for n in 1..=3 {
+        assert_eq!(c.recv().await.id(), Some(format!("TSn{n}").as_str()));
+    }
+    // Released: pushes flow again, in order with the rest.
+    info.outbox.push(notification("TSn4")).expect("queued");
+    assert_eq!(c.recv().await.id(), Some("TSn4"));
+    c.probe("TMprobe").await;
+    assert_eq!(info.outbox.depth(), 0);
+}
+
+#[tokio::test]
+async fn holding_more_than_the_outbox_capacity_ends_the_session_as_a_slow_consumer() {
+    let mut h = start(SessionConfig {
+        outbox_capacity: 4,
+        ..SessionConfig::default()
+    })
+    .await;
+    let (mut c, info) = h.session("good:alice").await;
+    h.command(&info, SessionCommand::HoldNotifications).await;
+
+    let (pushed, refused) = push_until_refused(&info.outbox).await;
+    assert_eq!(refused, OutboxError::Overflow);
+    assert!(pushed >= 4, "only {pushed} frames were accepted");
+    h.observed_until(info.id, &Obs::Ended(EndReason::Overflow)).await;
+    assert_eq!(h.closed().await, info.id);
+    assert_eq!(c.ending().await, Ending::Dropped);
+}
+
+#[tokio::test]
+async fn a_stall_outlasting_the_pong_timeout_keeps_the_socket_and_resumes_in_order() {
+    let mut h = start(SessionConfig {
+        ping_interval: Duration::from_millis(50),
+        pong_timeout: Duration::from_millis(150),
+        ..SessionConfig::default()
+    })
+    .await;
+    let (mut a, a_info) = h.session("good:alice").await;
+    h.command(&a_info, SessionCommand::Stall).await;
+
+    a_info.outbox.push(notification("TSn1")).expect("queued");
+    a.send(
+        json!({"method": "put_notification_ctx", "id": "TMp1", "notification_ctx_id": "ctx"}),
+        b"",
+    )
+    .await;
+    // A silent client on the same settings is dropped by the liveness check: by then the
+    // stalled session has been silent for longer than a ping interval plus the pong timeout.
+    let (b, b_info) = h.session("good:bob").await;
+    h.observed_until(b_info.id, &Obs::Ended(EndReason::LivenessTimeout)).await;
+    assert_eq!(h.closed().await, b_info.id);
+
+    // The stalled session is still there, and nothing moved either way: the packet it was sent
+    // was not read, the notification not written.
+    assert_eq!(h.observed_now(a_info.id), Vec::<Obs>::new());
+    assert_eq!(a.packets_ready(), 0);
+
+    h.command(&a_info, SessionCommand::Unstall).await;
+    assert_eq!(a.recv().await.id(), Some("TSn1"));
+    a.reply_to("TMp1").await;
+    assert_eq!(
+        h.observed_now(a_info.id),
+        vec![Obs::PacketIn("put_notification_ctx".into(), "TMp1".into(), None)]
+    );
+    // Alive, pinged and answering again.
+    a.probe("TMp2").await;
+    h.no_pending_event();
+    drop(b);
+}
+
+#[tokio::test]
+async fn frames_queued_during_a_stall_are_bounded_by_the_outbox_capacity() {
+    let mut h = start(SessionConfig {
+        outbox_capacity: 4,
+        ..SessionConfig::default()
+    })
+    .await;
+    let (mut c, info) = h.session("good:alice").await;
+    h.command(&info, SessionCommand::Stall).await;
+    let (pushed, refused) = push_until_refused(&info.outbox).await;
+    assert_eq!(refused, OutboxError::Overflow);
+    assert!(pushed >= 4, "only {pushed} frames were accepted");
+    h.observed_until(info.id, &Obs::Ended(EndReason::Overflow)).await;
+    assert_eq!(h.closed().await, info.id);
+    assert_eq!(c.ending().await, Ending::Dropped);
+}
+
+#[tokio::test]
+async fn close_token_expiry_and_drop_work_while_stalled() {
+    let mut h = start(SessionConfig {
+        close_grace: Duration::from_millis(200),
+        ..SessionConfig::default()
+    })
+    .await;
+
+    // Close: the stall ends so that what was queued, then the close packet, are written.
+    let (mut c, info) = h.session("good:alice").await;
+    h.command(&info, SessionCommand::Stall).await;
+    info.outbox.push(notification("TSn1")).expect("queued");
+    info.commands
+        .try_send(SessionCommand::close(CloseCode::Offload, None))
+        .expect("queued");
+    assert_eq!(c.recv().await.id(), Some("TSn1"));
+    let close = c.recv().await;
+    expect_close(&close, 308);
+    assert_eq!(
+        h.observed_until(info.id, &Obs::Ended(EndReason::ClosedByCommand)).await,
+        vec![
+            (Obs::Command("close"), true),
+            (Obs::CloseSent(308), true),
+            (Obs::Ended(EndReason::ClosedByCommand), true),
+        ]
+    );
+    assert_eq!(h.closed().await, info.id);
+    c.ack(&close).await;
+    c.close().await;
+    assert_eq!(c.ending().await, Ending::CloseFrame(1000));
+
+    // Token expiry: the same.
+    let (mut c, info) = h.session("good:carol:600").await;
+    h.command(&info, SessionCommand::Stall).await;
+    // The expiry and the warning are both due: the expiry wins, and ends the stall.
+    h.advance_secs(600);
+    expect_close(&c.recv().await, 410);
+    h.observed_until(info.id, &Obs::Ended(EndReason::TokenExpired)).await;
+    assert_eq!(h.closed().await, info.id);
+    // This client does not close: the server does after the grace period.
+    assert_eq!(c.ending().await, Ending::CloseFrame(1000));
+
+    // Drop: the socket goes as it is.
+    let (mut c, info) = h.session("good:bob").await;
+    h.command(&info, SessionCommand::Stall).await;
+    c.send(json!({"method": "put_notification_ctx", "id": "TMunread"}), b"").await;
+    info.commands.try_send(SessionCommand::Drop).expect("queued");
+    assert_eq!(c.ending().await, Ending::Dropped);
+    h.observed_until(info.id, &Obs::Ended(EndReason::Dropped)).await;
+    assert_eq!(h.closed().await, info.id);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Observations
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn observations_follow_the_session_but_never_backend_pushes() {
+    let mut h = start(SessionConfig {
+        close_grace: Duration::from_millis(200),
+        ..SessionConfig::default()
+    })
+    .await;
+    let mut c = h.connect().await;
+    let (id, established, first) = h.next_observation().await;
+    assert_eq!((first, established), (Obs::Accepted, false));
+
+    assert_eq!(c.init("TM1", "expired").await.header["status"]["code"], 401);
+    assert_eq!(c.init("TM2", "good:alice").await.header["status"]["code"], 200);
+    let info = h.opened().await;
+    assert_eq!(info.id, id);
+    c.get("TM3", "/Client/v2/Users/alice%20smith?x=1").await;
+    c.send(json!({"method": "message", "id": "TM4"}), b"").await;
+    assert_eq!(c.reply_to("TM4").await.header["status"]["code"], 400);
+    assert_eq!(c.update("TM5", "good:bob").await.header["status"]["code"], 401);
+    assert_eq!(c.update("TM6", "good:alice").await.header["status"]["code"], 200);
+    assert!(matches!(h.event().await, Event::Updated { id: updated, .. } if updated == id));
+    info.outbox.push(notification("TSpush")).expect("queued");
+    assert_eq!(c.recv().await.id(), Some("TSpush"));
+    info.commands.try_send(SessionCommand::WarnTokenExpiry).expect("queued");
+    let warning = c.recv().await;
+    c.ack(&warning).await;
+    let warning_id = warning.id().expect("id").to_owned();
+    // Commands are handled before inbound packets: make sure the ack was read first.
+    c.probe("TM7").await;
+    info.commands.try_send(SessionCommand::ExpireTokenNow).expect("queued");
+    expect_close(&c.recv().await, 410);
+
+    let seen: Vec<(Obs, bool)> = h
+        .observed_until(id, &Obs::Ended(EndReason::TokenExpired))
+        .await
+        .into_iter()
+        .map(|(o, e)| (redacted(o), e))
+        .collect();
+    let packet = |method: &str, id: &str| Obs::PacketIn(method.into(), id.into(), None);
+    let path = "/Client/v2/Users/alice smith";
+    assert_eq!(
+        seen,
+        vec![
+            (packet("init", "TM1"), false),
+            (Obs::InitRefused(401, Some(20104)), false),
+            (packet("init", "TM2"), false),
+            (Obs::InitOk, true),
+            (
+                Obs::PacketIn("message".into(), "TM3".into(), Some(("GET".into(), path.into()))),
+                true
+            ),
+            (Obs::UpstreamReply("TM3".into(), "GET".into(), path.into(), 200, 0), true),
+            (packet("message", "TM4"), true),
+            (packet("update", "TM5"), true),
+            (Obs::UpdateRefused(401, Some(20101)), true),
+            (packet("update", "TM6"), true),
+            (Obs::UpdateOk, true),
+            (Obs::TokenWarningSent, true),
+            (Obs::Command("warn_token_expiry"), true),
+            (packet("reply", &warning_id), true),
+            (packet("put_notification_ctx", "TM7"), true),
+            (Obs::Command("expire_token"), true),
+            (Obs::CloseSent(410), true),
+            (Obs::Ended(EndReason::TokenExpired), true),
+        ]
+    );
+    assert_eq!(h.closed().await, id);
+}
+
+#[tokio::test]
+async fn a_503_init_leaves_the_socket_usable_for_a_later_good_one() {
+    let mut h = start(SessionConfig::default()).await;
+    let mut c = h.connect().await;
+    let reply = c.init("TM1", "busy").await;
+    assert_eq!(
+        reply.header["status"],
+        json!({"code": 503, "status": "SERVICE_UNAVAILABLE", "description": "new connections are refused for now"})
+    );
+    // The SDK closes the socket and retries; the server only replies. A client that keeps the
+    // socket may init again on it.
+    c.probe("TMprobe").await;
+    assert_eq!(c.init("TM2", "good:alice").await.header["status"]["code"], 200);
+    h.opened().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real backend: journal and control plane
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn realtime_journals_sessions_and_refused_connections_keep_the_socket_usable() {
+    let server = MockServer::start().await;
+    let control = server.control();
+    let creds = server.credentials().expect("the default seed has an account");
+    let account = creds.account_sid.clone();
+    let clock = control.clock(Some(&account)).expect("account clock");
+    let token = token::mint(&MintRequest {
+        account_sid: account.clone(),
+        api_key_sid: creds.api_key.clone(),
+        api_key_secret: creds.api_secret.clone(),
+        identity: "alice".into(),
+        service_sid: Some(creds.service_sid.clone()),
+        ttl_secs: 3600,
+        now_unix: clock.now().unix_secs(),
+        nbf_unix: None,
+    });
+    let mut journal = control.journal.follow();
+
+    control.refuse_connections(&account, Duration::from_secs(60)).expect("refuse");
+    let (ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(server.twilsock_url()))
+        .await
+        .expect("connect in time")
+        .expect("websocket handshake");
+    let mut c = Client { ws };
+    let reply = c.init("TM1", &token).await;
+    assert_eq!(reply.header["status"]["code"], 503);
+    assert_eq!(reply.header["status"]["status"], "SERVICE_UNAVAILABLE");
+    // The refusal ends on the account's clock; the socket was kept and is still usable.
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(c.init("TM2", &token).await.header["status"]["code"], 200);
+    assert_eq!(c.get("TM3", "/Client/v2/Configuration").await.header["http_status"]["code"], 200);
+
+    // Registered with the control plane, so commands reach it.
+    let live = control.connections(Some(&account));
+    assert_eq!(live.len(), 1, "{live:?}");
+    let id = live[0].id;
+    assert_eq!(live[0].identity, "alice");
+    let target = Target {
+        account: account.clone(),
+        session: Some(id),
+        identity: None,
+    };
+    assert_eq!(control.command(&target, SessionCommand::Drop), vec![id]);
+    assert_eq!(c.ending().await, Ending::Dropped);
+    timeout(WAIT, async {
+        loop {
+            let e = journal.recv().await.expect("journal entries");
+            if e.session == Some(id) && e.summary.starts_with("session ended") {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the end is journaled in time");
+    assert!(control.connections(Some(&account)).is_empty());
+
+    let entries = control
+        .journal
+        .query(&Filter {
+            session: Some(id),
+            ..Filter::default()
+        })
+        .entries;
+    let lines: Vec<(Kind, String)> = entries
+        .iter()
+        .map(|e| {
+            // Durations vary.
+            let summary = match e.summary.split_once(" (") {
+                Some((s, _)) if e.kind == Kind::Upstream => s.to_owned(),
+                _ => e.summary.clone(),
+            };
+            (e.kind, summary)
+        })
+        .collect();
+    let line = |kind: Kind, s: &str| (kind, s.to_owned());
+    assert_eq!(
+        lines,
+        vec![
+            line(Kind::Connection, "socket accepted"),
+            line(Kind::PacketIn, "init"),
+            line(Kind::Connection, "init refused: 503"),
+            line(Kind::PacketIn, "init"),
+            line(Kind::Connection, "init ok"),
+            line(Kind::PacketIn, "message GET /Client/v2/Configuration"),
+            line(Kind::Upstream, "GET /Client/v2/Configuration -> 200"),
+            line(Kind::Fault, "drop applied"),
+            line(Kind::Connection, "session ended: dropped"),
+        ]
+    );
+    // Before init the account is unknown; from init on, entries carry it, the identity, and
+    // the account's time (61 s ahead of the server's).
+    assert!(entries[..4].iter().all(|e| e.account.is_none() && e.identity.is_none()));
+    for e in &entries[4..] {
+        assert_eq!(e.account.as_deref(), Some(account.as_str()));
+        assert_eq!(e.identity.as_deref(), Some("alice"));
+        assert!(e.at.0 >= server.domain().clock().now().0 + 60_000, "{e:?}");
+    }
+    assert_eq!(entries[6].detail["status"], 200);
+    assert!(entries[6].detail["duration_ms"].is_u64());
 }

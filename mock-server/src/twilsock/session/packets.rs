@@ -16,7 +16,7 @@ pub const TOKEN_EXPIRED_DESCRIPTION: &str = "Access Token expired or expiration 
 pub const TOKEN_EXPIRED_ERROR_CODE: u32 = 20104;
 
 /// Twilio's error code for an invalid token, used when an `update` names someone else.
-const INVALID_TOKEN_ERROR_CODE: u32 = 20101;
+pub(super) const INVALID_TOKEN_ERROR_CODE: u32 = 20101;
 
 /// The capabilities the server confirms. Never `telemetry.v1`: confirming it would make the SDK
 /// send telemetry packets nobody reads.

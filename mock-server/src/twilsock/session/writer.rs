@@ -1,0 +1,208 @@
+//! The writer: the only code that writes to a session's socket.
+//!
+//! It takes frames from the outbox in the order they were queued and writes them in batches,
+//! one flush per batch, with the driver's commands (ping, finish, close) taking precedence
+//! between batches. Two modes, set by the driver through a `watch` (the latest setting always
+//! wins, and no setting can be lost to a full channel), decide where a frame goes:
+//!
+//! - **hold**: backend pushes ([`Frame::Push`]) are kept back, in order; the session's own frames
+//!   ([`Frame::Own`]: replies, `client_update`, injected frames) are still written. On release
+//!   the kept pushes are written first, then whatever follows.
+//! - **stall**: nothing is written and no ping is sent; every frame is kept back, in order, and
+//!   written when the stall ends (pushes still held then stay held).
+//!
+//! The mode is read for each frame as it is taken from the queue, so a frame queued after the
+//! driver changed the mode is always placed by the new mode. The writer keeps taking frames in
+//! both modes, so what is kept back is bounded here: more than the outbox capacity kept back
+//! marks the outbox overflowed, and the session ends as for any slow consumer (the outbox
+//! refuses every frame from then on, so nothing grows while the driver reacts).
+//!
+//! Invariant: every stalled frame was queued after every held one (held frames are only added
+//! when not stalled, and the stalled ones are placed before any newer frame), so writing the
+//! held ones first, then the stalled ones, keeps the order of the queue.
+use std::collections::VecDeque;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use bytes::Bytes;
+use futures_util::SinkExt;
+use futures_util::stream::SplitSink;
+use tokio::sync::{mpsc, watch};
+
+use super::super::backend::{Frame, Frames};
+
+/// Frames written per flush when the outbox has a backlog.
+const WRITE_BATCH: usize = 64;
+
+/// Where frames go (see the module documentation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Mode {
+    /// Keep backend pushes back; write the session's own frames.
+    pub hold: bool,
+    /// Write nothing at all.
+    pub stall: bool,
+}
+
+/// What the driver asks of the writer (besides the outbox frames).
+#[derive(Debug)]
+pub(super) enum WriterCommand {
+    /// A WebSocket ping (ignored while stalled).
+    Ping,
+    /// Stop taking frames from the outbox: write everything kept back and queued (ending any
+    /// hold or stall), then `last`, and nothing more from the outbox (later pushes fail with
+    /// `OutboxError::Closed`).
+    Finish { last: Option<Bytes> },
+    /// Send a WebSocket close frame and stop.
+    Close { code: u16, reason: &'static str },
+}
+
+/// Runs until told to close, the driver goes away, or the socket fails.
+pub(super) async fn write_loop(
+    sink: SplitSink<WebSocket, Message>,
+    frames: Frames,
+    commands: mpsc::Receiver<WriterCommand>,
+    mode: watch::Receiver<Mode>,
+) -> Result<(), axum::Error> {
+    let capacity = frames.capacity();
+    Writer {
+        sink,
+        frames,
+        mode,
+        held: VecDeque::new(),
+        stalled: VecDeque::new(),
+        capacity,
+    }
+    .run(commands)
+    .await
+}
+
+struct Writer {
+    sink: SplitSink<WebSocket, Message>,
+    frames: Frames,
+    mode: watch::Receiver<Mode>,
+    /// Backend pushes kept back while holding, oldest first.
+    held: VecDeque<Bytes>,
+    /// Frames kept back while stalled, oldest first; all newer than every held one.
+    stalled: VecDeque<Frame>,
+    capacity: usize,
+}
+
+impl Writer {
+    async fn run(mut self, mut commands: mpsc::Receiver<WriterCommand>) -> Result<(), axum::Error> {
+        let mut taking_frames = true;
+        loop {
+            // A release or unstall (or nothing) since the last turn: write what it frees.
+            let mode = *self.mode.borrow_and_update();
+            if self.catch_up(mode).await? {
+                self.sink.flush().await?;
+            }
+            tokio::select! {
+                biased;
+                cmd = commands.recv() => match cmd {
+                    None => return Ok(()),
+                    Some(WriterCommand::Ping) => {
+                        if !self.mode.borrow().stall {
+                            self.sink.send(Message::Ping(Bytes::new())).await?;
+                        }
+                    }
+                    Some(WriterCommand::Finish { last }) => {
+                        if taking_frames {
+                            taking_frames = false;
+                            // Closed first, the drain is finite: nothing new can arrive.
+                            self.frames.close();
+                            self.catch_up(Mode::default()).await?;
+                            while let Some(frame) = self.frames.try_recv() {
+                                self.sink.feed(Message::Binary(frame.into_bytes())).await?;
+                            }
+                        }
+                        if let Some(last) = last {
+                            self.sink.feed(Message::Binary(last)).await?;
+                        }
+                        self.sink.flush().await?;
+                    }
+                    Some(WriterCommand::Close { code, reason }) => {
+                        let frame = CloseFrame { code, reason: reason.into() };
+                        // The peer may have closed already; nothing to do about errors here.
+                        let _ = self.sink.send(Message::Close(Some(frame))).await;
+                        let _ = self.sink.close().await;
+                        return Ok(());
+                    }
+                },
+                // The driver changed the mode: go round to apply it. (An error means the driver
+                // is gone; the command channel then ends the loop.)
+                Ok(()) = self.mode.changed() => {}
+                frame = self.frames.recv(), if taking_frames => match frame {
+                    Some(frame) => {
+                        let mut fed = self.place(frame).await?;
+                        for _ in 1..WRITE_BATCH {
+                            match self.frames.try_recv() {
+                                Some(frame) => fed |= self.place(frame).await?,
+                                None => break,
+                            }
+                        }
+                        if fed {
+                            self.sink.flush().await?;
+                        }
+                    }
+                    None => taking_frames = false,
+                },
+            }
+        }
+    }
+
+    /// Writes (without flushing) or keeps back one frame just taken from the queue, by the mode
+    /// in force now. Returns whether anything was written.
+    async fn place(&mut self, frame: Frame) -> Result<bool, axum::Error> {
+        let mode = *self.mode.borrow();
+        if mode.stall {
+            self.stalled.push_back(frame);
+            self.kept_back();
+            return Ok(false);
+        }
+        // Older frames the current mode frees go first.
+        let fed = self.catch_up(mode).await?;
+        Ok(self.route(frame, mode).await? || fed)
+    }
+
+    /// Outside a stall: writes the held pushes unless holding, then places the stalled frames.
+    async fn catch_up(&mut self, mode: Mode) -> Result<bool, axum::Error> {
+        if mode.stall || (self.stalled.is_empty() && (mode.hold || self.held.is_empty())) {
+            return Ok(false);
+        }
+        let mut fed = false;
+        if !mode.hold {
+            while let Some(frame) = self.held.pop_front() {
+                self.sink.feed(Message::Binary(frame)).await?;
+                fed = true;
+            }
+        }
+        while let Some(frame) = self.stalled.pop_front() {
+            fed |= self.route(frame, mode).await?;
+        }
+        self.kept_back();
+        Ok(fed)
+    }
+
+    /// Outside a stall: holds a push while holding, writes anything else.
+    async fn route(&mut self, frame: Frame, mode: Mode) -> Result<bool, axum::Error> {
+        match frame {
+            Frame::Push(frame) if mode.hold => {
+                self.held.push_back(frame);
+                self.kept_back();
+                Ok(false)
+            }
+            frame => {
+                self.sink.feed(Message::Binary(frame.into_bytes())).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Publishes the backlog for `Outbox::depth`, and applies the bound.
+    fn kept_back(&self) {
+        let n = self.held.len() + self.stalled.len();
+        self.frames.set_backlog(n);
+        if n > self.capacity {
+            self.frames.mark_overflowed();
+        }
+    }
+}
