@@ -970,7 +970,10 @@ async fn a_close_308_carries_its_backoff_and_frames_can_be_injected() {
         close.payload_json::<Value>().unwrap(),
         json!({"backoff_policy": {"reconnect_min_ms": 2500}})
     );
+    // As the SDK does: close the socket after a close packet (the server would wait its grace).
+    timeout(WAIT, alice.ws.close(None)).await.expect("close in time").expect("close");
     alice.ended().await;
+    wait_for_connections(&ctl, 0).await;
 
     control_error(
         400,
