@@ -105,7 +105,15 @@ pub fn app(state: AppState) -> Router {
 
 /// Serves `app` on `listener` until `shutdown` completes, then finishes in-flight requests.
 pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let stop = state.stop.clone();
+    // Small frames (twilsock replies, Sync pushes) must not wait for Nagle's algorithm and the
+    // peer's delayed ACK (about 40 ms each time).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     // The peer address lets the control plane recognise loopback callers.
     axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
