@@ -1,0 +1,6 @@
+//! The scenarios crate's integration tests: the library, invalid files, the schema, round trips.
+mod invalid;
+mod library;
+mod roundtrip;
+mod schema;
+mod seeds;
