@@ -16,11 +16,16 @@
 //! - `schema`: the JSON Schema of the format, for editors.
 //! - `library`: the embedded library (`scenarios/library/<area>/*.toml`).
 //!
-//! Boundary: this crate knows nothing of the server or of drivers; it describes what to do and
-//! what to expect. Playing a scenario is the engine's job.
+//! - `engine`: plays a scenario against a tenant of an in-process server (its control plane)
+//!   and a [`engine::ClientDriver`]; `outcome`: what that produced, as data.
+//!
+//! Boundary: the engine drives clients only through `ClientDriver` (commands and events as the
+//! driver protocol's JSON), and the server only through its control plane.
+pub mod engine;
 pub mod format;
 pub mod library;
 pub mod load;
+pub mod outcome;
 pub mod schema;
 
 pub use format::{Area, Capability, Grade, Mode, Scenario};
