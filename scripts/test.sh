@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what the tests need (the npm packages of
-# e2e/ — the official SDK, the twilio helper library and Twilio's OpenAPI description — and the
-# twilio PyPI helper library in a virtualenv), checks formatting and lints, then runs the Rust
-# tests, the Node suites and the Python suite against the real `rehearsal` binary.
+# e2e/ — the official SDK, the twilio helper library and Twilio's OpenAPI description —, the
+# reference adapter's npm packages, and the twilio PyPI helper library in a virtualenv), checks
+# formatting and lints, runs the Rust tests, the Node suites and the Python suite against the
+# real `rehearsal` binary, then the conformance run: the whole scenario library against the
+# clean reference adapter (must pass) and the mutant check (every planted bug must be caught).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -11,6 +13,9 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "installing e2e npm packages (npm ci)"
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
+
+step "installing the reference adapter's npm packages (npm ci)"
+(cd adapters/twilio-conversations-js && npm ci --no-audit --no-fund --loglevel=error)
 
 step "installing the twilio PyPI helper library (venv in e2e/python/.venv)"
 python3 -m venv e2e/python/.venv
@@ -29,3 +34,12 @@ export REHEARSAL_BIN="$root/target/debug/rehearsal"
 
 step "Python suite (twilio helper library)"
 e2e/python/.venv/bin/python -m pytest e2e/python -q
+
+step "conformance: the whole scenario library against the reference adapter (must exit 0)"
+"$REHEARSAL_BIN" run --client "node adapters/twilio-conversations-js/adapter.mjs" --jobs 2 --no-progress \
+  --report junit=target/rehearsal/conformance.xml --report json=target/rehearsal/conformance.json \
+  --report html=target/rehearsal/conformance.html
+
+step "conformance: every mutant of the reference adapter is caught"
+REHEARSAL_BIN="$REHEARSAL_BIN" REHEARSAL_BASELINE=target/rehearsal/conformance.json JOBS=2 \
+  bash harness/check-mutants.sh

@@ -1,7 +1,9 @@
 //! `rehearsal`: the command-line face of the mock Conversations backend.
 //!
 //! Thin on purpose: parse arguments, call the libraries, map outcomes to exit codes.
-//! Exit codes: 0 success, 1 runtime failure, 2 bad usage or unreadable input.
+//! Exit codes: 0 success, 1 runtime failure, 2 bad usage or unreadable input. `run`: 0 every
+//! scenario passed (or is UNIMPLEMENTED or deviated), 1 some scenario FAILED, 2 could not run
+//! (`rehearsal_harness::exit`).
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,6 +15,7 @@ use rehearsal_mock_server::clock::Clock;
 use rehearsal_mock_server::control::http::PREFIX as CONTROL_PREFIX;
 use rehearsal_mock_server::domain::seed::Seed;
 use rehearsal_mock_server::server::{Credentials, ServerConfig, Startup, prepare, run};
+use rehearsal_scenarios::Area;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:4510";
 
@@ -51,6 +54,86 @@ enum Command {
         #[arg(long, env = "REHEARSAL_CONTROL_TOKEN", hide_env_values = true)]
         control_token: Option<String>,
     },
+    /// Play the scenario library against a client (an adapter speaking harness/PROTOCOL.md)
+    /// and grade every scenario.
+    #[command(after_help = RUN_HELP)]
+    Run(RunArgs),
+    /// The scenario library: list, show and validate scenarios.
+    Scenarios {
+        #[command(subcommand)]
+        command: ScenariosCommand,
+    },
+}
+
+const RUN_HELP: &str = "\
+Verdicts: OK, NON-STRICT (a `should` failed), INFORMATIONAL, UNIMPLEMENTED (the client lacks a
+command the scenario needs), FAILED. A scenario matched by a deviation keeps its verdict and is
+reported as deviated.
+
+Exit codes:
+  0  every scenario played was OK, NON-STRICT, INFORMATIONAL or UNIMPLEMENTED, or deviated
+  1  some scenario FAILED
+  2  could not run: bad arguments, no scenario selected, invalid library or deviations file,
+     the client does not start, a report cannot be written
+
+Examples:
+  rehearsal run --client \"node adapters/twilio-conversations-js/adapter.mjs\"
+  rehearsal run --client \"./my-adapter\" --area token --scenario 'connection.drop-*' \\
+      --jobs 4 --report junit=rehearsal.xml --report html=rehearsal.html";
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The client under test: a shell command starting its adapter (run with `sh -c`).
+    #[arg(long, env = "REHEARSAL_CLIENT")]
+    client: String,
+    /// Play the scenarios whose id matches (`*` matches anything); repeatable.
+    #[arg(long = "scenario", value_name = "GLOB")]
+    scenarios: Vec<String>,
+    /// Play the scenarios of this area; repeatable.
+    #[arg(long = "area", value_name = "AREA", value_parser = area_parser())]
+    areas: Vec<String>,
+    /// Scenarios played at once (default: the number of CPUs).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
+    /// A deviations file (TOML `[[deviation]]` entries: scenario, implementation, reason, link).
+    #[arg(long, value_name = "FILE")]
+    deviations: Option<PathBuf>,
+    /// Stop starting scenarios after the first FAILED one.
+    #[arg(long)]
+    fail_fast: bool,
+    /// Write a report: junit=PATH, json=PATH or html=PATH; repeatable.
+    #[arg(long = "report", value_name = "KIND=PATH")]
+    reports: Vec<rehearsal_harness::ReportSpec>,
+    /// Play the scenarios of this folder instead of the embedded library.
+    #[arg(long, value_name = "DIR")]
+    scenarios_dir: Option<PathBuf>,
+    /// Redact volatile values (ports, SIDs, tokens, timestamps, durations) in every report.
+    #[arg(long)]
+    redact: bool,
+    /// No progress bar (it is drawn only when stderr is a terminal anyway).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Subcommand)]
+enum ScenariosCommand {
+    /// One line per scenario: id (which starts with its area), mode and title.
+    List {
+        #[arg(long, value_name = "DIR")]
+        scenarios_dir: Option<PathBuf>,
+    },
+    /// What a scenario checks, and its TOML.
+    Show {
+        id: String,
+        #[arg(long, value_name = "DIR")]
+        scenarios_dir: Option<PathBuf>,
+    },
+    /// Check scenario files (a file or a folder; default: the embedded library). Exit 2 on errors.
+    Validate { path: Option<PathBuf> },
+}
+
+fn area_parser() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(Area::ALL.map(Area::as_str))
 }
 
 #[derive(clap::Args)]
@@ -87,6 +170,8 @@ struct ServeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => run_scenarios(args),
+        Command::Scenarios { command } => scenarios(command),
         Command::Serve(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -145,6 +230,112 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+fn run_scenarios(args: RunArgs) -> ExitCode {
+    use rehearsal_harness::report::{FileReporter, HumanReporter};
+    init_logging("warn");
+    let mut opts = rehearsal_harness::RunOptions::new(args.client);
+    opts.selection = rehearsal_harness::Selection {
+        globs: args.scenarios,
+        areas: args
+            .areas
+            .iter()
+            .filter_map(|a| Area::ALL.into_iter().find(|x| x.as_str() == a))
+            .collect(),
+    };
+    if let Some(j) = args.jobs {
+        opts.jobs = usize::from(j);
+    }
+    opts.deviations = args.deviations;
+    opts.fail_fast = args.fail_fast;
+    opts.scenarios_dir = args.scenarios_dir;
+    opts.redact = args.redact;
+    let progress = !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut reporters: Vec<Box<dyn rehearsal_harness::Reporter>> =
+        vec![Box::new(HumanReporter::new(Box::new(std::io::stdout()), progress))];
+    reporters.extend(
+        args.reports
+            .into_iter()
+            .map(|spec| Box::new(FileReporter::new(spec)) as Box<dyn rehearsal_harness::Reporter>),
+    );
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rehearsal: cannot start the async runtime: {e}");
+            return ExitCode::from(rehearsal_harness::exit::ERROR);
+        }
+    };
+    match rt.block_on(rehearsal_harness::run(opts, reporters)) {
+        Ok(report) => ExitCode::from(report.exit_code()),
+        Err(e) => {
+            eprintln!("rehearsal: {e}");
+            if let rehearsal_harness::RunError::Library(errors) = &e {
+                eprint!("{}", rehearsal_harness::catalog::render_errors(errors));
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn scenarios(command: ScenariosCommand) -> ExitCode {
+    use rehearsal_harness::catalog;
+    let library = |dir: Option<&Path>| {
+        catalog::load(dir).map_err(|errors| {
+            eprint!("{}", catalog::render_errors(&errors));
+            ExitCode::from(rehearsal_harness::exit::ERROR)
+        })
+    };
+    match command {
+        ScenariosCommand::List { scenarios_dir } => match library(scenarios_dir.as_deref()) {
+            Ok(lib) => {
+                print!("{}", catalog::list(&lib));
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        ScenariosCommand::Show { id, scenarios_dir } => match library(scenarios_dir.as_deref()) {
+            Ok(lib) => match lib.get(&id) {
+                Some(loaded) => {
+                    print!("{}", catalog::show(loaded));
+                    ExitCode::SUCCESS
+                }
+                None => {
+                    eprintln!("rehearsal: no scenario `{id}` (see `rehearsal scenarios list`)");
+                    ExitCode::from(rehearsal_harness::exit::ERROR)
+                }
+            },
+            Err(code) => code,
+        },
+        ScenariosCommand::Validate { path } => {
+            let (errors, count) = match &path {
+                Some(p) => (rehearsal_scenarios::validate_path(p), None),
+                None => match rehearsal_scenarios::Library::load_embedded() {
+                    Ok(lib) => (Vec::new(), Some(lib.len())),
+                    Err(errors) => (errors, None),
+                },
+            };
+            if errors.is_empty() {
+                let what = path.as_ref().map_or("the embedded library".to_owned(), |p| p.display().to_string());
+                match count {
+                    Some(n) => println!("ok: {what} ({n} scenarios)"),
+                    None => println!("ok: {what}"),
+                }
+                ExitCode::SUCCESS
+            } else {
+                eprint!("{}", catalog::render_errors(&errors));
+                ExitCode::from(rehearsal_harness::exit::ERROR)
+            }
+        }
+    }
+}
+
+fn init_logging(default: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("REHEARSAL_LOG").unwrap_or_else(|_| default.into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }
 
 /// The embedded default seed's first account.

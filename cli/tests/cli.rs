@@ -197,3 +197,85 @@ async fn the_development_token_endpoint_answers_browsers() {
     assert!(pre.status().is_success(), "{}", pre.status());
     assert!(s.stop().success());
 }
+
+#[test]
+fn scenarios_list_show_and_validate() {
+    let out = Command::new(BIN).args(["scenarios", "list"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), rehearsal_scenarios_count());
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("connection.drop-reconnects ") && l.contains("[observed]")),
+        "{text}"
+    );
+
+    let out = Command::new(BIN)
+        .args(["scenarios", "show", "token.update-keeps-session"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("checks: ") && text.contains("expectations:") && text.contains("id = \"token.update-keeps-session\""),
+        "{text}"
+    );
+    let out = Command::new(BIN).args(["scenarios", "show", "token.nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = Command::new(BIN).args(["scenarios", "validate"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "id = \"typing.x\"\ntitle = \"t\"\narea = \"typing\"\nchecks = \"c\"\nreference = \"r\"\nrationale = \"r\"\nrequires = []\nclients = [{ name = \"alice\" }]\n[[steps]]\nserver = \"dorp\"\ntarget = \"alice\"\n").unwrap();
+    let out = Command::new(BIN).args(["scenarios", "validate"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with(&format!("{}:10:10: ", bad.display())), "{err}");
+    assert!(err.contains("^"), "a caret under the column: {err}");
+}
+
+fn rehearsal_scenarios_count() -> usize {
+    std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/library"))
+        .unwrap()
+        .flat_map(|area| std::fs::read_dir(area.unwrap().path()).unwrap())
+        .filter(|f| f.as_ref().unwrap().path().extension().is_some_and(|e| e == "toml"))
+        .count()
+}
+
+#[test]
+fn run_exits_2_when_it_cannot_run() {
+    // A glob that matches nothing.
+    let out = Command::new(BIN)
+        .args(["run", "--client", "true", "--scenario", "typnig.*"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no scenario matches `typnig.*`"));
+    // A client that exits without answering hello.
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            "--client",
+            "echo 'no such adapter' >&2; exit 3",
+            "--scenario",
+            "typing.*",
+            "--no-progress",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not start") && err.contains("no such adapter"), "{err}");
+    // Usage errors.
+    let out = Command::new(BIN).args(["run", "--client", "x", "--area", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(BIN)
+        .args(["run", "--client", "x", "--report", "pdf=x.pdf"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let help = Command::new(BIN).args(["run", "--help"]).output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(help.contains("Exit codes:") && help.contains("1  some scenario FAILED"), "{help}");
+}

@@ -5,6 +5,7 @@
 //! - `twilsock`: the realtime WebSocket protocol the official SDK speaks (codec, sessions).
 //! - `domain`: per-account state and the one service every way in goes through.
 //! - `rest`: Twilio's Conversations v1 REST API over HTTP.
+//! - `webhooks`: pre- and post-action webhooks to the customer's backend.
 pub mod auth;
 pub mod client_api;
 pub mod clock;
@@ -17,5 +18,6 @@ pub mod server;
 pub mod sid;
 pub mod sync;
 pub mod twilsock;
+pub mod webhooks;
 
 pub use server::{AppState, Credentials, MockServer, ServerConfig, Startup, run};

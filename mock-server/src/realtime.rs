@@ -2,7 +2,8 @@
 //! path — `/Client/v2/…` to the client API, `/v3/…` and `/v4/Subscriptions` to Sync —,
 //! registers sessions with the Sync hub so pushes reach them and with the control plane so
 //! commands reach them, and journals what the sessions observe.
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
@@ -19,6 +20,36 @@ pub struct Realtime {
     pub hub: Arc<SyncHub>,
     /// Faults, the session registry and the journal (absent in bare embeddings).
     pub control: Option<crate::control::Control>,
+    /// Who the refused tokens of sessions not (yet) established claimed to be.
+    pub claims: Claims,
+    /// Pre-action webhooks for the client API's mutations (absent in bare embeddings).
+    pub webhooks: Option<crate::webhooks::Webhooks>,
+}
+
+/// The account and identity a refused token claimed (unverified), by session id: before `init`
+/// succeeds a session has no account, and without this the journal could not say which tenant
+/// a refused attempt belonged to. An entry lives until its session ends.
+#[derive(Clone, Default)]
+pub struct Claims(Arc<Mutex<HashMap<u64, Claim>>>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub account: String,
+    pub identity: Option<String>,
+}
+
+impl Claims {
+    fn insert(&self, session: u64, claim: Claim) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(session, claim);
+    }
+
+    fn get(&self, session: u64) -> Option<Claim> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&session).cloned()
+    }
+
+    fn remove(&self, session: u64) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&session);
+    }
 }
 
 /// Percent-decoded path segments, split on the raw path so an encoded `/` inside an identity
@@ -32,12 +63,25 @@ pub fn segments(raw_path: &str) -> Vec<String> {
 }
 
 impl Realtime {
-    fn route(&self, session: &SessionInfo, req: &UpstreamRequest) -> UpstreamResponse {
+    /// Who `token` claims to be, if it names an account this server has.
+    fn claim_of(&self, token: &str) -> Option<Claim> {
+        let who = crate::auth::token::peek(token).ok()?;
+        let account = self.domain.account(&who.account_sid)?;
+        Some(Claim {
+            account: account.sid.clone(),
+            identity: crate::auth::token::peek_identity(token),
+        })
+    }
+
+    async fn route(&self, session: &SessionInfo, req: &UpstreamRequest) -> UpstreamResponse {
         let segs = segments(if req.raw_path.is_empty() { &req.path } else { &req.raw_path });
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         let caller = &session.caller;
         match segs.as_slice() {
-            ["Client", "v2", rest @ ..] => crate::client_api::handle(self.hub.base_url(), self.hub.typing_timeout_secs, caller, req, rest),
+            ["Client", "v2", rest @ ..] => {
+                let hooks = self.webhooks.as_ref();
+                crate::client_api::handle(self.hub.base_url(), self.hub.typing_timeout_secs, hooks, caller, req, rest).await
+            }
             ["v4", "Subscriptions"] if req.method == "POST" => {
                 let body: Value = match serde_json::from_slice::<Value>(&req.body) {
                     Ok(Value::String(s)) => serde_json::from_str(&s).unwrap_or(Value::Null),
@@ -61,8 +105,18 @@ impl Backend for Realtime {
         Ok(caller)
     }
 
+    fn verify_for(&self, session: u64, token: &str) -> Result<Caller, InitRejection> {
+        let verified = self.verify(token);
+        if verified.is_err() && self.control.is_some() {
+            if let Some(claim) = self.claim_of(token) {
+                self.claims.insert(session, claim);
+            }
+        }
+        verified
+    }
+
     async fn upstream(&self, session: &SessionInfo, req: UpstreamRequest) -> UpstreamResponse {
-        self.route(session, &req)
+        self.route(session, &req).await
     }
 
     fn session_opened(&self, session: &SessionInfo) {
@@ -131,8 +185,10 @@ impl Backend for Realtime {
     }
 
     /// Journals the observation: under the session's account, identity and account time once
-    /// established, under server time before.
+    /// established; before, under what a refused token claimed (if it named a known account),
+    /// else under server time and no account.
     fn observe(&self, session: u64, info: Option<&SessionInfo>, what: SessionObservation<'_>) {
+        let ended = matches!(what, SessionObservation::Ended { .. });
         let Some(control) = &self.control else {
             return;
         };
@@ -143,8 +199,20 @@ impl Backend for Realtime {
                 Some(i.caller.account.sid.clone()),
                 Some(i.caller.identity().to_owned()),
             ),
-            None => (self.domain.clock().now(), None, None),
+            None => match self.claims.get(session) {
+                Some(claim) => (
+                    self.domain
+                        .account(&claim.account)
+                        .map_or_else(|| self.domain.clock().now(), |a| a.clock().now()),
+                    Some(claim.account),
+                    claim.identity,
+                ),
+                None => (self.domain.clock().now(), None, None),
+            },
         };
+        if ended {
+            self.claims.remove(session);
+        }
         control.journal.record(Observation {
             at,
             kind,
@@ -202,5 +270,88 @@ fn describe(what: SessionObservation<'_>) -> (Kind, String, Value) {
             format!("session ended: {}", reason.as_str()),
             json!({ "reason": reason.as_str() }),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::token::{MintRequest, mint};
+    use crate::clock::Clock;
+    use crate::control::journal::Filter;
+    use crate::domain::seed::Seed;
+    use crate::twilsock::EndReason;
+
+    #[test]
+    fn refused_inits_are_journaled_under_the_account_and_identity_they_claimed() {
+        let domain = Domain::new(Clock::system(), crate::domain::Limits::default());
+        let account = Seed::default_seed().apply(&domain).expect("the default seed").remove(0);
+        let hub = SyncHub::new("http://127.0.0.1:9".into());
+        let control = crate::control::Control::new(domain.clone(), hub.clone());
+        let rt = Realtime {
+            domain: domain.clone(),
+            hub,
+            control: Some(control.clone()),
+            claims: Claims::default(),
+            webhooks: None,
+        };
+        let acc = domain.account(&account).expect("the account");
+        let badly_signed = mint(&MintRequest {
+            account_sid: acc.sid.clone(),
+            api_key_sid: acc.api_keys[0].sid.clone(),
+            api_key_secret: "not the secret".into(),
+            identity: "alice".into(),
+            service_sid: None,
+            ttl_secs: 600,
+            now_unix: acc.clock().now().unix_secs(),
+            nbf_unix: None,
+        });
+        let rejection = rt.verify_for(7, &badly_signed).expect_err("a bad signature is refused");
+        assert_eq!(rejection.error_code, Some(20107));
+        assert!(rt.verify_for(8, "garbage").is_err());
+
+        rt.observe(
+            7,
+            None,
+            SessionObservation::InitRefused {
+                status: 401,
+                error_code: Some(20107),
+            },
+        );
+        rt.observe(
+            8,
+            None,
+            SessionObservation::InitRefused {
+                status: 401,
+                error_code: Some(20101),
+            },
+        );
+        rt.observe(
+            7,
+            None,
+            SessionObservation::Ended {
+                reason: EndReason::ClientClosed,
+            },
+        );
+        rt.observe(7, None, SessionObservation::Accepted);
+
+        let of = |session| {
+            control
+                .journal
+                .query(&Filter {
+                    session: Some(session),
+                    ..Filter::default()
+                })
+                .entries
+        };
+        let seven: Vec<_> = of(7).into_iter().map(|e| (e.account, e.identity)).collect();
+        let claimed = (Some(account.clone()), Some("alice".to_owned()));
+        assert_eq!(
+            seven,
+            vec![claimed.clone(), claimed, (None, None)],
+            "attributed until the session ended"
+        );
+        let eight: Vec<_> = of(8).into_iter().map(|e| e.account).collect();
+        assert_eq!(eight, vec![None], "an unreadable token names no account");
     }
 }

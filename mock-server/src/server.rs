@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub control_open_loopback: bool,
     /// Entries the journal keeps before it drops the oldest (and counts them).
     pub journal_size: usize,
+    /// Webhook timeout (Twilio's 5 s by default), post-action retries and queue bounds.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +56,7 @@ impl Default for ServerConfig {
             control_token: None,
             control_open_loopback: false,
             journal_size: crate::control::journal::DEFAULT_CAPACITY,
+            webhooks: crate::webhooks::WebhookSettings::default(),
         }
     }
 }
@@ -73,6 +76,8 @@ pub struct AppState {
     pub control: crate::control::Control,
     /// Flips to `true` when the server shuts down; live sessions close on it.
     pub stop: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Pre-action hooks (called by handlers) and post-action deliveries (a domain observer).
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -228,6 +233,14 @@ pub fn prepare(listener_addr: SocketAddr, mut startup: Startup) -> Result<AppSta
     domain.observe(hub.clone());
     let control = crate::control::Control::new(domain.clone(), hub.clone()).with_journal_capacity(startup.config.journal_size);
     hub.set_journal(control.journal.clone());
+    let stop = Arc::new(tokio::sync::watch::channel(false).0);
+    let webhooks = crate::webhooks::Webhooks::new(
+        domain.clone(),
+        control.journal.clone(),
+        startup.config.webhooks.clone(),
+        stop.subscribe(),
+    );
+    domain.observe(Arc::new(webhooks.clone()));
     let mut default_account = None;
     if let Some(json) = &startup.state_json {
         default_account = domain.import_json(json)?.into_iter().next();
@@ -242,6 +255,8 @@ pub fn prepare(listener_addr: SocketAddr, mut startup: Startup) -> Result<AppSta
         domain: domain.clone(),
         hub,
         control: Some(control.clone()),
+        claims: Default::default(),
+        webhooks: Some(webhooks.clone()),
     };
     Ok(AppState {
         domain,
@@ -250,7 +265,8 @@ pub fn prepare(listener_addr: SocketAddr, mut startup: Startup) -> Result<AppSta
         default_account,
         realtime,
         control,
-        stop: Arc::new(tokio::sync::watch::channel(false).0),
+        stop,
+        webhooks,
     })
 }
 

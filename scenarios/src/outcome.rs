@@ -57,7 +57,9 @@ pub struct StepOutcome {
 pub struct TimelineEntry {
     pub at_ms: u64,
     /// `client` (an event the client reported), `command` (harness → client), `answer`,
-    /// `server` (a journal observation), `action` (a control-plane action the engine took).
+    /// `server` (a journal observation), `action` (a control-plane action the engine took, a
+    /// trigger firing, the client starting), `mark` (a `mark` step reached), `engine` (a note,
+    /// e.g. entries left out past the timeline's limit).
     pub lane: String,
     /// The client name, identity or `server`.
     pub actor: String,

@@ -229,6 +229,19 @@ pub fn peek(token: &str) -> Result<Unverified, TokenError> {
     parsed.unverified()
 }
 
+/// The identity a token claims (`grants.identity`), without verifying anything: only good for
+/// attributing what a refused caller did (the journal), never for authorisation.
+pub fn peek_identity(token: &str) -> Option<String> {
+    let parsed = Parsed::new(token).ok()?;
+    parsed
+        .payload
+        .get("grants")
+        .and_then(|g| g.get("identity"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
 /// Verifies a token against `secret` at time `now_unix` and returns its claims.
 ///
 /// Checks, in order (the first failure wins): structure and header, issuer/subject, signature,
@@ -740,6 +753,14 @@ mod tests {
         );
         assert_eq!(peek(&none).map_err(|e| e.code()), Err(20102));
         assert_eq!(peek(&forge(&without(payload(), "sub"))).map_err(|e| e.code()), Err(20103));
+    }
+
+    #[test]
+    fn peek_identity_reads_the_claimed_identity_of_any_readable_token() {
+        let forged = forge_with(Algorithm::HS256, &twilio_header(), &payload(), "not the secret");
+        assert_eq!(peek_identity(&forged).as_deref(), Some("alice"));
+        assert_eq!(peek_identity(&forge(&without(payload(), "grants"))), None);
+        assert_eq!(peek_identity("not a token"), None);
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! projection. Mutation replies carry only what the SDK reads from them (message `index`,
 //! conversation `sid`/`sync_objects`, `unread_messages_count`, `typing_timeout`): everything
 //! visible reaches clients through Sync.
+//!
+//! Mutations ask the pre-action webhook first (`webhooks::Webhooks::pre_action`, awaited with
+//! no lock held) and apply the change as it modified it; a rejection is the caller's error.
 mod render;
 
 use serde_json::{Value, json};
@@ -17,9 +20,18 @@ use crate::domain::participant::{NewParticipant, ParticipantUpdate};
 use crate::domain::user::UserUpdate;
 use crate::domain::{ChatService, DomainError, Origin, codes};
 use crate::twilsock::{UpstreamRequest, UpstreamResponse};
+use crate::webhooks::{EventType, Fields, Modifications, PreError, Rejection, Webhooks, payload};
 
 /// Answers one client-API request; `segments` are the decoded path segments after `/Client/v2`.
-pub fn handle(base: &str, typing_timeout: u64, caller: &Caller, req: &UpstreamRequest, segments: &[&str]) -> UpstreamResponse {
+/// `hooks`: pre-action webhooks (absent in bare embeddings).
+pub async fn handle(
+    base: &str,
+    typing_timeout: u64,
+    hooks: Option<&Webhooks>,
+    caller: &Caller,
+    req: &UpstreamRequest,
+    segments: &[&str],
+) -> UpstreamResponse {
     let method = req.method.as_str();
     let body = match parse_body(req) {
         Ok(b) => b,
@@ -32,7 +44,8 @@ pub fn handle(base: &str, typing_timeout: u64, caller: &Caller, req: &UpstreamRe
             UpstreamResponse::ok(json!({ "templates": [], "meta": { "next_token": null, "previous_token": null } }))
         }
         (_, ["Services", svc, rest @ ..]) if *svc == caller.service_sid => {
-            service_request(&links, typing_timeout, caller, method, rest, req, &body)
+            let cx = Hooked { hooks, caller };
+            service_request(&links, typing_timeout, &cx, method, rest, req, &body).await
         }
         (_, ["Services", svc, ..]) => UpstreamResponse::error(404, 50050, format!("Service {svc} not found")),
         _ => UpstreamResponse::error(404, 20404, format!("No client API at {} {}", req.method, req.path)),
@@ -90,6 +103,39 @@ fn configuration(links: &render::Links, caller: &Caller) -> UpstreamResponse {
     }
 }
 
+/// What a mutation needs to ask the pre-action webhook.
+struct Hooked<'a> {
+    hooks: Option<&'a Webhooks>,
+    caller: &'a Caller,
+}
+
+impl Hooked<'_> {
+    /// Asks the pre-action webhook about `event`, after `check` (access rules) passed.
+    async fn pre(
+        &self,
+        origin: &Origin,
+        event: EventType,
+        check: impl FnOnce(&ChatService) -> Result<(), DomainError>,
+        build: impl FnOnce(&ChatService) -> Result<Fields, DomainError>,
+    ) -> Result<Option<Modifications>, UpstreamResponse> {
+        let svc_sid = self.caller.service_sid.as_str();
+        self.caller
+            .account
+            .read(|s| s.service(Some(svc_sid)).and_then(check))
+            .map_err(fail)?;
+        let Some(hooks) = self.hooks else {
+            return Ok(None);
+        };
+        hooks
+            .pre_action(&self.caller.account, Some(svc_sid), origin, event, build)
+            .await
+            .map_err(|e| match e {
+                PreError::Domain(d) => fail(d),
+                PreError::Rejected(r) => UpstreamResponse::error(Rejection::STATUS, Rejection::CODE, r.to_string()),
+            })
+    }
+}
+
 fn require_participant(svc: &ChatService, conv: &str, identity: &str) -> Result<(), DomainError> {
     let e = svc.conversation(conv)?;
     if e.participants.get(identity).is_none() {
@@ -101,15 +147,16 @@ fn require_participant(svc: &ChatService, conv: &str, identity: &str) -> Result<
     Ok(())
 }
 
-fn service_request(
+async fn service_request(
     links: &render::Links,
     typing_timeout: u64,
-    caller: &Caller,
+    cx: &Hooked<'_>,
     method: &str,
     rest: &[&str],
     req: &UpstreamRequest,
     body: &Value,
 ) -> UpstreamResponse {
+    let caller = cx.caller;
     let me = caller.identity().to_owned();
     let origin = Origin::Sdk { identity: me.clone() };
     let account = &caller.account;
@@ -178,13 +225,26 @@ fn service_request(
         }
         // ---- conversations
         ("POST", ["Conversations"]) => {
-            let req = NewConversation {
+            let mut req = NewConversation {
                 friendly_name: s(body, "friendly_name"),
                 unique_name: s(body, "unique_name"),
                 attributes: s(body, "attributes"),
                 created_by: Some(me.clone()),
                 ..Default::default()
             };
+            match cx
+                .pre(
+                    &origin,
+                    EventType::ConversationAdd,
+                    |_| Ok(()),
+                    |svc| Ok(payload::conversation_add(svc, &req)),
+                )
+                .await
+            {
+                Ok(Some(m)) => m.apply_new_conversation(&mut req),
+                Ok(None) => {}
+                Err(r) => return r,
+            }
             // Like Twilio: creating does not join; the SDK app calls `join()` next. The creator
             // may read the conversation's objects meanwhile (see `sync::query::can_read`).
             account
@@ -197,12 +257,23 @@ fn service_request(
         }
         ("GET", ["Conversations", id]) => read(&|svc| Ok(render::conversation(links, svc, svc.conversation(id)?, &me))),
         ("POST", ["Conversations", id]) => {
-            let update = ConversationUpdate {
+            let mut update = ConversationUpdate {
                 friendly_name: s(body, "friendly_name"),
                 unique_name: s(body, "unique_name"),
                 attributes: s(body, "attributes"),
                 ..Default::default()
             };
+            let check = |svc: &ChatService| require_participant(svc, id, &me);
+            match cx
+                .pre(&origin, EventType::ConversationUpdate, check, |svc| {
+                    payload::conversation_update(svc, id, &update)
+                })
+                .await
+            {
+                Ok(Some(m)) => m.apply_conversation_update(&mut update),
+                Ok(None) => {}
+                Err(r) => return r,
+            }
             account
                 .write(&origin, Some(svc_sid), |svc, cx| {
                     require_participant(svc, id, &me)?;
@@ -212,13 +283,24 @@ fn service_request(
                 .map(UpstreamResponse::ok)
                 .unwrap_or_else(fail)
         }
-        ("DELETE", ["Conversations", id]) => account
-            .write(&origin, Some(svc_sid), |svc, cx| {
-                require_participant(svc, id, &me)?;
-                svc.remove_conversation(cx, id)
-            })
-            .map(|_| UpstreamResponse::ok(json!({})))
-            .unwrap_or_else(fail),
+        ("DELETE", ["Conversations", id]) => {
+            let check = |svc: &ChatService| require_participant(svc, id, &me);
+            if let Err(r) = cx
+                .pre(&origin, EventType::ConversationRemove, check, |svc| {
+                    payload::conversation_remove(svc, id)
+                })
+                .await
+            {
+                return r;
+            }
+            account
+                .write(&origin, Some(svc_sid), |svc, cx| {
+                    require_participant(svc, id, &me)?;
+                    svc.remove_conversation(cx, id)
+                })
+                .map(|_| UpstreamResponse::ok(json!({})))
+                .unwrap_or_else(fail)
+        }
         // ---- participants
         ("POST", ["Conversations", id, "Participants"]) => {
             let identity = s(body, "identity");
@@ -240,6 +322,21 @@ fn service_request(
                     .map(str::to_owned),
                 ..Default::default()
             };
+            let check = |svc: &ChatService| {
+                if joining {
+                    svc.conversation(id).map(|_| ())
+                } else {
+                    require_participant(svc, id, &me)
+                }
+            };
+            if let Err(r) = cx
+                .pre(&origin, EventType::ParticipantAdd, check, |svc| {
+                    payload::participant_add(svc, id, &p)
+                })
+                .await
+            {
+                return r;
+            }
             account
                 .write(&origin, Some(svc_sid), |svc, cx| {
                     if !joining {
@@ -256,6 +353,15 @@ fn service_request(
                 attributes: s(body, "attributes"),
                 ..Default::default()
             };
+            let check = |svc: &ChatService| require_participant(svc, id, &me);
+            if let Err(r) = cx
+                .pre(&origin, EventType::ParticipantUpdate, check, |svc| {
+                    payload::participant_update(svc, id, pid, &update)
+                })
+                .await
+            {
+                return r;
+            }
             account
                 .write(&origin, Some(svc_sid), |svc, cx| {
                     require_participant(svc, id, &me)?;
@@ -265,20 +371,31 @@ fn service_request(
                 .map(UpstreamResponse::ok)
                 .unwrap_or_else(fail)
         }
-        ("DELETE", ["Conversations", id, "Participants", pid]) => account
-            .write(&origin, Some(svc_sid), |svc, cx| {
-                require_participant(svc, id, &me)?;
-                svc.remove_participant(cx, id, pid)
-            })
-            .map(|_| UpstreamResponse::ok(json!({})))
-            .unwrap_or_else(fail),
+        ("DELETE", ["Conversations", id, "Participants", pid]) => {
+            let check = |svc: &ChatService| require_participant(svc, id, &me);
+            if let Err(r) = cx
+                .pre(&origin, EventType::ParticipantRemove, check, |svc| {
+                    payload::participant_remove(svc, id, pid)
+                })
+                .await
+            {
+                return r;
+            }
+            account
+                .write(&origin, Some(svc_sid), |svc, cx| {
+                    require_participant(svc, id, &me)?;
+                    svc.remove_participant(cx, id, pid)
+                })
+                .map(|_| UpstreamResponse::ok(json!({})))
+                .unwrap_or_else(fail)
+        }
         // ---- messages
         ("POST", ["Conversations", id, "Messages"]) => {
             let media_sids: Vec<String> = match body.get("media_sids") {
                 Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
                 _ => Vec::new(),
             };
-            let m = NewMessage {
+            let mut m = NewMessage {
                 author: Some(me.clone()),
                 body: s(body, "body"),
                 subject: s(body, "subject"),
@@ -287,6 +404,17 @@ fn service_request(
                 media_sids,
                 ..Default::default()
             };
+            let check = |svc: &ChatService| require_participant(svc, id, &me);
+            match cx
+                .pre(&origin, EventType::MessageAdd, check, |svc| {
+                    payload::message_add(svc, id, &origin, &m)
+                })
+                .await
+            {
+                Ok(Some(mods)) => mods.apply_new_message(&mut m),
+                Ok(None) => {}
+                Err(r) => return r,
+            }
             account
                 .write(&origin, Some(svc_sid), |svc, cx| {
                     require_participant(svc, id, &me)?;
@@ -297,12 +425,23 @@ fn service_request(
                 .unwrap_or_else(fail)
         }
         ("POST", ["Conversations", id, "Messages", mid]) => {
-            let update = MessageUpdate {
+            let mut update = MessageUpdate {
                 body: s(body, "body"),
                 attributes: s(body, "attributes"),
                 updated_by: Some(me.clone()),
                 ..Default::default()
             };
+            let check = |svc: &ChatService| require_participant(svc, id, &me);
+            match cx
+                .pre(&origin, EventType::MessageUpdate, check, |svc| {
+                    payload::message_update(svc, id, mid, &update)
+                })
+                .await
+            {
+                Ok(Some(mods)) => mods.apply_message_update(&mut update),
+                Ok(None) => {}
+                Err(r) => return r,
+            }
             account
                 .write(&origin, Some(svc_sid), |svc, cx| {
                     require_participant(svc, id, &me)?;
@@ -312,13 +451,24 @@ fn service_request(
                 .map(UpstreamResponse::ok)
                 .unwrap_or_else(fail)
         }
-        ("DELETE", ["Conversations", id, "Messages", mid]) => account
-            .write(&origin, Some(svc_sid), |svc, cx| {
-                require_participant(svc, id, &me)?;
-                svc.remove_message(cx, id, mid)
-            })
-            .map(|_| UpstreamResponse::ok(json!({})))
-            .unwrap_or_else(fail),
+        ("DELETE", ["Conversations", id, "Messages", mid]) => {
+            let check = |svc: &ChatService| require_participant(svc, id, &me);
+            if let Err(r) = cx
+                .pre(&origin, EventType::MessageRemove, check, |svc| {
+                    payload::message_remove(svc, id, mid)
+                })
+                .await
+            {
+                return r;
+            }
+            account
+                .write(&origin, Some(svc_sid), |svc, cx| {
+                    require_participant(svc, id, &me)?;
+                    svc.remove_message(cx, id, mid)
+                })
+                .map(|_| UpstreamResponse::ok(json!({})))
+                .unwrap_or_else(fail)
+        }
         ("GET", ["Conversations", _, "Messages", _, "Receipts"]) => {
             UpstreamResponse::ok(json!({ "delivery_receipts": [], "meta": { "previous_token": null, "next_token": null } }))
         }
@@ -348,6 +498,18 @@ fn service_request(
                 attributes: s(body, "attributes"),
                 ..Default::default()
             };
+            // The SDK user exists once its session is open (`session_opened` ensures it).
+            if let Err(r) = cx
+                .pre(
+                    &origin,
+                    EventType::UserUpdate,
+                    |_| Ok(()),
+                    |svc| payload::user_update(svc, identity, &update),
+                )
+                .await
+            {
+                return r;
+            }
             account
                 .write(&origin, Some(svc_sid), |svc, cx| {
                     svc.ensure_user(cx, identity)?;

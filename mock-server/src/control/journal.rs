@@ -1,6 +1,6 @@
 //! The journal: every observation the server makes — connection lifecycle, twilsock packets
-//! (summarised), upstream requests, REST requests, Sync pushes, faults applied — in a bounded
-//! ring, queryable with filters and streamable live.
+//! (summarised), upstream requests, REST requests, Sync pushes, faults applied, webhook
+//! deliveries — in a bounded ring, queryable with filters and streamable live.
 //!
 //! Bounded on purpose: a long-running server keeps the newest `capacity` entries and counts what
 //! it dropped, so memory never grows without limit. Live followers get a bounded broadcast; a
@@ -35,6 +35,9 @@ pub enum Kind {
     Fault,
     /// A control-plane action.
     Control,
+    /// A webhook delivery to the customer's backend (pre- or post-action): request, response,
+    /// timing and outcome; also deliveries dropped because a queue was full.
+    Webhook,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -43,6 +46,10 @@ pub struct Entry {
     pub seq: u64,
     /// Account time of the observation (server time when no account is involved).
     pub at: Millis,
+    /// Wall time of the observation (Unix microseconds of the system clock): account clocks
+    /// may be frozen or moved, and a scenario measures windows and gaps in real time, ordering
+    /// entries against its own steps (microseconds keep an action apart from what it caused).
+    pub wall_us: i64,
     pub kind: Kind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
@@ -116,6 +123,13 @@ struct Ring {
 
 pub const DEFAULT_CAPACITY: usize = 10_000;
 
+/// The system clock in Unix microseconds (0 if it reads before 1970).
+fn wall_now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
 impl Journal {
     pub fn new(capacity: usize) -> Journal {
         let capacity = capacity.max(1);
@@ -136,6 +150,7 @@ impl Journal {
             let e = Entry {
                 seq: r.next_seq,
                 at: o.at,
+                wall_us: wall_now_us(),
                 kind: o.kind,
                 account: o.account,
                 session: o.session,
@@ -232,5 +247,16 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(p.entries[0].seq, 3, "a limit keeps the newest");
+    }
+
+    #[test]
+    fn entries_carry_wall_time_whatever_the_account_clock_says() {
+        let j = Journal::new(4);
+        let before = wall_now_us();
+        j.record(obs(7, "AC1"));
+        let after = wall_now_us();
+        let e = &j.query(&Filter::default()).entries[0];
+        assert_eq!(e.at, Millis(7), "`at` is the account time given");
+        assert!((before..=after).contains(&e.wall_us), "{before} <= {} <= {after}", e.wall_us);
     }
 }

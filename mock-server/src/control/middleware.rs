@@ -8,7 +8,11 @@
 //!
 //! Every request, faulted or not, is then journaled as `rest` (or `media` for MCS routes):
 //! method, path, query, status and duration, under the account its credentials name (HTTP Basic
-//! with an account SID or API key SID, or an `X-Twilio-Token`'s `sub`). Credentials are not
+//! with an account SID or API key SID, or an `X-Twilio-Token`'s `sub`; a media request without
+//! credentials — a temporary URL — under the account of the service in its path) and, for a
+//! token, the identity it claims. Media entries also carry the sizes and content types that went each way
+//! (`request`, `response`: `{content_type, size}` as the headers and body say), so that uploads
+//! and downloads can be judged without the bytes. Credentials are not
 //! verified for this, only looked up: a request with a wrong secret is still attributed to the
 //! account it claims, if that account exists, which is what a test wants to see.
 //!
@@ -44,8 +48,10 @@ pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Re
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
-    let account = account_of(&st, req.headers());
+    let account = account_of(&st, req.headers()).or_else(|| media_service_account(&st, &path));
+    let identity = identity_of(req.headers());
     let kind = if is_media(&path) { Kind::Media } else { Kind::Rest };
+    let request_body = (kind == Kind::Media).then(|| body_of(req.headers(), None));
     // A CORS preflight is the browser's, not the application's: it never consumes a fault.
     let preflight = method == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     let fault = if preflight {
@@ -100,6 +106,10 @@ pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Re
     if let Some(f) = fault_detail {
         detail["fault"] = f;
     }
+    if let Some(request_body) = request_body {
+        detail["request"] = request_body;
+        detail["response"] = body_of(response.headers(), axum::body::HttpBody::size_hint(response.body()).exact());
+    }
     let at = account
         .as_deref()
         .and_then(|a| st.domain.account(a))
@@ -109,7 +119,7 @@ pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Re
         kind,
         account,
         session: None,
-        identity: None,
+        identity,
         summary: format!("{method} {path} -> {status}"),
         detail,
     });
@@ -172,6 +182,34 @@ fn account_of(st: &AppState, headers: &HeaderMap) -> Option<String> {
     st.domain.account(&claimed).map(|a| a.sid.clone())
 }
 
+/// The account owning the service of a media path (`/v1/Services/{IS}/Media…`): temporary media
+/// URLs carry no credentials, but their downloads belong to a tenant all the same.
+fn media_service_account(st: &AppState, path: &str) -> Option<String> {
+    if !is_media(path) {
+        return None;
+    }
+    let service = path.split('/').filter(|s| !s.is_empty()).nth(2)?;
+    st.domain
+        .accounts()
+        .into_iter()
+        .find(|a| a.read(|s| s.services.get(service).is_some()))
+        .map(|a| a.sid.clone())
+}
+
+/// The identity an `X-Twilio-Token` claims (unverified, like the account above).
+fn identity_of(headers: &HeaderMap) -> Option<String> {
+    let t = headers.get(TOKEN_HEADER)?.to_str().ok()?;
+    token::peek_identity(t.trim())
+}
+
+/// `{content_type, size}` of a body as its headers say (`size`: `Content-Length`, else `exact`).
+fn body_of(headers: &HeaderMap, exact: Option<u64>) -> serde_json::Value {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let content_type = text(header::CONTENT_TYPE).map(|t| t.split(';').next().unwrap_or(t).trim().to_owned());
+    let size = text(header::CONTENT_LENGTH).and_then(|l| l.trim().parse::<u64>().ok()).or(exact);
+    json!({ "content_type": content_type, "size": size })
+}
+
 fn basic_user(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
@@ -186,6 +224,16 @@ fn basic_user(headers: &HeaderMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_are_described_by_their_headers() {
+        let mut h = HeaderMap::new();
+        assert_eq!(body_of(&h, Some(3)), json!({"content_type": null, "size": 3}));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png; charset=binary"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("1024"));
+        assert_eq!(body_of(&h, Some(3)), json!({"content_type": "image/png", "size": 1024}));
+        assert_eq!(identity_of(&h), None);
+    }
 
     #[test]
     fn media_routes_are_told_apart() {

@@ -36,6 +36,9 @@ pub struct Configuration {
     /// ISO 8601 durations, as Twilio stores them.
     pub default_inactive_timer: Option<String>,
     pub default_closed_timer: Option<String>,
+    /// Account-wide webhook targets (`/v1/Configuration/Webhooks`).
+    #[serde(default, skip_serializing_if = "super::webhook::HookConfig::is_unset")]
+    pub webhooks: super::webhook::HookConfig,
 }
 
 impl AccountState {
@@ -259,6 +262,7 @@ fn new_service(sids: &mut SidGen, sid: String, name: &str, now: Millis) -> ChatS
         conversations: Collection::default(),
         roles,
         media: Collection::default(),
+        webhooks: Default::default(),
     }
 }
 

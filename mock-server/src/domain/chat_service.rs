@@ -23,6 +23,9 @@ pub struct ChatService {
     pub conversations: Collection<ConversationEntry>,
     pub roles: Collection<Role>,
     pub media: Collection<Media>,
+    /// This service's webhook targets; when configured they replace the account's.
+    #[serde(default, skip_serializing_if = "super::webhook::HookConfig::is_unset")]
+    pub webhooks: super::webhook::HookConfig,
 }
 
 impl Keyed for ChatService {

@@ -5,6 +5,7 @@ use super::collection::{Collection, Keyed};
 use super::error::codes;
 use super::message::Message;
 use super::participant::Participant;
+use super::webhook::ScopedWebhook;
 use super::{ChatService, Ctx, DomainError, DomainEvent, check_attributes, check_friendly_name};
 use crate::clock::Millis;
 use crate::sid;
@@ -67,6 +68,9 @@ pub struct ConversationEntry {
     pub participants: Collection<Participant>,
     /// Keyed by message index: the collection's sequence number is the index.
     pub messages: Collection<Message>,
+    /// Conversation-scoped webhooks (WH…).
+    #[serde(default, skip_serializing_if = "Collection::is_empty")]
+    pub webhooks: Collection<ScopedWebhook>,
 }
 
 impl Keyed for ConversationEntry {
@@ -137,6 +141,7 @@ impl ChatService {
             conversation: conversation.clone(),
             participants: Collection::default(),
             messages: Collection::default(),
+            webhooks: Collection::default(),
         });
         cx.emit(DomainEvent::ConversationAdded {
             service: self.sid.clone(),

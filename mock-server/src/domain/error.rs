@@ -46,6 +46,8 @@ pub enum Resource {
     User,
     Role,
     Media,
+    /// A conversation-scoped webhook (WH…).
+    Webhook,
 }
 
 impl DomainError {
@@ -84,6 +86,7 @@ impl DomainError {
                 Resource::User => 50200,
                 Resource::Role => 50100,
                 Resource::Media => 50510,
+                Resource::Webhook => 50360,
             },
             other => other.code(),
         }

@@ -7,8 +7,8 @@
 //! account's lock. Nothing else mutates domain state.
 //!
 //! Layout: `account` (isolation unit, lock, mutation context), `chat_service` (IS…),
-//! `conversation`, `participant`, `message`, `user`, `role`, `media` (one noun each, with its
-//! operations), `collection` (keyset-paged tables), `event`, `error`, `limits`, `seed`,
+//! `conversation`, `participant`, `message`, `user`, `role`, `media`, `webhook` (one noun each,
+//! with its operations), `collection` (keyset-paged tables), `event`, `error`, `limits`, `seed`,
 //! `snapshot`.
 mod account;
 mod chat_service;
@@ -24,6 +24,7 @@ pub mod role;
 pub mod seed;
 pub mod snapshot;
 pub mod user;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

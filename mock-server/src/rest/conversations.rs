@@ -10,8 +10,8 @@ use super::form::{Form, PathParams, Query};
 use super::paging::{PageRequest, envelope};
 use super::scope::{Scope, on_path};
 use super::{Routes, param};
-use crate::domain::Origin;
 use crate::domain::conversation::{Conversation, ConversationState, ConversationUpdate, NewConversation, Timers};
+use crate::webhooks::{EventType, payload};
 
 pub(super) fn routes(r: Routes) -> Routes {
     r.both("/Conversations", axum::routing::get(list).post(create))
@@ -62,8 +62,8 @@ fn state_param(p: &super::form::Params) -> Result<Option<ConversationState>, Api
         .map_err(ApiError::from)
 }
 
-async fn create(scope: Scope, Form(p): Form) -> Result<impl IntoResponse, ApiError> {
-    let req = NewConversation {
+async fn create(scope: Scope, OriginalUri(uri): OriginalUri, Form(p): Form) -> Result<impl IntoResponse, ApiError> {
+    let mut req = NewConversation {
         friendly_name: p.string("FriendlyName"),
         unique_name: p.string("UniqueName"),
         attributes: p.string("Attributes"),
@@ -73,9 +73,13 @@ async fn create(scope: Scope, Form(p): Form) -> Result<impl IntoResponse, ApiErr
         date_updated: p.date("DateUpdated")?,
         created_by: None,
     };
-    let c = scope
-        .account
-        .write(&Origin::Api, scope.service.as_deref(), |svc, cx| svc.create_conversation(cx, req))?;
+    let pre = scope.pre_action(EventType::ConversationAdd, uri.path(), |svc| {
+        Ok(payload::conversation_add(svc, &req))
+    });
+    if let Some(m) = pre.await? {
+        m.apply_new_conversation(&mut req);
+    }
+    let c = scope.write(|svc, cx| svc.create_conversation(cx, req))?;
     Ok((StatusCode::CREATED, Json(render(&scope, &c))))
 }
 
@@ -135,7 +139,7 @@ async fn fetch(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): Origin
 
 async fn update(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri, Form(f): Form) -> Result<Json<Value>, ApiError> {
     let sid = param(&p, "Sid");
-    let req = ConversationUpdate {
+    let mut req = ConversationUpdate {
         friendly_name: f.string("FriendlyName"),
         unique_name: f.string("UniqueName"),
         attributes: f.string("Attributes"),
@@ -144,11 +148,14 @@ async fn update(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): Origi
         date_created: f.date("DateCreated")?,
         date_updated: f.date("DateUpdated")?,
     };
+    let pre = scope.pre_action(EventType::ConversationUpdate, uri.path(), |svc| {
+        payload::conversation_update(svc, sid, &req)
+    });
+    if let Some(m) = pre.await? {
+        m.apply_conversation_update(&mut req);
+    }
     let c = scope
-        .account
-        .write(&Origin::Api, scope.service.as_deref(), |svc, cx| {
-            svc.update_conversation(cx, sid, req)
-        })
+        .write(|svc, cx| svc.update_conversation(cx, sid, req))
         .map_err(on_path(uri.path()))?;
     Ok(Json(render(&scope, &c)))
 }
@@ -156,8 +163,12 @@ async fn update(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): Origi
 async fn remove(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri) -> Result<StatusCode, ApiError> {
     let sid = param(&p, "Sid");
     scope
-        .account
-        .write(&Origin::Api, scope.service.as_deref(), |svc, cx| svc.remove_conversation(cx, sid))
+        .pre_action(EventType::ConversationRemove, uri.path(), |svc| {
+            payload::conversation_remove(svc, sid)
+        })
+        .await?;
+    scope
+        .write(|svc, cx| svc.remove_conversation(cx, sid))
         .map_err(on_path(uri.path()))?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,6 +12,7 @@ use super::scope::{Scope, on_path};
 use super::{Routes, param};
 use crate::domain::message::{Message, MessageUpdate, NewMessage};
 use crate::domain::{Order, Origin};
+use crate::webhooks::{EventType, payload};
 
 pub(super) fn routes(r: Routes) -> Routes {
     r.both("/Conversations/{ConversationSid}/Messages", axum::routing::get(list).post(create))
@@ -66,7 +67,7 @@ async fn create(
     Form(f): Form,
 ) -> Result<impl IntoResponse, ApiError> {
     let conv = param(&p, "ConversationSid");
-    let req = NewMessage {
+    let mut req = NewMessage {
         author: f.string("Author"),
         body: f.string("Body"),
         subject: f.string("Subject"),
@@ -76,10 +77,13 @@ async fn create(
         date_created: f.date("DateCreated")?,
         date_updated: f.date("DateUpdated")?,
     };
-    let m = scope
-        .account
-        .write(&Origin::Api, scope.service.as_deref(), |svc, cx| svc.add_message(cx, conv, req))
-        .map_err(on_path(uri.path()))?;
+    let pre = scope.pre_action(EventType::MessageAdd, uri.path(), |svc| {
+        payload::message_add(svc, conv, &Origin::Api, &req)
+    });
+    if let Some(m) = pre.await? {
+        m.apply_new_message(&mut req);
+    }
+    let m = scope.write(|svc, cx| svc.add_message(cx, conv, req)).map_err(on_path(uri.path()))?;
     Ok((StatusCode::CREATED, Json(render(&scope, &m))))
 }
 
@@ -122,7 +126,7 @@ async fn fetch(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): Origin
 
 async fn update(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri, Form(f): Form) -> Result<Json<Value>, ApiError> {
     let (conv, sid) = (param(&p, "ConversationSid"), param(&p, "Sid"));
-    let req = MessageUpdate {
+    let mut req = MessageUpdate {
         author: f.string("Author"),
         body: f.string("Body"),
         subject: f.string("Subject"),
@@ -131,11 +135,14 @@ async fn update(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): Origi
         date_updated: f.date("DateUpdated")?,
         updated_by: None,
     };
+    let pre = scope.pre_action(EventType::MessageUpdate, uri.path(), |svc| {
+        payload::message_update(svc, conv, sid, &req)
+    });
+    if let Some(m) = pre.await? {
+        m.apply_message_update(&mut req);
+    }
     let m = scope
-        .account
-        .write(&Origin::Api, scope.service.as_deref(), |svc, cx| {
-            svc.update_message(cx, conv, sid, req)
-        })
+        .write(|svc, cx| svc.update_message(cx, conv, sid, req))
         .map_err(on_path(uri.path()))?;
     Ok(Json(render(&scope, &m)))
 }
@@ -143,8 +150,10 @@ async fn update(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): Origi
 async fn remove(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri) -> Result<StatusCode, ApiError> {
     let (conv, sid) = (param(&p, "ConversationSid"), param(&p, "Sid"));
     scope
-        .account
-        .write(&Origin::Api, scope.service.as_deref(), |svc, cx| svc.remove_message(cx, conv, sid))
+        .pre_action(EventType::MessageRemove, uri.path(), |svc| payload::message_remove(svc, conv, sid))
+        .await?;
+    scope
+        .write(|svc, cx| svc.remove_message(cx, conv, sid))
         .map_err(on_path(uri.path()))?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -15,6 +15,7 @@ mod roles;
 pub mod scope;
 mod services;
 mod users;
+mod webhooks;
 
 use std::collections::HashMap;
 
@@ -54,6 +55,7 @@ pub fn router() -> Router<AppState> {
     let r = roles::routes(r);
     let r = participant_conversations::routes(r);
     let r = services::routes(r);
+    let r = webhooks::routes(r);
     r.0.method_not_allowed_fallback(method_not_allowed)
 }
 

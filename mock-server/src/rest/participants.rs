@@ -10,8 +10,8 @@ use super::form::{Form, PathParams, Query};
 use super::paging::{PageRequest, envelope};
 use super::scope::{Scope, on_path};
 use super::{Routes, param};
-use crate::domain::Origin;
 use crate::domain::participant::{NewParticipant, Participant, ParticipantUpdate};
+use crate::webhooks::{EventType, payload};
 
 pub(super) fn routes(r: Routes) -> Routes {
     r.both(
@@ -80,9 +80,13 @@ async fn create(
         date_created: f.date("DateCreated")?,
         date_updated: f.date("DateUpdated")?,
     };
+    scope
+        .pre_action(EventType::ParticipantAdd, uri.path(), |svc| {
+            payload::participant_add(svc, conv, &req)
+        })
+        .await?;
     let part = scope
-        .account
-        .write(&Origin::Api, scope.service.as_deref(), |svc, cx| svc.add_participant(cx, conv, req))
+        .write(|svc, cx| svc.add_participant(cx, conv, req))
         .map_err(on_path(uri.path()))?;
     Ok((StatusCode::CREATED, Json(render(&scope, &part))))
 }
@@ -134,11 +138,13 @@ async fn update(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): Origi
         date_created: f.date("DateCreated")?,
         date_updated: f.date("DateUpdated")?,
     };
-    let part = scope
-        .account
-        .write(&Origin::Api, scope.service.as_deref(), |svc, cx| {
-            svc.update_participant(cx, conv, sid, req)
+    scope
+        .pre_action(EventType::ParticipantUpdate, uri.path(), |svc| {
+            payload::participant_update(svc, conv, sid, &req)
         })
+        .await?;
+    let part = scope
+        .write(|svc, cx| svc.update_participant(cx, conv, sid, req))
         .map_err(on_path(uri.path()))?;
     Ok(Json(render(&scope, &part)))
 }
@@ -146,10 +152,12 @@ async fn update(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): Origi
 async fn remove(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri) -> Result<StatusCode, ApiError> {
     let (conv, sid) = (param(&p, "ConversationSid"), param(&p, "Sid"));
     scope
-        .account
-        .write(&Origin::Api, scope.service.as_deref(), |svc, cx| {
-            svc.remove_participant(cx, conv, sid)
+        .pre_action(EventType::ParticipantRemove, uri.path(), |svc| {
+            payload::participant_remove(svc, conv, sid)
         })
+        .await?;
+    scope
+        .write(|svc, cx| svc.remove_participant(cx, conv, sid))
         .map_err(on_path(uri.path()))?;
     Ok(StatusCode::NO_CONTENT)
 }

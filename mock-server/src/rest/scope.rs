@@ -7,8 +7,9 @@ use axum::http::request::Parts;
 use base64::Engine;
 
 use super::error::ApiError;
-use crate::domain::{Account, DomainError, Resource};
+use crate::domain::{Account, ChatService, Ctx, DomainError, Origin, Resource};
 use crate::server::AppState;
+use crate::webhooks::{EventType, Fields, Modifications, PreError, Rejection, Webhooks};
 
 pub struct Scope {
     pub account: Arc<Account>,
@@ -19,6 +20,9 @@ pub struct Scope {
     /// `/v1` or `/v1/Services/IS…`: the prefix resource URLs are built on.
     pub prefix: String,
     pub base: Arc<str>,
+    /// The caller sent `X-Twilio-Webhook-Enabled: true`: this request fires webhooks.
+    pub hooks_requested: bool,
+    pub webhooks: Webhooks,
 }
 
 impl Scope {
@@ -35,6 +39,33 @@ impl Scope {
 
     pub fn scoped(&self) -> bool {
         self.service.is_some()
+    }
+
+    /// Asks the pre-action webhook about `event` when the caller asked for webhooks; a rejection
+    /// is Twilio's error for it, an invalid proposal the domain's (named after `path`).
+    pub async fn pre_action(
+        &self,
+        event: EventType,
+        path: &str,
+        build: impl FnOnce(&ChatService) -> Result<Fields, DomainError>,
+    ) -> Result<Option<Modifications>, ApiError> {
+        if !self.hooks_requested {
+            return Ok(None);
+        }
+        self.webhooks
+            .pre_action(&self.account, self.service.as_deref(), &Origin::Api, event, build)
+            .await
+            .map_err(|e| match e {
+                PreError::Domain(d) => on_path(path)(d),
+                PreError::Rejected(r) => ApiError::new(Rejection::STATUS, Rejection::CODE, r.to_string()),
+            })
+    }
+
+    /// Runs one mutation as the REST API, firing post-action webhooks if the caller asked.
+    pub fn write<R>(&self, f: impl FnOnce(&mut ChatService, &mut Ctx<'_>) -> Result<R, DomainError>) -> Result<R, DomainError> {
+        crate::webhooks::with_rest_hooks(self.hooks_requested, || {
+            self.account.write(&Origin::Api, self.service.as_deref(), f)
+        })
     }
 }
 
@@ -97,6 +128,8 @@ impl FromRequestParts<AppState> for Scope {
             service_sid,
             prefix,
             base: state.base_url.clone(),
+            hooks_requested: super::form::webhooks_enabled(&parts.headers),
+            webhooks: state.webhooks.clone(),
         })
     }
 }

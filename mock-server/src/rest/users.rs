@@ -14,7 +14,8 @@ use super::{Routes, param};
 use crate::domain::conversation::ConversationEntry;
 use crate::domain::participant::ParticipantUpdate;
 use crate::domain::user::{NewUser, User, UserUpdate};
-use crate::domain::{ChatService, DomainError, Origin, Resource};
+use crate::domain::{ChatService, DomainError, Resource};
+use crate::webhooks::{EventType, payload};
 
 pub(super) fn routes(r: Routes) -> Routes {
     r.both("/Users", axum::routing::get(list).post(create))
@@ -85,9 +86,7 @@ async fn create(scope: Scope, Form(f): Form) -> Result<impl IntoResponse, ApiErr
         attributes: f.string("Attributes"),
         role_sid: f.string("RoleSid"),
     };
-    let u = scope
-        .account
-        .write(&Origin::Api, scope.service.as_deref(), |svc, cx| svc.create_user(cx, req))?;
+    let u = scope.write(|svc, cx| svc.create_user(cx, req))?;
     Ok((StatusCode::CREATED, Json(render(&scope, &u))))
 }
 
@@ -120,19 +119,16 @@ async fn update(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): Origi
         role_sid: f.string("RoleSid"),
         is_online: None,
     };
-    let u = scope
-        .account
-        .write(&Origin::Api, scope.service.as_deref(), |svc, cx| svc.update_user(cx, sid, req))
-        .map_err(on_path(uri.path()))?;
+    scope
+        .pre_action(EventType::UserUpdate, uri.path(), |svc| payload::user_update(svc, sid, &req))
+        .await?;
+    let u = scope.write(|svc, cx| svc.update_user(cx, sid, req)).map_err(on_path(uri.path()))?;
     Ok(Json(render(&scope, &u)))
 }
 
 async fn remove(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri) -> Result<StatusCode, ApiError> {
     let sid = param(&p, "UserSid");
-    scope
-        .account
-        .write(&Origin::Api, scope.service.as_deref(), |svc, cx| svc.remove_user(cx, sid))
-        .map_err(on_path(uri.path()))?;
+    scope.write(|svc, cx| svc.remove_user(cx, sid)).map_err(on_path(uri.path()))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -211,8 +207,7 @@ async fn update_conversation(
     };
     let path = uri.path().to_owned();
     let v = scope
-        .account
-        .write(&Origin::Api, scope.service.as_deref(), |svc, cx| {
+        .write(|svc, cx| {
             let identity = membership(svc, user, conv, &path)?.0.identity.clone();
             svc.update_participant(cx, conv, &identity, req)?;
             let (u, e) = membership(svc, user, conv, &path)?;
@@ -226,8 +221,7 @@ async fn leave_conversation(scope: Scope, PathParams(p): PathParams, OriginalUri
     let (user, conv) = (param(&p, "UserSid"), param(&p, "ConversationSid"));
     let path = uri.path().to_owned();
     scope
-        .account
-        .write(&Origin::Api, scope.service.as_deref(), |svc, cx| {
+        .write(|svc, cx| {
             let identity = membership(svc, user, conv, &path)?.0.identity.clone();
             svc.remove_participant(cx, conv, &identity)
         })

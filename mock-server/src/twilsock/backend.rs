@@ -362,6 +362,14 @@ pub trait Backend: Send + Sync + 'static {
     /// Verifies an access token presented in `init` or `update`.
     fn verify(&self, token: &str) -> Result<Caller, InitRejection>;
 
+    /// [`Backend::verify`] for session `session`: what the session calls. A backend that journals
+    /// overrides it to remember who a refused token claimed to be, so that it can attribute the
+    /// observations of a session that never got established.
+    fn verify_for(&self, session: u64, token: &str) -> Result<Caller, InitRejection> {
+        let _ = session;
+        self.verify(token)
+    }
+
     /// Answers one upstream request of an established session.
     fn upstream(&self, session: &SessionInfo, req: UpstreamRequest) -> impl Future<Output = UpstreamResponse> + Send;
 

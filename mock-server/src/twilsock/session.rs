@@ -822,7 +822,7 @@ impl<B: Backend> Session<B> {
 
     fn verify(&self, packet: &Packet) -> Result<Caller, InitRejection> {
         match packet.header.get("token").and_then(Value::as_str).filter(|t| !t.is_empty()) {
-            Some(token) => self.backend.verify(token),
+            Some(token) => self.backend.verify_for(self.id, token),
             None => Err(TokenError::Malformed {
                 reason: "no token in the packet",
             }

@@ -7,6 +7,7 @@
 //! - `rest`: every REST resource under `/v1/…` and `/v1/Services/{sid}/…`, error paths,
 //!   account isolation, and snapshots of wire shapes.
 //! - `pagination`: properties of paging through message histories that change meanwhile.
+//! - `webhooks`: webhook configuration, pre- and post-action hooks against a `wiremock` backend.
 
 mod control;
 mod media;
@@ -16,3 +17,4 @@ mod rest;
 mod support;
 mod sync;
 mod twilsock;
+mod webhooks;

@@ -752,3 +752,34 @@ async fn other_methods_are_refused_with_a_twilio_error() {
         .await
         .assert_error(405, 20004);
 }
+
+/// The journal describes media transfers: what went each way, by whom, under which account —
+/// also for a temporary URL, which carries no credentials.
+#[tokio::test]
+async fn media_transfers_are_journaled_with_sizes_types_and_owners() {
+    use rehearsal_mock_server::control::journal::{Filter, Kind};
+    let mcs = Mcs::start().await;
+    let rec = mcs.upload("?Filename=a.png", "image/png", random_bytes(1234, 9)).await;
+    let temp = str_of(&rec["links"], "content_direct_temporary").to_owned();
+    assert_eq!(mcs.get_plain(&temp).await.status, 200);
+
+    let entries = mcs
+        .server
+        .control()
+        .journal
+        .query(&Filter {
+            kind: Some(vec![Kind::Media]),
+            ..Filter::default()
+        })
+        .entries;
+    let [upload, download] = entries.as_slice() else {
+        panic!("an upload and a download: {entries:#?}");
+    };
+    assert_eq!(upload.account.as_deref(), Some(ACCOUNT_SID));
+    assert_eq!(upload.identity.as_deref(), Some("alice"), "the identity the token claims");
+    assert_eq!(upload.detail["request"], json!({ "content_type": "image/png", "size": 1234 }));
+    assert_eq!(upload.detail["status"], 201);
+    assert_eq!(download.account.as_deref(), Some(ACCOUNT_SID), "the service's account");
+    assert_eq!(download.identity, None, "a temporary URL names nobody");
+    assert_eq!(download.detail["response"], json!({ "content_type": "image/png", "size": 1234 }));
+}

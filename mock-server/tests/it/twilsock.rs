@@ -1519,9 +1519,18 @@ async fn realtime_journals_sessions_and_refused_connections_keep_the_socket_usab
             line(Kind::Connection, "session ended: dropped"),
         ]
     );
-    // Before init the account is unknown; from init on, entries carry it, the identity, and
-    // the account's time (61 s ahead of the server's).
-    assert!(entries[..4].iter().all(|e| e.account.is_none() && e.identity.is_none()));
+    // Before the first init the account is unknown; a refused init is attributed to the
+    // account and identity its token claimed (so a tenant's journal shows its refused
+    // attempts); from the successful init on, entries carry the account, the identity, and the
+    // account's time (61 s ahead of the server's).
+    assert!(entries[..2].iter().all(|e| e.account.is_none() && e.identity.is_none()));
+    for e in &entries[2..4] {
+        assert_eq!(
+            (e.account.as_deref(), e.identity.as_deref()),
+            (Some(account.as_str()), Some("alice")),
+            "{e:?}"
+        );
+    }
     for e in &entries[4..] {
         assert_eq!(e.account.as_deref(), Some(account.as_str()));
         assert_eq!(e.identity.as_deref(), Some("alice"));

@@ -1,5 +1,50 @@
 //! The engine: plays a scenario against a tenant of a running server and a client driver, and
 //! returns a [`crate::outcome::ScenarioOutcome`] — data, never a panic.
+//!
+//! ```no_run
+//! # async fn demo(driver: &mut impl rehearsal_scenarios::engine::ClientDriver) {
+//! use rehearsal_scenarios::engine::{PlayOptions, play};
+//! let server = rehearsal_mock_server::MockServer::start().await;
+//! let library = rehearsal_scenarios::Library::load_embedded().unwrap();
+//! let scenario = library.get("connection.drop-reconnects").unwrap();
+//! let outcome = play(&server, scenario, driver, &PlayOptions::default()).await;
+//! println!("{:?}: {:?}", outcome.verdict, outcome.reason);
+//! # }
+//! ```
+//!
+//! Layout: `driver` (the boundary to the client: [`ClientDriver`], [`Link`], commands and
+//! events as the driver protocol's JSON), `run` (the sequence, triggers, waits, the end
+//! judgement, [`play`]), `tenant` (seed → tenant, names, message references, state),
+//! `commands` (scenario commands in the protocol's words), `actions` (server actions on the
+//! control plane), `tokens` (fresh, stale and wrong tokens; the first-token endpoint),
+//! `journal` (the tenant's journal as observations), `log` (the shared record of a play),
+//! `judge` (expectations against the record).
+//!
+//! Semantics, in short:
+//! - Times are wall-clock milliseconds since the play started (the journal's `wall_ms`, the
+//!   adapter's `at`); tenant clocks may be frozen or moved and only serve what the server
+//!   does. `wait` is real time.
+//! - A window starts at the expectation's `since` mark, else — among the steps — at the start
+//!   of the preceding action or command, else at the start. `wait_for` looks from there too, so
+//!   an event that came while a command was still running counts.
+//! - An inline expectation holds the sequence until decided; a failed inline `must` stops it.
+//!   `[[expect]]`s are judged once their windows have closed; one without a window once it has
+//!   held for [`PlayOptions::settle`]; all of them when the scenario's `timeout` is up.
+//! - FAILED is also the engine's verdict when a `wait_for` times out, a command's outcome is
+//!   not the one required, a server action fails, the time is up before the steps are done, or
+//!   a driven client's event stream ends; UNIMPLEMENTED when `hello` lacks a required command
+//!   or a command is answered `unsupported`.
 pub mod driver;
 
+mod actions;
+mod commands;
+mod journal;
+mod judge;
+mod log;
+mod run;
+mod tenant;
+mod tokens;
+
 pub use driver::{Answer, ClientDriver, ClientEvent, Command, DriverEnv, DriverError, DriverLog, Hello, Link};
+pub(crate) use run::Play;
+pub use run::{PlayOptions, play, play_with};

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::duration::{self, DurationText};
 use super::tagged::{CommonFields, tagged_enum};
-use super::values::MessageRef;
+use super::values::{MessageRef, ReadHorizon};
 use super::{Capability, Media, TokenKind};
 
 tagged_enum! {
@@ -28,7 +28,7 @@ tagged_enum! {
         "remove" => Remove(Remove),
         "typing" => Typing(Typing),
         "set_read_horizon" => SetReadHorizon(SetReadHorizon),
-        "fetch_media" => FetchMedia(FetchMedia),
+        "get_media" => GetMedia(GetMedia),
         "shutdown" => Shutdown(Shutdown),
     }
 }
@@ -49,7 +49,7 @@ impl ClientCommand {
             ClientCommand::Remove(c) => &c.client,
             ClientCommand::Typing(c) => &c.client,
             ClientCommand::SetReadHorizon(c) => &c.client,
-            ClientCommand::FetchMedia(c) => &c.client,
+            ClientCommand::GetMedia(c) => &c.client,
             ClientCommand::Shutdown(c) => &c.client,
         }
     }
@@ -70,7 +70,7 @@ impl ClientCommand {
             ClientCommand::Remove(_) => Capability::Remove,
             ClientCommand::Typing(_) => Capability::Typing,
             ClientCommand::SetReadHorizon(_) => Capability::SetReadHorizon,
-            ClientCommand::FetchMedia(_) => Capability::FetchMedia,
+            ClientCommand::GetMedia(_) => Capability::GetMedia,
             ClientCommand::Shutdown(_) => Capability::Shutdown,
         }
     }
@@ -86,7 +86,7 @@ impl ClientCommand {
             ClientCommand::Remove(c) => Some(&c.conversation),
             ClientCommand::Typing(c) => Some(&c.conversation),
             ClientCommand::SetReadHorizon(c) => Some(&c.conversation),
-            ClientCommand::FetchMedia(c) => Some(&c.conversation),
+            ClientCommand::GetMedia(c) => Some(&c.conversation),
             _ => None,
         }
     }
@@ -199,7 +199,8 @@ pub struct UpdateToken {
     pub token: TokenKind,
 }
 
-/// List the conversations the client is subscribed to; the result is `{ conversations = [unique names] }`.
+/// List the conversations the client is subscribed to; the result is `{ conversations = [{ sid,
+/// unique_name, friendly_name }] }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListConversations {
@@ -222,7 +223,7 @@ pub struct Leave {
     pub conversation: String,
 }
 
-/// Create a conversation (the client joins it).
+/// Create a conversation (the client joins it); the result is `{ sid }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Create {
@@ -265,7 +266,8 @@ impl Direction {
     }
 }
 
-/// How many pages `page_messages` fetches: a number, or `"all"` (until there is no further page).
+/// How many pages `page_messages` fetches: a number, or `"all"` (until there is no further page;
+/// sent to the driver as [`Pages::ALL_AS_COUNT`], the protocol's `pages` being a number).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pages {
     Count(u32),
@@ -279,8 +281,20 @@ impl Default for Pages {
 }
 
 impl Pages {
+    /// What `"all"` is sent as: more pages than any history a scenario can build, so the driver
+    /// walks until the SDK reports no further page.
+    pub const ALL_AS_COUNT: u32 = 100_000;
+
     pub fn is_one(&self) -> bool {
         *self == Pages::Count(1)
+    }
+
+    /// The protocol's `pages`.
+    pub fn count(&self) -> u32 {
+        match self {
+            Pages::Count(n) => *n,
+            Pages::All => Pages::ALL_AS_COUNT,
+        }
     }
 }
 
@@ -335,8 +349,10 @@ impl JsonSchema for Pages {
 }
 
 /// Read history with `getMessages(page_size, anchor, direction)` and follow `prevPage` /
-/// `nextPage` (in `direction`) for `pages` pages. The result is `{ count, first, last, pages }`:
-/// how many messages, the lowest and highest index, and each page's indices in order.
+/// `nextPage` (in `direction`) for `pages` pages. The result is the protocol's `{ pages, has_more }`:
+/// each page's message indices in the order the SDK returned them (`[[110, …, 119], [90, …]]`),
+/// and whether a further page exists. `expect = "pages"` judges a walk's completeness without
+/// listing indices.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PageMessages {
@@ -353,17 +369,14 @@ pub struct PageMessages {
     pub pages: Pages,
 }
 
-/// Edit one of the client's messages.
+/// Edit the body of one of the client's messages (`message.updateBody(text)`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Edit {
     pub client: String,
     pub conversation: String,
-    pub message: MessageRef,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attributes: Option<Map<String, Value>>,
+    pub index: MessageRef,
+    pub text: String,
 }
 
 /// Remove a message.
@@ -372,7 +385,7 @@ pub struct Edit {
 pub struct Remove {
     pub client: String,
     pub conversation: String,
-    pub message: MessageRef,
+    pub index: MessageRef,
 }
 
 /// Signal typing (`conversation.typing()`).
@@ -383,23 +396,25 @@ pub struct Typing {
     pub conversation: String,
 }
 
-/// Advance the read horizon (`advanceLastReadMessageIndex` / `setAllMessagesRead` for `"last"`).
+/// Set the read horizon: `updateLastReadMessageIndex(n)` for a number, `setAllMessagesRead()`
+/// for `"all"`, `setAllMessagesUnread()` for `"none"`. The result is `{ unread }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetReadHorizon {
     pub client: String,
     pub conversation: String,
-    pub index: MessageRef,
+    pub index: ReadHorizon,
 }
 
-/// Get a message's media temporary URL and download it; the result is `{ status, size,
-/// content_type, sha256 }`.
+/// Get a message's media temporary URL and download it; the result is `{ content_type, size,
+/// sha256 }` of the downloaded bytes (a failed download is an `error` outcome with its `status`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct FetchMedia {
+pub struct GetMedia {
     pub client: String,
     pub conversation: String,
-    pub message: MessageRef,
+    /// The message (`"first"`/`"last"` are resolved when the step runs).
+    pub index: MessageRef,
 }
 
 /// Shut the client down (`client.shutdown()`).

@@ -257,7 +257,8 @@ pub struct SequenceExpect {
     pub event: ClientEvent,
     #[serde(rename = "match", default, skip_serializing_if = "Option::is_none")]
     pub matches: Option<Map<String, Value>>,
-    /// A payload field, dotted for nested ones (`media.content_type`).
+    /// A payload field, dotted for nested ones; a number picks an array element
+    /// (`media.0.content_type`).
     pub field: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<Vec<Value>>,
@@ -375,10 +376,12 @@ pub struct IndexRange {
     pub to: u64,
 }
 
-/// The message pages a client fetched from `conversation` (Sync item queries on its messages
-/// list, seen by the server) returned every existing message in `covers` (default: the whole
-/// history) exactly once: no gap, no duplicate; no page larger than `max_page_size`. With
-/// `command`, only the pages fetched while that labelled command ran count.
+/// The message pages a client fetched from `conversation` — the `pages` its `page_messages`
+/// commands returned (in the window; with `command`, only that labelled command's) — hold every
+/// message existing in `covers` (default: the whole history, when judged) exactly once: no gap,
+/// no duplicate, no index outside the conversation, each page in ascending order and no page
+/// larger than `max_page_size`. The server's journal records which list was read, not which
+/// items a page held, so this is judged on what the client reported.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PagesExpect {
@@ -402,8 +405,11 @@ pub enum MediaDirection {
     Download,
 }
 
-/// Media transfers the server saw (of `client` or `identity`, if given): how many, their size,
-/// content type and HTTP status; `intact` = downloaded bytes equal the uploaded ones.
+/// Media transfers the server saw (of `client` or `identity`, if given). `content_type`, `size`
+/// and `status` select transfers (the request's for uploads, the response's for downloads);
+/// `count` (default: at least one) is how many were selected; `intact` = each selected download
+/// served the stored bytes whole, and the bytes the client reported (`get_media`'s `sha256`) are
+/// the stored ones.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MediaExpect {

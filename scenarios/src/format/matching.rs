@@ -7,6 +7,8 @@
 //! - A string matches a string; `*` in the pattern stands for any run of characters (the only
 //!   wildcard), so `"/v3/Lists/*/Items"` matches any list's items.
 //! - Numbers match when numerically equal (`3` matches `3.0`); booleans when equal.
+//! - A table or an array matches a string holding JSON that it matches: attributes travel as JSON
+//!   strings in the driver protocol, and `attributes = { priority = "high" }` says what they hold.
 use serde_json::{Map, Value};
 
 /// Whether `actual` contains `pattern` (see the module documentation).
@@ -15,6 +17,9 @@ pub fn matches(pattern: &Value, actual: &Value) -> bool {
         (Value::Object(p), Value::Object(a)) => table_matches(p, a),
         (Value::Array(p), Value::Array(a)) => p.len() == a.len() && p.iter().zip(a).all(|(p, a)| matches(p, a)),
         (Value::String(p), Value::String(a)) => glob(p, a),
+        (Value::Object(_) | Value::Array(_), Value::String(a)) => {
+            serde_json::from_str::<Value>(a).is_ok_and(|parsed| !parsed.is_string() && matches(pattern, &parsed))
+        }
         (Value::Number(p), Value::Number(a)) => match (p.as_f64(), a.as_f64()) {
             (Some(p), Some(a)) => p == a,
             _ => p == a,
@@ -63,6 +68,16 @@ mod tests {
         assert!(!matches(&json!({"missing": null}), &actual));
         assert!(!matches(&json!({"nested": {"b": [1]}}), &actual));
         assert!(matches(&json!({"extra": 1.0}), &actual));
+    }
+
+    #[test]
+    fn tables_look_inside_json_strings() {
+        let actual = json!({"attributes": "{\"priority\":\"high\",\"tags\":[\"a\"],\"n\":1}"});
+        assert!(matches(&json!({"attributes": {"priority": "high"}}), &actual));
+        assert!(matches(&json!({"attributes": {"tags": ["a"], "n": 1.0}}), &actual));
+        assert!(!matches(&json!({"attributes": {"priority": "low"}}), &actual));
+        assert!(!matches(&json!({"attributes": {"x": 1}}), &json!({"attributes": "not json"})));
+        assert!(matches(&json!({"v": [1, 2]}), &json!({"v": "[1,2]"})));
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub use action::ServerAction;
 pub use command::{ClientCommand, CommandStep, Outcome};
 pub use expect::{ExpectKind, Expectation, Grade};
 pub use step::{Condition, EventMatch, Mark, ObservedMatch, Step, Trigger, Wait, WaitFor};
-pub use values::{Actor, CloseCode, Count, MessageRef, Target, Times};
+pub use values::{Actor, CloseCode, Count, MessageRef, ReadHorizon, Target, Times};
 
 use duration::DurationText;
 
@@ -219,7 +219,7 @@ pub enum Capability {
     Remove,
     Typing,
     SetReadHorizon,
-    FetchMedia,
+    GetMedia,
     Shutdown,
 }
 
@@ -240,8 +240,21 @@ impl Capability {
             Capability::Remove => "remove",
             Capability::Typing => "typing",
             Capability::SetReadHorizon => "set_read_horizon",
-            Capability::FetchMedia => "fetch_media",
+            Capability::GetMedia => "get_media",
             Capability::Shutdown => "shutdown",
+        }
+    }
+}
+
+impl Capability {
+    /// The driver-protocol command an adapter must list in `hello`'s `capabilities` for this
+    /// capability; `None` for `events` (every adapter speaking the protocol reports events).
+    /// `send_media` is the `send` command with `media`: only an `unsupported` answer can tell.
+    pub fn protocol_command(self) -> Option<&'static str> {
+        match self {
+            Capability::Events => None,
+            Capability::SendMedia => Some("send"),
+            other => Some(other.as_str()),
         }
     }
 }
@@ -377,11 +390,14 @@ pub enum HttpMethod {
     Delete,
 }
 
-/// Events a client adapter reports (named after the SDK's events). Payload fields, for `match`:
-/// `connection_state` {state}; `connection_error` {terminal, code, status}; `init_failed`
-/// {code}; `conversation_*` {conversation, sid}; `message_*` {conversation, index, author,
-/// body, attributes, media: {content_type, size, filename}}; `participant_*` and `typing_*`
-/// {conversation, identity}. Conversations are named by unique name.
+/// Events a client adapter reports (named after the SDK's events), with the driver protocol's
+/// payload fields (`harness/PROTOCOL.md`), for `match`: `connection_state` {state};
+/// `connection_error` {terminal, code, status, message}; `init_failed` {error: {message, code,
+/// status}}; `conversation_*` {conversation, unique_name}; `message_*` {conversation, index, author,
+/// body, type, attributes, media: [{sid, content_type, size, filename}]}; `participant_*` and
+/// `typing_*` {conversation, identity}; `token_refreshed` {reason}. A `conversation` in `match`
+/// may be written as the unique name: it matches the SID the event carries. `attributes` travel
+/// as a JSON string; a table in `match` compares with the parsed object (see `matching`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientEvent {
@@ -403,6 +419,8 @@ pub enum ClientEvent {
     ParticipantUpdated,
     TypingStarted,
     TypingEnded,
+    /// The adapter obtained a new token and gave it to the SDK (the token policy).
+    TokenRefreshed,
 }
 
 /// Public connection states of the SDK (protocol §2.8). `retrying` is the SDK's literal state
@@ -419,11 +437,13 @@ pub enum ConnectionState {
 }
 
 /// What the server's journal records, for `observed` conditions and expectations. Detail
-/// fields, for `match`: `connection_attempt` {refused}; `session_opened` {identity};
-/// `session_closed` {identity, reason, code}; `init` and `token_update` {identity, outcome
-/// ("ok" or "denied"), status, error_code}; `upstream` and `rest` {method, path, status};
+/// fields, for `match`: `connection_attempt` {identity, refused (its init never succeeded)};
+/// `session_opened` {identity}; `session_closed` {identity, reason, code (of the close packet
+/// sent, if any)}; `init` and `token_update` {identity, outcome ("ok" or "denied"), status,
+/// error_code}; `upstream` and `rest` {method, path (without the query), query, status};
 /// `sync_push` {object, event_type}; `media_upload` {size, content_type, status};
-/// `media_download` {size, content_type, status}; `fault_applied` {fault}.
+/// `media_download` {size, content_type, status, media}; `fault_applied` {fault, …the fault's
+/// details}.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ObservationKind {

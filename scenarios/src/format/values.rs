@@ -198,6 +198,79 @@ impl JsonSchema for MessageRef {
     }
 }
 
+/// What a client's read horizon is set to: a message index (`3`), `"all"` (every message read)
+/// or `"none"` (nothing read). The driver protocol's `index`: a number, `"all"` or `null`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadHorizon {
+    Index(u64),
+    All,
+    None,
+}
+
+impl ReadHorizon {
+    /// As the driver protocol writes it.
+    pub fn to_protocol(self) -> serde_json::Value {
+        match self {
+            ReadHorizon::Index(i) => i.into(),
+            ReadHorizon::All => "all".into(),
+            ReadHorizon::None => serde_json::Value::Null,
+        }
+    }
+}
+
+impl Serialize for ReadHorizon {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ReadHorizon::Index(i) => s.serialize_u64(*i),
+            ReadHorizon::All => s.serialize_str("all"),
+            ReadHorizon::None => s.serialize_str("none"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ReadHorizon {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ReadHorizon;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a message index (0 or more), \"all\" or \"none\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ReadHorizon, E> {
+                Ok(ReadHorizon::Index(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ReadHorizon, E> {
+                u64::try_from(v)
+                    .map(ReadHorizon::Index)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ReadHorizon, E> {
+                match v {
+                    "all" => Ok(ReadHorizon::All),
+                    "none" => Ok(ReadHorizon::None),
+                    _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for ReadHorizon {
+    fn schema_name() -> Cow<'static, str> {
+        "ReadHorizon".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A message index, \"all\" (everything read) or \"none\" (nothing read).",
+            "oneOf": [
+                { "type": "integer", "minimum": 0 },
+                { "enum": ["all", "none"] }
+            ]
+        })
+    }
+}
+
 /// How many: `count = 3` (exactly), `count = { min = 1 }`, `count = { min = 1, max = 3 }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Count {

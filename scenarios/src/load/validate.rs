@@ -355,9 +355,6 @@ impl<'s> Validator<'s> {
                     ClientCommand::Send(send) if send.text.is_none() && send.media.is_none() => {
                         self.err(at.to_vec(), "`send` needs `text`, `media` or both");
                     }
-                    ClientCommand::Edit(edit) if edit.body.is_none() && edit.attributes.is_none() => {
-                        self.err(at.to_vec(), "`edit` needs `body`, `attributes` or both");
-                    }
                     ClientCommand::PageMessages(p) if !(1..=100).contains(&p.page_size) => {
                         self.err(join(at, "page_size"), format!("page_size {} is not from 1 to 100", p.page_size));
                     }

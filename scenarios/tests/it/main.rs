@@ -1,4 +1,5 @@
 //! The scenarios crate's integration tests: the library, invalid files, the schema, round trips.
+mod engine;
 mod invalid;
 mod library;
 mod roundtrip;
