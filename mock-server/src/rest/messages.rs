@@ -7,11 +7,10 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::form::{Form, PathParams, Query};
-use super::paging::{PageRequest, envelope};
 use super::scope::{Scope, on_path};
 use super::{Routes, param};
+use crate::domain::Origin;
 use crate::domain::message::{Message, MessageUpdate, NewMessage};
-use crate::domain::{Order, Origin};
 use crate::webhooks::{EventType, payload};
 
 pub(super) fn routes(r: Routes) -> Routes {
@@ -89,30 +88,15 @@ async fn create(
 
 async fn list(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri, Query(q): Query) -> Result<Json<Value>, ApiError> {
     let conv = param(&p, "ConversationSid");
-    let limits = scope.account.limits().clone();
-    let req = PageRequest::parse(&q, limits.page_size_max, limits.default_page_size)?;
-    let body = scope
-        .account
-        .read(|s| -> Result<Value, crate::domain::DomainError> {
-            let entry = s.service(scope.service.as_deref())?.conversation(conv)?;
-            let slice = req.select_from(&entry.messages);
-            let items = slice.items.iter().map(|(_, m)| render(&scope, m)).collect();
-            let extra = if req.order == Order::Desc {
-                vec![("Order", "desc".to_owned())]
-            } else {
-                vec![]
-            };
-            Ok(envelope(
-                "messages",
-                &scope.url(&format!("/Conversations/{}/Messages", entry.conversation.sid)),
-                &extra,
-                &req,
-                &slice,
-                items,
-            ))
-        })
-        .map_err(on_path(uri.path()))?;
-    Ok(Json(body))
+    Ok(Json(super::conversation_page(
+        &scope,
+        &uri,
+        conv,
+        &q,
+        "Messages",
+        |e| &e.messages,
+        render,
+    )?))
 }
 
 async fn fetch(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri) -> Result<Json<Value>, ApiError> {

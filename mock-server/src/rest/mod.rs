@@ -63,3 +63,33 @@ pub fn router() -> Router<AppState> {
 fn param<'a>(p: &'a HashMap<String, String>, name: &str) -> &'a str {
     p.get(name).map(String::as_str).unwrap_or_default()
 }
+
+/// One page of a conversation's sub-collection (`Messages`, `Participants`) in Twilio's list
+/// envelope: the shared body of those list handlers.
+fn conversation_page<T: crate::domain::collection::Keyed>(
+    scope: &scope::Scope,
+    uri: &axum::http::Uri,
+    conversation: &str,
+    q: &form::Params,
+    segment: &str,
+    pick: impl Fn(&crate::domain::conversation::ConversationEntry) -> &crate::domain::Collection<T>,
+    render: impl Fn(&scope::Scope, &T) -> serde_json::Value,
+) -> Result<serde_json::Value, ApiError> {
+    let limits = scope.account.limits().clone();
+    let req = paging::PageRequest::parse(q, limits.page_size_max, limits.default_page_size)?;
+    scope
+        .account
+        .read(|s| -> Result<serde_json::Value, crate::domain::DomainError> {
+            let entry = s.service(scope.service.as_deref())?.conversation(conversation)?;
+            let slice = req.select_from(pick(entry));
+            let items = slice.items.iter().map(|(_, x)| render(scope, x)).collect();
+            let extra = if req.order == crate::domain::Order::Desc {
+                vec![("Order", "desc".to_owned())]
+            } else {
+                vec![]
+            };
+            let url = scope.url(&format!("/Conversations/{}/{segment}", entry.conversation.sid));
+            Ok(paging::envelope(&segment.to_lowercase(), &url, &extra, &req, &slice, items))
+        })
+        .map_err(scope::on_path(uri.path()))
+}

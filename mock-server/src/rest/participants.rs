@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::form::{Form, PathParams, Query};
-use super::paging::{PageRequest, envelope};
 use super::scope::{Scope, on_path};
 use super::{Routes, param};
 use crate::domain::participant::{NewParticipant, Participant, ParticipantUpdate};
@@ -93,25 +92,15 @@ async fn create(
 
 async fn list(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri, Query(q): Query) -> Result<Json<Value>, ApiError> {
     let conv = param(&p, "ConversationSid");
-    let limits = scope.account.limits().clone();
-    let req = PageRequest::parse(&q, limits.page_size_max, limits.default_page_size)?;
-    let body = scope
-        .account
-        .read(|s| -> Result<Value, crate::domain::DomainError> {
-            let entry = s.service(scope.service.as_deref())?.conversation(conv)?;
-            let slice = req.select_from(&entry.participants);
-            let items = slice.items.iter().map(|(_, p)| render(&scope, p)).collect();
-            Ok(envelope(
-                "participants",
-                &scope.url(&format!("/Conversations/{}/Participants", entry.conversation.sid)),
-                &[],
-                &req,
-                &slice,
-                items,
-            ))
-        })
-        .map_err(on_path(uri.path()))?;
-    Ok(Json(body))
+    Ok(Json(super::conversation_page(
+        &scope,
+        &uri,
+        conv,
+        &q,
+        "Participants",
+        |e| &e.participants,
+        render,
+    )?))
 }
 
 async fn fetch(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri) -> Result<Json<Value>, ApiError> {
