@@ -205,8 +205,10 @@ fn items(base: &str, p: &Projection, state: &AccountState, obj: &ObjectRef, req:
 }
 
 /// `POST /v4/Subscriptions`: establish (with replay) or cancel. Replayed events and the
-/// control events are queued to the session before the reply, in order, under the locks, so
-/// no live event can slip between a replay and `subscription_established`.
+/// control events are queued to the session in order, under the locks, so no live event can
+/// slip between a replay and `subscription_established`; they are queued behind a reply gate,
+/// so the client has the reply first (as from Twilio, which answers at once and delivers
+/// later) and never acts on an event while its subscription request is still unanswered.
 pub fn subscriptions(hub: &SyncHub, caller: &Caller, session: u64, body: &Value) -> UpstreamResponse {
     let action = body.get("action").and_then(Value::as_str).unwrap_or("");
     let correlation = body.get("correlation_id").cloned().unwrap_or(Value::Null);
@@ -228,6 +230,10 @@ pub fn subscriptions(hub: &SyncHub, caller: &Caller, session: u64, body: &Value)
         let mut ok = Vec::new();
         let mut failed = Vec::new();
         let mut frames = Vec::new();
+        let gate = match outbox.gate() {
+            Ok(gate) => gate,
+            Err(_) => return err(409, BAD_REQUEST, "the session is ending"),
+        };
         for r in requests {
             let sid = r.get("object_sid").and_then(Value::as_str).unwrap_or("");
             let ty = r.get("object_type").and_then(Value::as_str).unwrap_or("");
@@ -277,7 +283,7 @@ pub fn subscriptions(hub: &SyncHub, caller: &Caller, session: u64, body: &Value)
                 break;
             }
         }
-        UpstreamResponse::status(202, json!({ "estimated_delivery_in_ms": 5000, "max_batch_size": 100, "ttl_in_s": -1 }))
+        UpstreamResponse::status(202, json!({ "estimated_delivery_in_ms": 5000, "max_batch_size": 100, "ttl_in_s": -1 })).with_gate(gate)
     })
 }
 

@@ -7,7 +7,7 @@
 //! [`Backend::observe`] as [`SessionObservation`]s.
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc};
@@ -48,15 +48,27 @@ impl UpstreamRequest {
 pub struct UpstreamResponse {
     pub status: u16,
     pub body: serde_json::Value,
+    /// Released once this reply is queued: the pushes queued behind it (see [`Outbox::gate`]).
+    pub gate: Option<ReplyGate>,
 }
 
 impl UpstreamResponse {
     pub fn ok(body: serde_json::Value) -> Self {
-        UpstreamResponse { status: 200, body }
+        UpstreamResponse {
+            status: 200,
+            body,
+            gate: None,
+        }
     }
 
     pub fn status(status: u16, body: serde_json::Value) -> Self {
-        UpstreamResponse { status, body }
+        UpstreamResponse { status, body, gate: None }
+    }
+
+    /// Pushes queued behind `gate` are written only after this reply.
+    pub fn with_gate(mut self, gate: ReplyGate) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     /// The error body the SDK reads: `{status, code, message}`.
@@ -64,6 +76,7 @@ impl UpstreamResponse {
         UpstreamResponse {
             status,
             body: serde_json::json!({ "status": status, "code": code, "message": message.into() }),
+            gate: None,
         }
     }
 }
@@ -87,23 +100,38 @@ pub(in crate::twilsock) enum Frame {
     Push(Bytes),
     /// Written by the session itself: replies, `client_update`, injected frames.
     Own(Bytes),
+    /// Pushes queued after this marker wait until the matching [`Frame::Ungate`] (queued with
+    /// the reply to the request that opened the gate). Never written.
+    Gate(u64),
+    /// Releases the pushes behind [`Frame::Gate`] with the same number. Never written.
+    Ungate(u64),
 }
 
 impl Frame {
-    pub(in crate::twilsock) fn into_bytes(self) -> Bytes {
+    /// What goes on the wire, if anything (gate markers do not).
+    pub(in crate::twilsock) fn into_bytes(self) -> Option<Bytes> {
         match self {
-            Frame::Push(b) | Frame::Own(b) => b,
+            Frame::Push(b) | Frame::Own(b) => Some(b),
+            Frame::Gate(_) | Frame::Ungate(_) => None,
         }
     }
 }
+
+/// A gate opened in an outbox by an upstream handler ([`Outbox::gate`]); put it in the reply
+/// ([`UpstreamResponse::with_gate`]) and the session releases it right after queueing the reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyGate(u64);
 
 /// What the pushing side and the writing side of one outbox share.
 #[derive(Debug, Default)]
 struct Shared {
     overflowed: AtomicBool,
     kill: Notify,
-    /// Frames the writer took from the queue but keeps back (held notifications, a stall).
+    /// Frames the writer took from the queue but keeps back (held notifications, a stall,
+    /// pushes behind a reply gate).
     backlog: AtomicUsize,
+    /// Numbers the outbox's reply gates.
+    gates: AtomicU64,
 }
 
 /// The bounded outbound queue of one session, shared (cheap clone) with whoever pushes to it.
@@ -138,6 +166,22 @@ impl Outbox {
     /// Queues one of the session's own frames (never held back).
     pub(in crate::twilsock) fn push_own(&self, frame: Bytes) -> Result<(), OutboxError> {
         self.send(Frame::Own(frame))
+    }
+
+    /// Opens a reply gate: pushes queued from now on are written only after the reply that
+    /// carries the gate. An upstream handler that queues pushes *caused by* its request (a Sync
+    /// subscription's replay and `subscription_established`) opens one first, so that the client
+    /// sees its reply before them, as it would from Twilio (which answers the request at once and
+    /// delivers the events later), while the pushes still keep their order with every live event.
+    pub fn gate(&self) -> Result<ReplyGate, OutboxError> {
+        let id = self.shared.gates.fetch_add(1, Ordering::Relaxed);
+        self.send(Frame::Gate(id))?;
+        Ok(ReplyGate(id))
+    }
+
+    /// Releases a gate (after its reply has been queued).
+    pub(in crate::twilsock) fn ungate(&self, gate: ReplyGate) -> Result<(), OutboxError> {
+        self.send(Frame::Ungate(gate.0))
     }
 
     fn send(&self, frame: Frame) -> Result<(), OutboxError> {

@@ -74,7 +74,7 @@ use tokio::time::{self, Instant, MissedTickBehavior};
 use tracing::Instrument;
 
 use super::backend::{
-    Backend, EndReason, InitRejection, Outbox, RequestLine, SessionInfo, SessionObservation, UpstreamRequest, UpstreamResponse,
+    Backend, EndReason, InitRejection, Outbox, ReplyGate, RequestLine, SessionInfo, SessionObservation, UpstreamRequest, UpstreamResponse,
 };
 use super::codec::{self, DecodeError, Limits, Packet};
 use crate::auth::TokenError;
@@ -660,6 +660,11 @@ impl<B: Backend> Session<B> {
         let now = Instant::now();
         while let Some(done) = self.upstream.pop_due(now, self.latency) {
             self.send(done.frame);
+            if let Some(gate) = done.gate
+                && let Err(e) = self.outbox.ungate(gate)
+            {
+                tracing::debug!(error = ?e, "gate release not queued");
+            }
             let waited = now.saturating_duration_since(done.request.started);
             self.observe(SessionObservation::UpstreamReply {
                 id: &done.request.packet_id,
@@ -1021,6 +1026,7 @@ struct Completed {
     request: InFlight,
     status: u16,
     frame: Bytes,
+    gate: Option<ReplyGate>,
     at: Instant,
 }
 
@@ -1059,6 +1065,7 @@ impl Upstream {
         self.delayed.push_back(Completed {
             frame: packets::reply_upstream(&request.packet_id, &resp),
             status: resp.status,
+            gate: resp.gate,
             request,
             at: Instant::now(),
         });

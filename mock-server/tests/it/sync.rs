@@ -338,6 +338,15 @@ impl Client {
         assert!((200..300).contains(&answer.status), "subscriptions: {answer:?}");
         assert!(answer.body["estimated_delivery_in_ms"].is_u64(), "subscriptions: {answer:?}");
         assert!(answer.body["max_batch_size"].is_u64(), "subscriptions: {answer:?}");
+        // Twilio answers first and delivers later; an SDK that saw the events first could act
+        // on them (even shut down) with its request unanswered.
+        let early: Vec<&Value> = self
+            .pending
+            .iter()
+            .map(|n| &n.payload)
+            .filter(|p| p["correlation_id"] == correlation)
+            .collect();
+        assert!(early.is_empty(), "events of the request arrived before its reply: {early:#?}");
         let mut events = Vec::new();
         loop {
             let p = self.sync_event().await;

@@ -11,6 +11,12 @@
 //! - **stall**: nothing is written and no ping is sent; every frame is kept back, in order, and
 //!   written when the stall ends (pushes still held then stay held).
 //!
+//! Independently of the mode, a **reply gate** ([`Frame::Gate`], opened by an upstream handler)
+//! keeps back every push queued after it until the matching [`Frame::Ungate`], which the session
+//! queues right after the reply to that request; the session's own frames pass. Released pushes
+//! are then placed as if just taken (held if holding). Gates may be released in any order; the
+//! pushes behind a gate wait for every older gate too, so pushes never overtake each other.
+//!
 //! The mode is read for each frame as it is taken from the queue, so a frame queued after the
 //! driver changed the mode is always placed by the new mode. The writer keeps taking frames in
 //! both modes, so what is kept back is bounded here: more than the outbox capacity kept back
@@ -20,7 +26,7 @@
 //! Invariant: every stalled frame was queued after every held one (held frames are only added
 //! when not stalled, and the stalled ones are placed before any newer frame), so writing the
 //! held ones first, then the stalled ones, keeps the order of the queue.
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
@@ -69,6 +75,8 @@ pub(super) async fn write_loop(
         mode,
         held: VecDeque::new(),
         stalled: VecDeque::new(),
+        gated: VecDeque::new(),
+        released: HashSet::new(),
         capacity,
     }
     .run(commands)
@@ -83,6 +91,11 @@ struct Writer {
     held: VecDeque<Bytes>,
     /// Frames kept back while stalled, oldest first; all newer than every held one.
     stalled: VecDeque<Frame>,
+    /// Open gates ([`Frame::Gate`]) and the pushes behind them, oldest first; empty or starting
+    /// with a gate.
+    gated: VecDeque<Frame>,
+    /// Gates released while an older gate is still open.
+    released: HashSet<u64>,
     capacity: usize,
 }
 
@@ -110,8 +123,11 @@ impl Writer {
                             // Closed first, the drain is finite: nothing new can arrive.
                             self.frames.close();
                             self.catch_up(Mode::default()).await?;
-                            while let Some(frame) = self.frames.try_recv() {
-                                self.sink.feed(Message::Binary(frame.into_bytes())).await?;
+                            let gated = std::mem::take(&mut self.gated);
+                            for frame in gated.into_iter().chain(std::iter::from_fn(|| self.frames.try_recv())) {
+                                if let Some(bytes) = frame.into_bytes() {
+                                    self.sink.feed(Message::Binary(bytes)).await?;
+                                }
                             }
                         }
                         if let Some(last) = last {
@@ -182,24 +198,65 @@ impl Writer {
         Ok(fed)
     }
 
-    /// Outside a stall: holds a push while holding, writes anything else.
+    /// Outside a stall: keeps a push back behind an open gate or while holding, writes anything
+    /// else.
     async fn route(&mut self, frame: Frame, mode: Mode) -> Result<bool, axum::Error> {
         match frame {
-            Frame::Push(frame) if mode.hold => {
-                self.held.push_back(frame);
+            Frame::Gate(_) => {
+                self.gated.push_back(frame);
                 self.kept_back();
                 Ok(false)
             }
-            frame => {
-                self.sink.feed(Message::Binary(frame.into_bytes())).await?;
+            Frame::Push(_) if !self.gated.is_empty() => {
+                self.gated.push_back(frame);
+                self.kept_back();
+                Ok(false)
+            }
+            Frame::Ungate(id) => {
+                self.released.insert(id);
+                self.open_gates(mode).await
+            }
+            Frame::Push(bytes) => self.push(bytes, mode).await,
+            Frame::Own(bytes) => {
+                self.sink.feed(Message::Binary(bytes)).await?;
                 Ok(true)
             }
         }
     }
 
+    /// Removes the released gates at the front, placing the pushes each one kept back.
+    async fn open_gates(&mut self, mode: Mode) -> Result<bool, axum::Error> {
+        let mut fed = false;
+        while let Some(Frame::Gate(id)) = self.gated.front() {
+            if !self.released.remove(id) {
+                break;
+            }
+            self.gated.pop_front();
+            while let Some(Frame::Push(_)) = self.gated.front() {
+                if let Some(Frame::Push(bytes)) = self.gated.pop_front() {
+                    fed |= self.push(bytes, mode).await?;
+                }
+            }
+        }
+        self.kept_back();
+        Ok(fed)
+    }
+
+    /// Holds a push while holding, writes it otherwise.
+    async fn push(&mut self, bytes: Bytes, mode: Mode) -> Result<bool, axum::Error> {
+        if mode.hold {
+            self.held.push_back(bytes);
+            self.kept_back();
+            Ok(false)
+        } else {
+            self.sink.feed(Message::Binary(bytes)).await?;
+            Ok(true)
+        }
+    }
+
     /// Publishes the backlog for `Outbox::depth`, and applies the bound.
     fn kept_back(&self) {
-        let n = self.held.len() + self.stalled.len();
+        let n = self.held.len() + self.stalled.len() + self.gated.len();
         self.frames.set_backlog(n);
         if n > self.capacity {
             self.frames.mark_overflowed();
