@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 
 use crate::auth::identity::{self, Caller};
+use crate::control::faults::HttpFault;
 use crate::control::journal::{Kind, Observation};
 use crate::domain::user::UserUpdate;
 use crate::domain::{Domain, Origin};
@@ -115,8 +116,45 @@ impl Backend for Realtime {
         verified
     }
 
+    /// Armed HTTP faults apply here as they do to REST: the same rules, matched on the tunnelled
+    /// request's method and path (`/Client/v2/…`, `/v3/…`, `/v4/Subscriptions`), so a test can
+    /// make the SDK's own requests fail or stall. A failure answers with Twilio's error body
+    /// without reaching the handler; a delay holds the request in real time (the network, not
+    /// the server clock), then lets it through.
     async fn upstream(&self, session: &SessionInfo, req: UpstreamRequest) -> UpstreamResponse {
-        self.route(session, &req).await
+        let Some(control) = &self.control else {
+            return self.route(session, &req).await;
+        };
+        let account = &session.caller.account.sid;
+        match control.faults.take_http(Some(account), &req.method, &req.path) {
+            Some((rule, HttpFault::Fail { status, code, message })) => {
+                control.record(
+                    Kind::Fault,
+                    Some(account),
+                    format!("upstream {} {} failed with {status}/{code}", req.method, req.path),
+                    json!({ "rule": rule, "transport": "twilsock", "session": session.id, "identity": session.caller.identity(),
+                            "method": req.method, "path": req.path, "status": status, "code": code }),
+                );
+                UpstreamResponse::error(
+                    status,
+                    code,
+                    message.unwrap_or_else(|| crate::control::middleware::DEFAULT_FAULT_MESSAGE.to_owned()),
+                )
+            }
+            Some((rule, HttpFault::Delay { by })) => {
+                let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+                control.record(
+                    Kind::Fault,
+                    Some(account),
+                    format!("upstream {} {} delayed by {ms} ms", req.method, req.path),
+                    json!({ "rule": rule, "transport": "twilsock", "session": session.id, "identity": session.caller.identity(),
+                            "method": req.method, "path": req.path, "delay_ms": ms }),
+                );
+                tokio::time::sleep(by).await;
+                self.route(session, &req).await
+            }
+            None => self.route(session, &req).await,
+        }
     }
 
     fn session_opened(&self, session: &SessionInfo) {

@@ -16,7 +16,8 @@
 //! verified for this, only looked up: a request with a wrong secret is still attributed to the
 //! account it claims, if that account exists, which is what a test wants to see.
 //!
-//! Boundary: the control plane's own routes and the twilsock WebSocket are not wrapped.
+//! Boundary: the control plane's own routes and the twilsock WebSocket are not wrapped; the
+//! requests tunnelled over twilsock meet the same rules in `Realtime::upstream`.
 use std::time::Instant;
 
 use axum::body::Body;
@@ -36,7 +37,7 @@ use crate::rest::ApiError;
 use crate::server::AppState;
 
 /// What a failure rule answers when it gives no message of its own.
-const DEFAULT_FAULT_MESSAGE: &str = "Service unavailable (fault injected by the Rehearsal control plane)";
+pub(crate) const DEFAULT_FAULT_MESSAGE: &str = "Service unavailable (fault injected by the Rehearsal control plane)";
 
 /// How much of a failed request's body is read and thrown away: the media upload limit and
 /// some room for multipart framing.

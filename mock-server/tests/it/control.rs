@@ -1077,6 +1077,46 @@ async fn latency_delays_the_replies_to_upstream_requests() {
 }
 
 #[tokio::test]
+async fn http_faults_also_hit_requests_tunnelled_over_twilsock() {
+    let (server, ctl, _api) = start().await;
+    let mut alice = Client::established(&server, "alice").await;
+    let rule = json!({
+        "method": "GET", "path": "/Client/v2/Configuration", "count": 1,
+        "fault": {"kind": "fail", "status": 503, "code": 20503, "message": "planned outage"},
+    });
+    expect(201, ctl.post(&format!("/tenants/{ACCOUNT_SID}/faults/http"), rule).await);
+
+    let id = alice.request("GET", "/Client/v2/Configuration", None).await;
+    let reply = alice.until("reply").await;
+    assert_eq!(reply.id(), Some(id.as_str()));
+    assert_eq!(reply.header["http_status"]["code"], 503, "{reply:?}");
+    let body: Value = serde_json::from_slice(&reply.payload).expect("error body");
+    assert_eq!(body["code"], 20503, "{body:#}");
+    assert_eq!(body["message"], "planned outage", "{body:#}");
+
+    // The rule is used up: the next request is answered.
+    let id = alice.request("GET", "/Client/v2/Configuration", None).await;
+    let reply = alice.until("reply").await;
+    assert_eq!(reply.id(), Some(id.as_str()));
+    assert_eq!(reply.header["http_status"]["code"], 200, "{reply:?}");
+
+    let faults = ctl.journal(&format!("account={ACCOUNT_SID}&kind=fault")).await;
+    let entries = faults["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{faults:#}");
+    assert_eq!(entries[0]["detail"]["transport"], "twilsock", "{faults:#}");
+    assert_eq!(entries[0]["detail"]["identity"], "alice", "{faults:#}");
+
+    // A delay holds the reply, then lets the request through.
+    let rule = json!({"path": "/Client/v2/*", "count": 1, "fault": {"kind": "delay", "by": 300}});
+    expect(201, ctl.post(&format!("/tenants/{ACCOUNT_SID}/faults/http"), rule).await);
+    let started = Instant::now();
+    alice.request("GET", "/Client/v2/Configuration", None).await;
+    let reply = alice.until("reply").await;
+    assert_eq!(reply.header["http_status"]["code"], 200, "{reply:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
 async fn held_notifications_wait_for_their_release() {
     let (server, ctl, _api) = start().await;
     let mut alice = Client::established(&server, "alice").await;
