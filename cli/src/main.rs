@@ -17,6 +17,8 @@ use rehearsal_mock_server::domain::seed::Seed;
 use rehearsal_mock_server::server::{Credentials, ServerConfig, Startup, prepare, run};
 use rehearsal_scenarios::Area;
 
+mod scenario_play;
+
 const DEFAULT_LISTEN: &str = "127.0.0.1:4510";
 
 #[derive(Parser)]
@@ -165,6 +167,11 @@ struct ServeArgs {
     /// Journal entries kept before the oldest are dropped (and counted).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     journal_size: u64,
+    /// Play the server side of this library scenario (see `rehearsal scenarios list`) against
+    /// whatever connects: the default account starts from the scenario's seed, and the play
+    /// starts when your app connects as one of its identities (again after each play).
+    #[arg(long, value_name = "ID", conflicts_with_all = ["seed", "no_seed", "state"])]
+    scenario: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -366,7 +373,24 @@ fn env_vars(c: &Credentials, listen: &str, control_token: Option<&str>) -> Vec<(
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    let scenario = match &args.scenario {
+        None => None,
+        Some(id) => {
+            let library = rehearsal_scenarios::Library::load_embedded()
+                .map_err(|errors| anyhow::anyhow!("the embedded library does not load: {}", errors.len()))?;
+            let loaded = library
+                .get(id)
+                .cloned()
+                .with_context(|| format!("no scenario `{id}` in the library (see `rehearsal scenarios list`)"))?;
+            Some(loaded)
+        }
+    };
     let seed = match (&args.seed, args.no_seed) {
+        _ if scenario.is_some() => {
+            let loaded = scenario.as_ref().expect("checked");
+            let doc = rehearsal_scenarios::engine::serve_seed(loaded).map_err(|e| anyhow::anyhow!("the scenario's seed: {e}"))?;
+            Some(Seed::parse(&doc.to_string()).context("the scenario's seed")?)
+        }
         (_, true) => None,
         (Some(path), false) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading seed {}", path.display()))?;
@@ -401,6 +425,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )?;
     print_banner(&state, addr);
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "ready");
+    if let Some(loaded) = scenario {
+        print_scenario_banner(&loaded);
+        let stop = state.stop.subscribe();
+        tokio::spawn(scenario_play::replay(
+            state.clone(),
+            format!("ws://{addr}/v3/wsconnect"),
+            loaded,
+            stop,
+        ));
+    }
     let domain = state.domain.clone();
     run(listener, state, shutdown_signal()).await?;
     if let Some(path) = &args.state {
@@ -408,6 +442,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         eprintln!("rehearsal: state written to {}", path.display());
     }
     Ok(())
+}
+
+fn print_scenario_banner(loaded: &rehearsal_scenarios::Loaded) {
+    let s = &loaded.scenario;
+    let mut out = format!("\n  scenario      {} — {}\n", s.id, s.title);
+    for c in &s.clients {
+        out.push_str(&format!(
+            "  connect as    {}  (the scenario's token lifetime: {} s; ask /token?identity={}&ttl={})\n",
+            c.identity(),
+            c.token_ttl().as_secs(),
+            c.identity(),
+            c.token_ttl().as_secs()
+        ));
+    }
+    out.push_str("  the play starts when your app connects as one of these identities\n");
+    eprint!("{out}");
 }
 
 fn print_banner(state: &rehearsal_mock_server::AppState, addr: SocketAddr) {

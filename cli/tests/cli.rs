@@ -279,3 +279,41 @@ fn run_exits_2_when_it_cannot_run() {
     let help = String::from_utf8(help.stdout).unwrap();
     assert!(help.contains("Exit codes:") && help.contains("1  some scenario FAILED"), "{help}");
 }
+
+#[tokio::test]
+async fn serve_scenario_starts_from_the_scenarios_seed_under_the_default_credentials() {
+    // The scenario's generated history (9,880 messages on top of the seed's 120).
+    let s = Served::start(&["--scenario", "pagination.deep-history-backwards"], None);
+    let res = client()
+        .get(format!("{}/v1/Conversations/history/Messages?PageSize=1&Order=desc", s.url))
+        .basic_auth(ACCOUNT, Some(AUTH_TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let page: Value = res.json().await.unwrap();
+    assert_eq!(page["messages"][0]["index"], 9999, "{page:#}");
+    assert!(s.stop().success());
+
+    // A scenario with a seed of its own: its content, the default account's credentials.
+    let s = Served::start(&["--scenario", "pagination.conversation-list-pages"], None);
+    let res = client()
+        .get(format!("{}/v1/Conversations?PageSize=50", s.url))
+        .basic_auth(ACCOUNT, Some(AUTH_TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let page: Value = res.json().await.unwrap();
+    assert_eq!(page["conversations"].as_array().unwrap().len(), 50, "{page:#}");
+    assert!(page["meta"]["next_page_url"].is_string(), "{page:#}");
+    assert!(s.stop().success());
+
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--scenario", "no.such-scenario"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no scenario `no.such-scenario`"), "{err}");
+}

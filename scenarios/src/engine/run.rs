@@ -87,10 +87,60 @@ pub async fn play_with(
         account: tenant.account.clone(),
         keep: opts.keep_tenant,
     };
-    let mut outcome = play_tenant(control, base_url, twilsock_url, loaded, tenant, driver, opts).await;
+    let mut outcome = play_tenant(control, base_url, twilsock_url, loaded, tenant, driver, opts, false).await;
     outcome.duration = began.elapsed();
     outcome
 }
+
+/// Plays only the server side of `loaded` on an existing account (`rehearsal serve --scenario`):
+/// whatever connects is the client under test. Nothing is created or deleted. The play starts
+/// when a session of one of the scenario's identities opens (it waits for one as long as it
+/// takes: cancel the future to give up), and its `timeout` counts from there.
+///
+/// What needs a driven client is skipped: commands, `wait_for` on a client's events, and
+/// expectations on what a client reports. Server actions, waits, marks, triggers on what the
+/// server observed, and expectations on what the server observed or holds are played and
+/// judged as usual, so the outcome grades the app on what the server saw.
+pub async fn play_server_side(
+    control: &Control,
+    base_url: &str,
+    twilsock_url: &str,
+    loaded: &Loaded,
+    account: &str,
+    opts: &PlayOptions,
+) -> ScenarioOutcome {
+    let began = StdInstant::now();
+    let Some(c) = rehearsal_mock_server::server::Credentials::of(&control.domain, account) else {
+        return setup_failure(&loaded.scenario, format!("the server has no account {account}"), began);
+    };
+    let tenant = Tenant {
+        account: c.account_sid,
+        auth_token: c.auth_token,
+        api_key: c.api_key,
+        api_secret: c.api_secret,
+        service: c.service_sid,
+    };
+    let mut outcome = play_tenant(control, base_url, twilsock_url, loaded, tenant, &mut NoClient, opts, true).await;
+    outcome.duration = began.elapsed();
+    outcome
+}
+
+/// The client side of a server-side play: there is none to start (the app under test connects
+/// by itself).
+struct NoClient;
+
+impl ClientDriver for NoClient {
+    async fn start(&mut self, _env: DriverEnv) -> Result<Link, super::driver::DriverError> {
+        Err(super::driver::DriverError::Start("a server-side play starts no client".into()))
+    }
+
+    async fn stop(&mut self) -> super::driver::DriverLog {
+        super::driver::DriverLog::default()
+    }
+}
+
+/// Why a step or expectation is not played in a server-side play, if it is not.
+const SERVER_SIDE_SKIP: &str = "skipped: server-side play (the app under test acts on its own)";
 
 struct TenantGuard {
     control: Control,
@@ -145,6 +195,8 @@ pub(crate) struct Play<'a> {
     pub opts: &'a PlayOptions,
     /// When the scenario's time is up (its `timeout` from the start).
     pub deadline: Us,
+    /// Only the server side is played ([`play_server_side`]).
+    server_side: bool,
     commands: Mutex<Option<mpsc::Sender<Command>>>,
     steps: Mutex<Vec<StepOutcome>>,
     expectations: Mutex<Vec<ExpectationOutcome>>,
@@ -204,6 +256,10 @@ impl<'a> Play<'a> {
 
     fn record_step(&self, index: usize, description: String, ok: bool, detail: Option<String>, started: Us) {
         let now = self.log.now();
+        if self.server_side {
+            // Someone is watching their app face the scenario: say what the server does as it does it.
+            tracing::info!(at_ms = ms(started), ok, detail = detail.as_deref().unwrap_or(""), "{description}");
+        }
         self.steps.lock().unwrap_or_else(|e| e.into_inner()).push(StepOutcome {
             index,
             description,
@@ -284,9 +340,30 @@ impl<'a> Play<'a> {
                 }
                 (Flow::Continue, Some(started))
             }
+            Step::Command(c) if self.server_side => {
+                let description = format!("{prefix}command {} {}", c.command.name(), c.command.client());
+                self.record_step(index, description, true, Some(SERVER_SIDE_SKIP.into()), started);
+                // Not an action: what follows still looks from the app's connection on.
+                (Flow::Continue, None)
+            }
             Step::Command(c) => {
                 let flow = self.command(c, at, index, &prefix).await;
                 (flow, Some(started))
+            }
+            Step::WaitFor(wf) if self.server_side && matches!(wf.wait_for, Condition::Event(_)) => {
+                let description = format!("{prefix}wait_for {}", condition_text(&wf.wait_for));
+                self.record_step(index, description, true, Some(SERVER_SIDE_SKIP.into()), started);
+                (Flow::Continue, None)
+            }
+            Step::Expect(e) if self.server_side && e.kind.needs_client_reports() => {
+                self.record_step(
+                    index,
+                    format!("{prefix}{}", step.describe()),
+                    true,
+                    Some(SERVER_SIDE_SKIP.into()),
+                    started,
+                );
+                (Flow::Continue, None)
             }
             Step::Wait(w) => {
                 let until = started.saturating_add(u64::try_from(w.wait.as_micros()).unwrap_or(u64::MAX));
@@ -541,7 +618,12 @@ impl<'a> Play<'a> {
     /// Judges the scenario's `[[expect]]`: each once its window has closed, or once it has held
     /// for `settle` if it has none, or when time is up.
     async fn judge_end(&self) {
-        let exps = &self.scenario.expect;
+        let exps: Vec<&Expectation> = self
+            .scenario
+            .expect
+            .iter()
+            .filter(|e| !(self.server_side && e.kind.needs_client_reports()))
+            .collect();
         if exps.is_empty() {
             return;
         }
@@ -594,7 +676,7 @@ impl<'a> Play<'a> {
             let wake = next_end.min(self.deadline).min(now + 100_000);
             self.changed_or(&mut rx, wake).await;
         }
-        for (i, (e, r)) in exps.iter().zip(ready).enumerate() {
+        for (i, (e, r)) in exps.into_iter().zip(ready).enumerate() {
             if let Some((j, at)) = r {
                 let label = e.label.clone().unwrap_or_else(|| format!("expect[{i}] {}", e.kind.name()));
                 self.record_expectation(label, e, j, at);
@@ -745,6 +827,7 @@ async fn play_tenant(
     tenant: Tenant,
     driver: &mut impl ClientDriver,
     opts: &PlayOptions,
+    server_side: bool,
 ) -> ScenarioOutcome {
     let scenario = &loaded.scenario;
     let log = Arc::new(Log::new(opts.max_timeline));
@@ -756,7 +839,7 @@ async fn play_tenant(
         .filter(|c| commands::starts_with_literal_token(c))
         .map(|c| (c.name.clone(), c.identity().to_owned(), c.token_ttl(), c.token))
         .collect();
-    let first_tokens = if literal.is_empty() {
+    let first_tokens = if literal.is_empty() || server_side {
         None
     } else {
         match FirstTokens::start(minter.clone(), literal).await {
@@ -770,6 +853,9 @@ async fn play_tenant(
             }
         }
     };
+    // A server-side play's time starts when the app under test connects.
+    let start_at = if server_side { first_session(&log, scenario).await } else { 0 };
+    let timeout = u64::try_from(scenario.timeout().as_micros()).unwrap_or(u64::MAX);
     let play = Play {
         control,
         loaded,
@@ -782,7 +868,8 @@ async fn play_tenant(
         base_url: base_url.trim_end_matches('/').to_owned(),
         twilsock_url: twilsock_url.to_owned(),
         opts,
-        deadline: u64::try_from(scenario.timeout().as_micros()).unwrap_or(u64::MAX),
+        deadline: start_at.saturating_add(timeout),
+        server_side,
         commands: Mutex::new(None),
         steps: Mutex::default(),
         expectations: Mutex::default(),
@@ -808,12 +895,12 @@ async fn play_tenant(
         observed_identity: observed_client.map(|c| c.identity().to_owned()),
         observed_token_ttl: observed_client.and_then(|c| c.token_ttl),
     };
-    let launch_after = observed_client.and_then(|c| c.launch_after.clone());
+    let launch_after = observed_client.and_then(|c| c.launch_after.clone()).filter(|_| !server_side);
     let stopping = Arc::new(AtomicBool::new(false));
     let mut drainer: Option<Task> = None;
     let mut started = false;
 
-    if launch_after.is_none() {
+    if launch_after.is_none() && !server_side {
         started = true;
         drainer = start(&play, driver, env.clone(), driven, stopping.clone()).await;
     }
@@ -821,7 +908,7 @@ async fn play_tenant(
     let (stop_tx, stop_rx) = watch::channel(false);
     let main = async {
         if play.log.aborted().is_none() {
-            let mut window_start = 0;
+            let mut window_start = start_at;
             let mut flow = Flow::Continue;
             for (i, step) in scenario.steps.iter().enumerate() {
                 if play.stopped() {
@@ -868,6 +955,30 @@ async fn play_tenant(
         let _ = tokio::time::timeout(Duration::from_secs(2), &mut d.0).await;
     }
     finish(&play, driver_log.map(|l| l.stderr).unwrap_or_default())
+}
+
+/// Waits until a session of one of the scenario's identities opens; when it did.
+async fn first_session(log: &Log, scenario: &Scenario) -> Us {
+    let identities: Vec<&str> = scenario.clients.iter().map(Client::identity).collect();
+    tracing::info!(identities = ?identities, scenario = %scenario.id, "waiting for the app to connect as one of the scenario's identities");
+    let mut rx = log.subscribe();
+    loop {
+        let found = log.read(|r| {
+            r.observations
+                .iter()
+                .find(|o| {
+                    o.kind == crate::format::ObservationKind::SessionOpened
+                        && o.identity.as_deref().is_some_and(|i| identities.contains(&i))
+                })
+                .map(|o| o.at)
+        });
+        if let Some(at) = found {
+            return at;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// Starts the client side and the copying of its events (returned); checks `hello` against

@@ -51,6 +51,35 @@ pub(crate) fn tenant_seed(loaded: &Loaded) -> Result<Value, String> {
     Ok(account)
 }
 
+/// The seed document `rehearsal serve --scenario` starts from: the scenario's account (its own
+/// seed or the default one, with its generated history) under the default seed's SIDs and
+/// credentials, so an app configured for `rehearsal serve` works unchanged whatever the
+/// scenario.
+pub fn serve_seed(loaded: &Loaded) -> Result<Value, String> {
+    let mut account = tenant_seed(loaded)?;
+    let mut doc: Value = serde_json::from_str(crate::load::DEFAULT_SEED).map_err(|e| format!("the default seed: {e}"))?;
+    let default = doc
+        .get("accounts")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+        .cloned()
+        .ok_or("the default seed has no account")?;
+    let obj = account.as_object_mut().ok_or("the seed's account is not an object")?;
+    for key in ["sid", "auth_token", "api_keys"] {
+        if let Some(v) = default.get(key) {
+            obj.insert(key.into(), v.clone());
+        }
+    }
+    if let (Some(sid), Some(service)) = (
+        default.pointer("/service/sid"),
+        obj.get_mut("service").and_then(Value::as_object_mut),
+    ) {
+        service.insert("sid".into(), sid.clone());
+    }
+    doc["accounts"] = Value::Array(vec![account]);
+    Ok(doc)
+}
+
 fn add_generated(account: &mut Map<String, Value>, seed: &Seed) -> Result<(), String> {
     for g in &seed.generate_messages {
         let conversation = account

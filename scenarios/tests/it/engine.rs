@@ -17,7 +17,9 @@ use rehearsal_mock_server::control::Control;
 use rehearsal_mock_server::control::actors::Action;
 use rehearsal_mock_server::domain::{AccountState, DomainEvent, DomainObserver, Origin};
 use rehearsal_mock_server::twilsock::codec;
-use rehearsal_scenarios::engine::{Answer, ClientDriver, Command, DriverEnv, DriverError, DriverLog, Hello, Link, PlayOptions, play};
+use rehearsal_scenarios::engine::{
+    Answer, ClientDriver, Command, DriverEnv, DriverError, DriverLog, Hello, Link, PlayOptions, play, play_server_side,
+};
 use rehearsal_scenarios::outcome::{ScenarioOutcome, Verdict};
 use rehearsal_scenarios::{Loaded, load_str};
 use serde_json::{Value, json};
@@ -690,6 +692,131 @@ for = "500ms"
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0]["identity"], "alice");
     assert!(o.timeline.iter().all(|t| t.lane != "command"), "no commands in observed mode");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server-side play (`rehearsal serve --scenario`)
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_server_side_play_starts_when_the_app_connects_and_skips_the_client_side() {
+    let server = MockServer::start().await;
+    let control = server.control().clone();
+    let account = "AC72656865617273616c00000000000001";
+    let text = format!(
+        r#"id = "connection.server-side"
+area = "connection"
+requires = ["events", "connect"]
+timeout = "1s"
+{HEAD}
+[[clients]]
+name = "alice"
+
+[[steps]]
+command = "connect"
+client = "alice"
+
+[[steps]]
+wait_for = {{ observed = "session_opened", client = "alice" }}
+timeout = "500ms"
+
+[[steps]]
+mark = "dropped"
+
+[[steps]]
+server = "drop"
+target = "alice"
+
+[[steps]]
+wait_for = {{ event = "connection_state", client = "alice", match = {{ state = "connecting" }} }}
+timeout = "500ms"
+
+[[expect]]
+expect = "reconnects"
+client = "alice"
+since = "dropped"
+within = "800ms"
+count = 1
+
+[[expect]]
+expect = "event"
+event = "connection_state"
+client = "alice"
+match = {{ state = "connected" }}
+"#
+    );
+    let loaded = scenario(&text);
+    let (base, ws) = (server.url(), server.twilsock_url());
+    let mut play = tokio::spawn(async move { play_server_side(&control, &base, &ws, &loaded, account, &opts()).await });
+
+    // No app yet: the play waits, though the scenario's own timeout (1 s) has long passed.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), &mut play).await.is_err(),
+        "the play must wait for the app"
+    );
+
+    // The app: a real twilsock client as alice on the default account, reconnecting after a loss.
+    let (stop_tx, stop) = watch::channel(false);
+    let credentials = rehearsal_mock_server::server::Credentials::of(&server.control().domain, account).expect("default account");
+    let world = World {
+        control: server.control().clone(),
+        env: DriverEnv {
+            scenario: "app".into(),
+            base_url: server.url(),
+            twilsock_url: server.twilsock_url(),
+            token_url: String::new(),
+            account_sid: credentials.account_sid,
+            auth_token: credentials.auth_token,
+            api_key: credentials.api_key,
+            api_secret: credentials.api_secret,
+            service_sid: credentials.service_sid,
+            observed_identity: None,
+            observed_token_ttl: None,
+        },
+        events: Arc::new(Mutex::new(None)),
+        clients: Arc::default(),
+        stop,
+    };
+    let app = tokio::spawn(world.socket("alice".into(), "alice".into(), None));
+    let o = tokio::time::timeout(Duration::from_secs(10), play)
+        .await
+        .expect("the play ends")
+        .expect("no panic");
+    let _ = stop_tx.send(true);
+    app.abort();
+
+    assert_eq!(
+        o.verdict,
+        Verdict::Ok,
+        "{}\n{:#?}\n{:#?}",
+        verdict_line(&o),
+        o.steps,
+        o.expectations
+    );
+    let labels: Vec<&str> = o.expectations.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(labels, ["reconnects"], "client-side expectations are not judged");
+    let skipped: Vec<&str> = o
+        .steps
+        .iter()
+        .filter(|s| s.detail.as_deref().is_some_and(|d| d.starts_with("skipped")))
+        .map(|s| s.description.as_str())
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            "command connect alice",
+            "wait_for connection_state of alice matching {\"state\":\"connecting\"}"
+        ],
+        "{:#?}",
+        o.steps
+    );
+    assert!(
+        o.steps.iter().any(|s| s.description == "server drop alice" && s.ok),
+        "{:#?}",
+        o.steps
+    );
+    // The default account is the app's: nothing was deleted.
+    assert!(server.control().domain.account(account).is_some());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,85 @@
+//! `rehearsal serve --scenario ID`: plays the server side of one library scenario against
+//! whatever connects to the default account, again each time the app reconnects after a play,
+//! until the server stops. Steps are logged as they happen; each play ends with its verdict.
+use std::time::Duration;
+
+use rehearsal_mock_server::AppState;
+use rehearsal_scenarios::engine::{PlayOptions, play_server_side};
+use rehearsal_scenarios::load::Loaded;
+use rehearsal_scenarios::outcome::{ScenarioOutcome, Verdict};
+
+/// Plays `loaded` on the server's default account, over and over, until `stop` flips.
+pub async fn replay(state: AppState, twilsock_url: String, loaded: Loaded, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let Some(account) = state.default_account.clone() else {
+        eprintln!("rehearsal: --scenario needs an account to play on (the seed has none)");
+        return;
+    };
+    let opts = PlayOptions {
+        keep_tenant: true,
+        settle: Duration::from_secs(1),
+        ..PlayOptions::default()
+    };
+    let mut round = 1u32;
+    loop {
+        let play = play_server_side(&state.control, &state.base_url, &twilsock_url, &loaded, &account, &opts);
+        tokio::select! {
+            outcome = play => eprint!("{}", render(&outcome, round)),
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        round += 1;
+    }
+}
+
+/// What a developer reads after one play: the verdict, what was judged, what was skipped.
+pub fn render(o: &ScenarioOutcome, round: u32) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nrehearsal: scenario {} (play {round}) ended {} after {:.1} s",
+        o.id,
+        verdict_word(o.verdict),
+        o.duration.as_secs_f64()
+    );
+    if let Some(reason) = &o.reason {
+        let _ = writeln!(out, "  reason: {reason}");
+    }
+    for e in &o.expectations {
+        let mark = if e.passed { "ok  " } else { "FAIL" };
+        let _ = writeln!(out, "  {mark} [{}] {}", grade_word(e), e.label);
+        if !e.passed {
+            let _ = writeln!(out, "         expected {}", e.expected);
+            let _ = writeln!(out, "         {}", e.actual);
+        }
+    }
+    let skipped = o
+        .steps
+        .iter()
+        .filter(|s| s.detail.as_deref().is_some_and(|d| d.starts_with("skipped")))
+        .count();
+    if skipped > 0 {
+        let _ = writeln!(
+            out,
+            "  {skipped} step(s) for a driven client were skipped; expectations on what a client reports are not judged"
+        );
+    }
+    let _ = writeln!(out, "  reconnect (or connect again) to play it once more; Ctrl-C stops the server");
+    out
+}
+
+fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Ok => "OK",
+        Verdict::NonStrict => "NON-STRICT",
+        Verdict::Informational => "INFORMATIONAL",
+        Verdict::Unimplemented => "UNIMPLEMENTED",
+        Verdict::Failed => "FAILED",
+    }
+}
+
+fn grade_word(e: &rehearsal_scenarios::outcome::ExpectationOutcome) -> String {
+    serde_json::to_value(e.grade)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
