@@ -167,6 +167,10 @@ struct ServeArgs {
     /// Journal entries kept before the oldest are dropped (and counted).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     journal_size: u64,
+    /// How long a webhook may take to answer, in milliseconds (Twilio: 5000). A pre-action hook
+    /// that does not answer in time lets the action proceed; a post-action attempt is retried.
+    #[arg(long, value_name = "MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    webhook_timeout_ms: u64,
     /// Play the server side of this library scenario (see `rehearsal scenarios list`) against
     /// whatever connects: the default account starts from the scenario's seed, and the play
     /// starts when your app connects as one of its identities (again after each play).
@@ -412,6 +416,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         control_token: args.control_token.clone(),
         control_open_loopback: args.control_open_loopback,
         journal_size: usize::try_from(args.journal_size).unwrap_or(usize::MAX),
+        webhooks: rehearsal_mock_server::webhooks::WebhookSettings {
+            timeout: std::time::Duration::from_millis(args.webhook_timeout_ms),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let state = prepare(

@@ -317,3 +317,36 @@ async fn serve_scenario_starts_from_the_scenarios_seed_under_the_default_credent
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no scenario `no.such-scenario`"), "{err}");
 }
+
+#[tokio::test]
+async fn the_webhook_timeout_is_a_serve_option() {
+    // A backend that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook = format!("http://{}/pre", silent.local_addr().unwrap());
+    let s = Served::start(&["--webhook-timeout-ms", "300"], None);
+    let res = client()
+        .post(format!("{}/v1/Configuration/Webhooks", s.url))
+        .basic_auth(ACCOUNT, Some(AUTH_TOKEN))
+        .form(&[("PreWebhookUrl", hook.as_str()), ("Method", "POST"), ("Filters", "onMessageAdd")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let started = Instant::now();
+    let res = client()
+        .post(format!("{}/v1/Conversations/general/Messages", s.url))
+        .basic_auth(ACCOUNT, Some(AUTH_TOKEN))
+        .header("X-Twilio-Webhook-Enabled", "true")
+        .form(&[("Author", "alice"), ("Body", "through a silent backend")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "no answer in time: the action proceeds");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_millis(4000),
+        "the hook was given the configured 300 ms, not the default 5 s: {took:?}"
+    );
+    assert!(s.stop().success());
+    drop(silent);
+}

@@ -247,6 +247,16 @@ impl Attribution {
                 json!({ "object": field("object"), "event_type": field("event_type") }),
             )],
             Kind::Fault => fault(&e.summary, d).into_iter().collect(),
+            Kind::Webhook => vec![(
+                ObservationKind::Webhook,
+                json!({
+                    "phase": field("phase"), "event": field("event"), "outcome": field("outcome"),
+                    "status": d.pointer("/response/status").cloned().unwrap_or(Value::Null),
+                    "conversation": field("conversation"),
+                    "params": d.pointer("/request/params").cloned().unwrap_or(Value::Null),
+                    "retry_count": field("retry_count"),
+                }),
+            )],
             _ => Vec::new(),
         }
     }

@@ -407,8 +407,34 @@ fn observed(play: &Play<'_>, x: &ObservedExpect, w: Window, now: Us, r: &Records
         .filter(|o| x.matches.as_ref().is_none_or(|m| matches(&Value::Object(m.clone()), &o.detail)))
         .collect();
     let n = hits.len() as u64;
-    let passed = count.contains(n);
     let name = obs_name(x.observed);
+    if let (Some(path), Some(want)) = (&x.field, &x.values) {
+        // The values in the order the server observed them.
+        let got: Vec<Value> = hits
+            .iter()
+            .map(|o| field(&o.detail, path).cloned().unwrap_or(Value::Null))
+            .collect();
+        let passed = &got == want;
+        let on_track = got.len() <= want.len() && want[..got.len()] == got[..];
+        return Judged {
+            passed,
+            expected: format!(
+                "the server observes {name}{}{} with {path} = {} in this order{}",
+                identity.map(|i| format!(" of {i}")).unwrap_or_default(),
+                pattern_text(x.matches.as_ref()),
+                Value::Array(want.clone()),
+                window_text(&w, x.since.as_deref())
+            ),
+            actual: if passed {
+                String::new()
+            } else {
+                format!("{path} = {}", Value::Array(got))
+            },
+            evidence: hits.iter().take(EVIDENCE).map(|o| obs_evidence(o)).collect(),
+            fin: !on_track || w.closed(now),
+        };
+    }
+    let passed = count.contains(n);
     let expected = format!(
         "the server observes {name}{}{} {}{}",
         identity.map(|i| format!(" of {i}")).unwrap_or_default(),

@@ -37,6 +37,7 @@
 pub mod driver;
 
 mod actions;
+mod backend;
 mod commands;
 mod journal;
 mod judge;

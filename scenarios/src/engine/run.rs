@@ -16,7 +16,7 @@ use super::judge::{self, Judged, NameMap, Window};
 use super::log::{CommandRec, EventRec, Log, Records, Reply, Us, ms};
 use super::tenant::{self, Names, Tenant};
 use super::tokens::{FirstTokens, Minter};
-use super::{actions, commands, journal};
+use super::{actions, backend, commands, journal};
 use crate::format::command::{CommandStep, Outcome};
 use crate::format::expect::Expectation;
 use crate::format::step::{Condition, Step, Trigger};
@@ -850,6 +850,20 @@ async fn play_tenant(
                     format!("could not start the engine's token endpoint: {e}"),
                     StdInstant::now(),
                 );
+            }
+        }
+    };
+    // The app's backend, for webhook scenarios: up and configured before anything happens.
+    let _backend = match &scenario.webhooks {
+        None => None,
+        Some(spec) => {
+            let started = backend::start(spec)
+                .await
+                .map_err(|e| format!("could not start the engine's webhook backend: {e}"))
+                .and_then(|b| backend::configure(control, &tenant.account, spec, &b.url).map(|()| b));
+            match started {
+                Ok(b) => Some(b),
+                Err(reason) => return setup_failure(scenario, reason, StdInstant::now()),
             }
         }
     };

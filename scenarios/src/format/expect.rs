@@ -310,6 +310,14 @@ pub struct ObservedExpect {
     pub within: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<Count>,
+    /// With `values`: a field of the matching observations, dotted for nested ones
+    /// (`params.Body`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The values of `field` over the matching observations, in the order the server observed
+    /// them, are exactly these (the count is then their number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<Value>>,
 }
 
 /// The server journal holds no such entry during `for` from the window's start.

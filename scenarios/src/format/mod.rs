@@ -83,6 +83,49 @@ pub struct Scenario {
     /// Judged once the steps are done and every window has closed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expect: Vec<Expectation>,
+    /// The app's backend, played by the engine: when present, the tenant's service sends its
+    /// pre- and post-action webhooks to a local endpoint that answers as `answer` says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<Webhooks>,
+}
+
+/// The app's backend for a webhook scenario. The engine serves it on a loopback port and sets
+/// the tenant service's webhook configuration to it (pre- and post-action URL, `method`,
+/// `filters`); every delivery is in the server's journal (`observed = "webhook"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Webhooks {
+    /// The events the configuration names (Twilio's `Filters`): `onMessageAdd`,
+    /// `onMessageAdded`, …
+    pub filters: Vec<String>,
+    /// `POST` (default, form-encoded fields) or `GET` (fields in the query).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// How the backend answers; the first rule matching a request applies. A request no rule
+    /// matches gets `200` with an empty body (the action proceeds unchanged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answer: Vec<HookAnswer>,
+}
+
+/// One way the backend answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HookAnswer {
+    /// The request's `EventType`.
+    pub event: String,
+    /// Further request fields that must be equal (e.g. `{ Body = "bad word" }`).
+    #[serde(rename = "match", default, skip_serializing_if = "Option::is_none")]
+    pub matches: Option<Map<String, Value>>,
+    /// The HTTP status (default 200). A 4xx or 5xx to a pre-action hook rejects the action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// A JSON body; to a pre-action hook, a modification (`{ body = "…" }`, `{ friendly_name = "…" }`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    /// Answer only after this long (longer than the server's webhook timeout of 5 s: no answer).
+    #[serde(default, with = "duration::option", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "DurationText")]
+    pub delay: Option<Duration>,
 }
 
 /// Whether a scenario needs a driver.
@@ -165,10 +208,12 @@ pub enum Area {
     Typing,
     /// Read horizon and unread counts.
     ReadHorizon,
+    /// Pre- and post-action hooks to the app's backend (played by the engine).
+    Webhooks,
 }
 
 impl Area {
-    pub const ALL: [Area; 8] = [
+    pub const ALL: [Area; 9] = [
         Area::Connection,
         Area::Token,
         Area::Membership,
@@ -177,6 +222,7 @@ impl Area {
         Area::Media,
         Area::Typing,
         Area::ReadHorizon,
+        Area::Webhooks,
     ];
 
     /// As written in files (and the library folder's name).
@@ -190,6 +236,7 @@ impl Area {
             Area::Media => "media",
             Area::Typing => "typing",
             Area::ReadHorizon => "read_horizon",
+            Area::Webhooks => "webhooks",
         }
     }
 }
@@ -443,7 +490,9 @@ pub enum ConnectionState {
 /// error_code}; `upstream` and `rest` {method, path (without the query), query, status};
 /// `sync_push` {object, event_type}; `media_upload` {size, content_type, status};
 /// `media_download` {size, content_type, status, media}; `fault_applied` {fault, …the fault's
-/// details}.
+/// details}; `webhook` {phase ("pre" or "post"), event, outcome ("proceeded", "modified",
+/// "rejected", "timed_out", "unreachable"; "delivered", "retrying", "failed", "gave_up"),
+/// status (the backend's answer), conversation, params (the request's fields), retry_count}.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ObservationKind {
@@ -459,6 +508,8 @@ pub enum ObservationKind {
     MediaUpload,
     MediaDownload,
     FaultApplied,
+    /// A webhook delivery attempt to the app's backend.
+    Webhook,
 }
 
 /// Renders a document whose tables (and tables in arrays) hold only inline values.

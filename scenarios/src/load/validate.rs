@@ -40,6 +40,7 @@ pub(crate) fn validate(s: &Scenario, seed: Option<&SeedSummary>) -> Vec<Problem>
     for (at, media) in media_of(s) {
         v.media(&at, media);
     }
+    v.webhooks();
     v.requires();
     v.connected();
     let has_expectation = !s.expect.is_empty() || step_paths(s).iter().any(|(_, st)| matches!(st, Step::Expect(_)));
@@ -75,6 +76,45 @@ fn is_slug(s: &str) -> bool {
 impl<'s> Validator<'s> {
     fn err(&mut self, at: Vec<Seg>, message: impl Into<String>) {
         self.problems.push(Problem::invalid(at, message));
+    }
+
+    /// The backend's filters name real events, every answer is for a filtered event, and a
+    /// `webhooks` scenario has a backend.
+    fn webhooks(&mut self) {
+        use rehearsal_mock_server::domain::webhook::EVENT_NAMES;
+        let s = self.s;
+        let Some(w) = &s.webhooks else {
+            if s.area == crate::format::Area::Webhooks {
+                self.err(at!["area"], "a `webhooks` scenario needs a `[webhooks]` backend");
+            }
+            return;
+        };
+        if w.filters.is_empty() {
+            self.err(at!["webhooks", "filters"], "name at least one event");
+        }
+        for (i, f) in w.filters.iter().enumerate() {
+            if !EVENT_NAMES.contains(&f.as_str()) {
+                self.err(at!["webhooks", "filters", i], format!("`{f}` is not a webhook event"));
+            }
+        }
+        if let Some(m) = &w.method {
+            if m != "POST" && m != "GET" {
+                self.err(at!["webhooks", "method"], format!("`{m}`: the method is POST or GET"));
+            }
+        }
+        for (i, a) in w.answer.iter().enumerate() {
+            if !w.filters.contains(&a.event) {
+                self.err(
+                    at!["webhooks", "answer", i, "event"],
+                    format!("`{}` is not in `filters`: the backend would never be asked", a.event),
+                );
+            }
+            if let Some(st) = a.status {
+                if !(200..600).contains(&st) {
+                    self.err(at!["webhooks", "answer", i, "status"], format!("{st} is not an HTTP status"));
+                }
+            }
+        }
     }
 
     fn uses(&mut self, capability: Capability, at: &[Seg]) {
@@ -525,6 +565,14 @@ impl<'s> Validator<'s> {
                 self.observer(at, x.client.as_deref(), x.identity.as_deref());
                 self.count(join(at, "count"), x.count.as_ref());
                 self.window(at, "within", x.within, inline);
+                match (&x.field, &x.values) {
+                    (Some(_), None) => self.err(join(at, "field"), "`field` goes with `values`"),
+                    (None, Some(_)) => self.err(join(at, "values"), "`values` goes with `field`"),
+                    (Some(_), Some(_)) if x.count.is_some() => {
+                        self.err(join(at, "count"), "with `values`, the count is their number: leave `count` out")
+                    }
+                    _ => {}
+                }
             }
             ExpectKind::NotObserved(x) => {
                 self.observer(at, x.client.as_deref(), x.identity.as_deref());
