@@ -3,10 +3,11 @@
 //! until the server stops. Steps are logged as they happen; each play ends with its verdict.
 use std::time::Duration;
 
+use rehearsal_harness::report::verdict_name;
 use rehearsal_mock_server::AppState;
 use rehearsal_scenarios::engine::{PlayOptions, play_server_side};
 use rehearsal_scenarios::load::Loaded;
-use rehearsal_scenarios::outcome::{ScenarioOutcome, Verdict};
+use rehearsal_scenarios::outcome::ScenarioOutcome;
 
 /// Plays `loaded` on the server's default account, over and over, until `stop` flips.
 pub async fn replay(state: AppState, twilsock_url: String, loaded: Loaded, mut stop: tokio::sync::watch::Receiver<bool>) {
@@ -38,7 +39,7 @@ pub fn render(o: &ScenarioOutcome, round: u32) -> String {
         out,
         "\nrehearsal: scenario {} (play {round}) ended {} after {:.1} s",
         o.id,
-        verdict_word(o.verdict),
+        verdict_name(o.verdict),
         o.duration.as_secs_f64()
     );
     if let Some(reason) = &o.reason {
@@ -65,16 +66,6 @@ pub fn render(o: &ScenarioOutcome, round: u32) -> String {
     }
     let _ = writeln!(out, "  reconnect (or connect again) to play it once more; Ctrl-C stops the server");
     out
-}
-
-fn verdict_word(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Ok => "OK",
-        Verdict::NonStrict => "NON-STRICT",
-        Verdict::Informational => "INFORMATIONAL",
-        Verdict::Unimplemented => "UNIMPLEMENTED",
-        Verdict::Failed => "FAILED",
-    }
 }
 
 fn grade_word(e: &rehearsal_scenarios::outcome::ExpectationOutcome) -> String {

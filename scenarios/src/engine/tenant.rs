@@ -33,13 +33,7 @@ fn seed_document(loaded: &Loaded) -> Result<Value, String> {
 /// The one account of the seed, without what must be fresh for every tenant (SIDs and
 /// credentials), with the scenario's generated history added.
 pub(crate) fn tenant_seed(loaded: &Loaded) -> Result<Value, String> {
-    let doc = seed_document(loaded)?;
-    let mut account = doc
-        .get("accounts")
-        .and_then(Value::as_array)
-        .and_then(|a| a.first())
-        .cloned()
-        .ok_or("the seed has no account")?;
+    let mut account = first_account(&seed_document(loaded)?).ok_or("the seed has no account")?;
     let obj = account.as_object_mut().ok_or("the seed's account is not an object")?;
     for key in ["sid", "auth_token", "api_keys"] {
         obj.remove(key);
@@ -58,12 +52,7 @@ pub(crate) fn tenant_seed(loaded: &Loaded) -> Result<Value, String> {
 pub fn serve_seed(loaded: &Loaded) -> Result<Value, String> {
     let mut account = tenant_seed(loaded)?;
     let mut doc: Value = serde_json::from_str(crate::load::DEFAULT_SEED).map_err(|e| format!("the default seed: {e}"))?;
-    let default = doc
-        .get("accounts")
-        .and_then(Value::as_array)
-        .and_then(|a| a.first())
-        .cloned()
-        .ok_or("the default seed has no account")?;
+    let default = first_account(&doc).ok_or("the default seed has no account")?;
     let obj = account.as_object_mut().ok_or("the seed's account is not an object")?;
     for key in ["sid", "auth_token", "api_keys"] {
         if let Some(v) = default.get(key) {
@@ -78,6 +67,10 @@ pub fn serve_seed(loaded: &Loaded) -> Result<Value, String> {
     }
     doc["accounts"] = Value::Array(vec![account]);
     Ok(doc)
+}
+
+fn first_account(doc: &Value) -> Option<Value> {
+    doc.get("accounts").and_then(Value::as_array).and_then(|a| a.first()).cloned()
 }
 
 fn add_generated(account: &mut Map<String, Value>, seed: &Seed) -> Result<(), String> {
