@@ -44,6 +44,8 @@ const DEBUG = requestedLog === 'debug' || requestedLog === 'trace';
 const CONNECT_TIMEOUT_MS = Number(process.env.REHEARSAL_ADAPTER_CONNECT_TIMEOUT_MS) || 30_000;
 /** Bound on each client's graceful shutdown (SDK shutdown() can wait forever on a never-initialised client). */
 const SHUTDOWN_TIMEOUT_MS = 5_000;
+/** The same bound for a client already `disconnected` or `denied` (see Session.shutdown). */
+const ENDED_SHUTDOWN_TIMEOUT_MS = 300;
 
 function log(...args) {
   process.stderr.write(`[adapter] ${args.map((a) => (typeof a === 'string' ? a : a instanceof Error ? a.stack ?? a.message : JSON.stringify(a))).join(' ')}\n`);
@@ -659,7 +661,12 @@ class Session {
       if (this.initialized && client.connectionState === 'connected') {
         await withTimeout(client.getSubscribedConversations(), 3_000, 'getSubscribedConversations before shutdown').catch(() => {});
       }
-      await withTimeout(client.shutdown(), SHUTDOWN_TIMEOUT_MS, `${this.name}: shutdown()`).catch((err) => {
+      // A client whose twilsock has ended for good (`disconnected` after a terminal close,
+      // `denied`) has nothing to disconnect: its shutdown() never settles (twilsock's
+      // disconnect() waits for a state change that does not come), so do not wait for it long.
+      const ended = client.connectionState === 'disconnected' || client.connectionState === 'denied';
+      const bound = ended ? ENDED_SHUTDOWN_TIMEOUT_MS : SHUTDOWN_TIMEOUT_MS;
+      await withTimeout(client.shutdown(), bound, `${this.name}: shutdown()`).catch((err) => {
         // shutdown() waits for initialisation, which a denied or unreachable
         // client never reaches: close its twilsock directly.
         debug(`[${this.name}] ${err.message}; closing the transport directly`);

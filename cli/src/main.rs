@@ -94,7 +94,7 @@ struct RunArgs {
     /// Play the scenarios of this area; repeatable.
     #[arg(long = "area", value_name = "AREA", value_parser = area_parser())]
     areas: Vec<String>,
-    /// Scenarios played at once (default: the number of CPUs).
+    /// Scenarios played at once (default: 3 per CPU, at most 24).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
     /// A deviations file (TOML `[[deviation]]` entries: scenario, implementation, reason, link).

@@ -72,9 +72,18 @@ impl RunOptions {
     }
 }
 
-/// The machine's parallelism (the default of `--jobs`).
+/// Scenarios played at once per CPU by default. A scenario spends most of its time waiting on the
+/// client's real-time timers (reconnect backoffs, close timers, the windows of its expectations),
+/// not computing: the whole library against the reference adapter keeps a 2-core machine about a
+/// third busy at 6 jobs.
+pub const JOBS_PER_CPU: usize = 3;
+/// The most scenarios played at once by default, whatever the machine (each is a client process).
+pub const MAX_DEFAULT_JOBS: usize = 24;
+
+/// The default of `--jobs`: [`JOBS_PER_CPU`] per CPU, at most [`MAX_DEFAULT_JOBS`].
 pub fn default_jobs() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cpus * JOBS_PER_CPU).min(MAX_DEFAULT_JOBS)
 }
 
 /// What the reporters receive, in this order: `RunStarted`, then `ScenarioStarted` and
