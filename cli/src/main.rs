@@ -17,6 +17,8 @@ use rehearsal_mock_server::domain::seed::Seed;
 use rehearsal_mock_server::server::{Credentials, ServerConfig, Startup, prepare, run};
 use rehearsal_scenarios::Area;
 
+mod bench;
+
 mod scenario_play;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:4510";
@@ -65,6 +67,9 @@ enum Command {
         #[command(subcommand)]
         command: ScenariosCommand,
     },
+    /// Measure a server in its own process: fan-out, page reads, memory per connection
+    /// (see BENCHMARKS.md). Exits 1 if a delivery or page check fails.
+    Bench(bench::BenchArgs),
 }
 
 const RUN_HELP: &str = "\
@@ -183,6 +188,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run_scenarios(args),
         Command::Scenarios { command } => scenarios(command),
+        Command::Bench(args) => bench::run(args),
         Command::Serve(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(

@@ -1,0 +1,134 @@
+//! The benchmark commands in smoke mode: each runs once, briefly, against its own `rehearsal
+//! serve` child, and must report its documented JSON fields with every correctness check passed
+//! (nothing lost, duplicated or out of order; every page complete). Timings are not asserted:
+//! this is CI on a shared machine.
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// A smoke run that takes longer than this is a hang.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs `rehearsal bench ARGS --json` and returns the parsed report.
+fn bench(args: &[&str]) -> Value {
+    let child = Command::new(env!("CARGO_BIN_EXE_rehearsal"))
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .env("REHEARSAL_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rehearsal starts");
+    // The child is waited for on a thread, so that the wait has a deadline; a hung run is
+    // killed (its server child goes with it: the bench kills it on exit).
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let Output { status, stdout, stderr } = match rx.recv_timeout(RUN_TIMEOUT) {
+        Ok(out) => out.expect("output of rehearsal bench"),
+        Err(_) => {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+            panic!("rehearsal bench {args:?} did not finish within {RUN_TIMEOUT:?}");
+        }
+    };
+    let stdout = String::from_utf8_lossy(&stdout);
+    let stderr = String::from_utf8_lossy(&stderr);
+    assert!(status.success(), "rehearsal bench {args:?} failed ({status}):\n{stdout}\n{stderr}");
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\n{stderr}"))
+}
+
+#[track_caller]
+fn latency(v: &Value, what: &str) {
+    for k in ["p50", "p99", "max"] {
+        assert!(v[k].as_f64().is_some_and(|x| x >= 0.0), "{what}.{k}: {v}");
+    }
+    assert!(v["count"].as_u64().is_some_and(|n| n > 0), "{what}.count: {v}");
+}
+
+#[test]
+fn fanout_smoke_delivers_everything_once() {
+    let r = bench(&[
+        "fanout",
+        "--subscribers",
+        "20",
+        "--rate",
+        "200",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+    ]);
+    assert_eq!(r["bench"], "fanout", "{r:#}");
+    assert_eq!(r["subscribers"], 20, "{r:#}");
+    assert_eq!(r["ok"], true, "{r:#}");
+    for k in ["lost", "duplicated", "out_of_order", "unexpected", "publish_errors", "disconnected"] {
+        assert_eq!(r[k], 0, "{k}: {r:#}");
+    }
+    assert_eq!(r["deliveries"], r["deliveries_expected"], "{r:#}");
+    assert_eq!(r["deliveries"], 20 * 240, "{r:#}");
+    assert!(r["deliveries_per_sec"].as_f64().is_some_and(|d| d > 0.0), "{r:#}");
+    latency(&r["delivery_latency_ms"], "delivery_latency_ms");
+    latency(&r["last_delivery_latency_ms"], "last_delivery_latency_ms");
+    let s = &r["server"];
+    assert!(s["pid"].as_u64().is_some(), "{r:#}");
+    assert!(s["start_ms"].as_f64().is_some_and(|m| m > 0.0), "{r:#}");
+    assert!(s["cpu_seconds"].as_f64().is_some(), "{r:#}");
+    assert!(s["rss_bytes"].as_u64().is_some_and(|b| b > 0), "{r:#}");
+}
+
+#[test]
+fn fanout_smoke_message_list_only() {
+    // The message list only, without warm-up.
+    let r = bench(&[
+        "fanout",
+        "--subscribers",
+        "10",
+        "--rate",
+        "100",
+        "--duration",
+        "500ms",
+        "--warmup",
+        "0",
+        "--objects",
+        "messages",
+    ]);
+    assert_eq!(r["ok"], true, "{r:#}");
+    assert_eq!(r["objects"], "messages", "{r:#}");
+    assert_eq!(r["lost"], 0, "{r:#}");
+    assert_eq!(r["duplicated"], 0, "{r:#}");
+    // List only: one frame per delivery, plus each subscriber's `subscription_established`.
+    assert_eq!(r["frames_received"].as_u64(), r["deliveries"].as_u64().map(|d| d + 10), "{r:#}");
+}
+
+#[test]
+fn pagination_smoke_reads_complete_pages() {
+    let r = bench(&["pagination", "--history", "1000", "--page-size", "50", "--samples", "20"]);
+    assert_eq!(r["bench"], "pagination", "{r:#}");
+    assert_eq!(r["ok"], true, "{r:#}");
+    assert_eq!(r["pages_failed"], 0, "{r:#}");
+    assert!(r["pages_checked"].as_u64().is_some_and(|n| n >= 20 * 6), "{r:#}");
+    assert_eq!(r["rest"]["walk"]["messages"], 1000, "{r:#}");
+    for t in ["rest", "sync"] {
+        for pos in ["newest_ms", "random_ms", "oldest_ms"] {
+            latency(&r[t][pos], &format!("{t}.{pos}"));
+        }
+        assert!(r[t]["oldest_over_newest_p99"].as_f64().is_some(), "{r:#}");
+    }
+}
+
+#[test]
+fn connections_smoke_measures_memory_per_connection() {
+    let r = bench(&["connections", "--n", "50"]);
+    assert_eq!(r["bench"], "connections", "{r:#}");
+    assert_eq!(r["ok"], true, "{r:#}");
+    assert_eq!(r["open"], 50, "{r:#}");
+    assert!(r["bytes_per_connection"].as_f64().is_some(), "{r:#}");
+    assert!(r["server"]["rss_bytes_after"].as_u64().is_some_and(|b| b > 0), "{r:#}");
+}

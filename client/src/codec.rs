@@ -1,0 +1,163 @@
+//! Twilsock v3 framing, client side:
+//! `TWILSOCK V3.0 <H>\r\n<header JSON, H bytes>\r\n<payload, header.payload_size bytes>`.
+//!
+//! Written independently of the server's codec on purpose: a client that shared the server's
+//! framing code could not catch a framing bug in it. Frames from the server are trusted only as
+//! far as their declared sizes fit the frame (a bad frame is an error, never a panic).
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+const PREAMBLE: &[u8] = b"TWILSOCK V3.0 ";
+const CRLF: &[u8] = b"\r\n";
+
+/// One decoded packet: the header fields as sent and the raw payload (sharing the frame's
+/// buffer, so decoding a push copies nothing but the header).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Packet {
+    pub header: Map<String, Value>,
+    pub payload: Bytes,
+}
+
+impl Packet {
+    pub fn method(&self) -> Option<&str> {
+        self.header.get("method").and_then(Value::as_str)
+    }
+
+    pub fn id(&self) -> Option<&str> {
+        self.header.get("id").and_then(Value::as_str)
+    }
+
+    /// The payload as JSON; `Null` when empty (acks and most control packets carry none).
+    pub fn payload_json(&self) -> Result<Value, serde_json::Error> {
+        if self.payload.is_empty() {
+            Ok(Value::Null)
+        } else {
+            serde_json::from_slice(&self.payload)
+        }
+    }
+}
+
+/// Why a frame from the server is not a twilsock packet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("frame does not start with `TWILSOCK V3.0 `")]
+    BadPreamble,
+    #[error("bad header length")]
+    BadHeaderLength,
+    #[error("frame shorter than its declared sizes")]
+    Truncated,
+    #[error("header is not a JSON object: {0}")]
+    BadHeader(String),
+    #[error("header has no numeric payload_size")]
+    NoPayloadSize,
+}
+
+/// Encodes a packet. `payload_size` is written last, from `payload.len()`, as the SDK does; a
+/// non-empty payload without `payload_type` is labelled JSON.
+pub fn encode(header: &Map<String, Value>, payload: &[u8]) -> Bytes {
+    let mut h = header.clone();
+    if !payload.is_empty() && !h.contains_key("payload_type") {
+        h.insert("payload_type".into(), Value::from("application/json"));
+    }
+    h.shift_remove("payload_size");
+    h.insert("payload_size".into(), Value::from(payload.len()));
+    let header_json = serde_json::to_vec(&h).expect("a JSON map always serialises");
+    frame(&header_json, payload)
+}
+
+/// Assembles a frame from an already serialised header (which must end with `payload_size`
+/// equal to `payload.len()`). Hot paths (acks) build their header text directly.
+pub fn frame(header_json: &[u8], payload: &[u8]) -> Bytes {
+    let len = header_json.len().to_string();
+    let mut out = Vec::with_capacity(PREAMBLE.len() + len.len() + 4 + header_json.len() + payload.len());
+    out.extend_from_slice(PREAMBLE);
+    out.extend_from_slice(len.as_bytes());
+    out.extend_from_slice(CRLF);
+    out.extend_from_slice(header_json);
+    out.extend_from_slice(CRLF);
+    out.extend_from_slice(payload);
+    Bytes::from(out)
+}
+
+/// The SDK's acknowledgement of a server packet (`notification`, `ping`, `client_update`,
+/// `close`): a `reply` with the packet's id and status 200.
+pub fn ack(id: &str) -> Bytes {
+    let id = serde_json::to_string(id).expect("a string serialises");
+    let header = format!(
+        r#"{{"method":"reply","id":{id},"payload_type":"application/json","status":{{"code":200,"status":"OK"}},"payload_size":0}}"#
+    );
+    frame(header.as_bytes(), b"")
+}
+
+/// Decodes one frame; the payload shares `frame`'s buffer. Bytes after `payload_size` are
+/// ignored, as the SDK ignores them.
+pub fn decode(frame: &Bytes) -> Result<Packet, DecodeError> {
+    let rest = frame.strip_prefix(PREAMBLE).ok_or(DecodeError::BadPreamble)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 19 {
+        return Err(DecodeError::BadHeaderLength);
+    }
+    let header_len: usize = std::str::from_utf8(&rest[..digits])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(DecodeError::BadHeaderLength)?;
+    let rest = rest[digits..].strip_prefix(CRLF).ok_or(DecodeError::BadHeaderLength)?;
+    if rest.len() < header_len {
+        return Err(DecodeError::Truncated);
+    }
+    let (header_bytes, rest) = rest.split_at(header_len);
+    let rest = rest.strip_prefix(CRLF).ok_or(DecodeError::Truncated)?;
+    let header: Map<String, Value> = serde_json::from_slice(header_bytes).map_err(|e| DecodeError::BadHeader(e.to_string()))?;
+    let size = header
+        .get("payload_size")
+        .and_then(Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or(DecodeError::NoPayloadSize)?;
+    if rest.len() < size {
+        return Err(DecodeError::Truncated);
+    }
+    let start = frame.len() - rest.len();
+    Ok(Packet {
+        header,
+        payload: frame.slice(start..start + size),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn round_trip_puts_payload_size_last_and_labels_json() {
+        let Value::Object(h) = json!({"method": "message", "id": "TM1", "payload_size": 99}) else {
+            unreachable!()
+        };
+        let f = encode(&h, br#"{"a":1}"#);
+        let text = std::str::from_utf8(&f).unwrap();
+        assert!(text.starts_with("TWILSOCK V3.0 "), "{text}");
+        assert!(text.contains(r#""payload_type":"application/json","payload_size":7}"#), "{text}");
+        let p = decode(&f).unwrap();
+        assert_eq!(p.method(), Some("message"));
+        assert_eq!(p.payload_json().unwrap(), json!({"a": 1}));
+    }
+
+    #[test]
+    fn ack_is_a_reply_with_the_same_id() {
+        let p = decode(&ack("TM\"x")).unwrap();
+        assert_eq!(p.method(), Some("reply"));
+        assert_eq!(p.id(), Some("TM\"x"));
+        assert_eq!(p.header["status"]["code"], 200);
+        assert!(p.payload.is_empty());
+    }
+
+    #[test]
+    fn bad_frames_are_errors() {
+        assert_eq!(decode(&Bytes::from_static(b"HELLO")), Err(DecodeError::BadPreamble));
+        assert_eq!(decode(&Bytes::from_static(b"TWILSOCK V3.0 99\r\n{}")), Err(DecodeError::Truncated));
+        assert_eq!(
+            decode(&Bytes::from_static(b"TWILSOCK V3.0 17\r\n{\"payload_size\":5}\r\nab")),
+            Err(DecodeError::Truncated)
+        );
+    }
+}

@@ -1,0 +1,586 @@
+//! One twilsock connection: the `init` handshake, then one tokio task that owns the socket.
+//!
+//! The task reads frames, acks every server packet the way the SDK does (a `reply` with the
+//! packet's id), routes replies to the request that is waiting for them (by packet id), hands
+//! notifications to a bounded channel or to a callback, and writes what the [`Client`] handle
+//! asks it to. It is the only task a connection has, so thousands of connections cost thousands
+//! of small tasks, not threads.
+//!
+//! Bounds: requests in flight per connection ([`Config::max_in_flight`]), commands to the task
+//! (a bounded channel), notifications (a bounded channel; a consumer that leaves it full for
+//! longer than [`Config::timeout`] ends the connection with [`Error::SlowConsumer`]), and every
+//! wait ([`Config::timeout`]).
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use serde_json::{Map, Value, json};
+use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::codec::{self, Packet};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Frames read and handled before the acks they caused are flushed: one write for a burst of
+/// pushes instead of one per push, without starving the command side.
+const READ_BATCH: usize = 64;
+/// Commands queued to the connection task.
+const COMMAND_QUEUE: usize = 64;
+
+/// How a connection behaves.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The twilsock URL, e.g. `ws://127.0.0.1:4510/v3/wsconnect`.
+    pub url: String,
+    /// Bound of every wait: connecting, `init`, each request's reply, a full notification queue.
+    pub timeout: Duration,
+    /// Notifications queued for [`Notifications`] (channel mode only).
+    pub notification_capacity: usize,
+    /// Requests awaiting their reply at once on this connection.
+    pub max_in_flight: usize,
+    /// Ack server packets as the SDK does. Off only to measure what acks cost the server.
+    pub ack: bool,
+    /// The WebSocket read buffer. tungstenite zero-fills the whole buffer before every socket
+    /// read, so its 128 KiB default costs a 128 KiB memset per read and 128 KiB per connection;
+    /// frames larger than the buffer still arrive whole (it grows for them).
+    pub read_buffer_size: usize,
+}
+
+impl Config {
+    pub fn new(url: impl Into<String>) -> Config {
+        Config {
+            url: url.into(),
+            timeout: Duration::from_secs(10),
+            notification_capacity: 4096,
+            max_in_flight: 32,
+            ack: true,
+            read_buffer_size: 8 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("websocket: {0}")]
+    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
+    #[error("timed out: {0}")]
+    Timeout(&'static str),
+    #[error("the connection is closed")]
+    Closed,
+    #[error("init refused with status {status}: {header}")]
+    InitRefused { status: u64, header: Value },
+    #[error("protocol: {0}")]
+    Protocol(String),
+    #[error("{method} {target} answered HTTP {status}: {body}")]
+    Http {
+        method: String,
+        target: String,
+        status: u16,
+        body: Value,
+    },
+    #[error("notifications were not consumed in time (queue full)")]
+    SlowConsumer,
+}
+
+/// A server `notification` and when it was read off the socket.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub header: Map<String, Value>,
+    pub payload: Bytes,
+    pub received: Instant,
+}
+
+impl Notification {
+    /// `twilio.sync.event` or `twilio.ipmsg.typing_indicator`.
+    pub fn message_type(&self) -> &str {
+        self.header.get("message_type").and_then(Value::as_str).unwrap_or_default()
+    }
+
+    pub fn payload_json(&self) -> Result<Value, serde_json::Error> {
+        serde_json::from_slice(&self.payload)
+    }
+}
+
+/// The receiving end of a connection's notifications (channel mode). `None` once the
+/// connection has ended.
+pub struct Notifications {
+    rx: mpsc::Receiver<Notification>,
+}
+
+impl Notifications {
+    /// The next notification within `wait`; `Err(Timeout)` if none came, `Err(Closed)` if the
+    /// connection ended.
+    pub async fn next(&mut self, wait: Duration) -> Result<Notification, Error> {
+        match timeout(wait, self.rx.recv()).await {
+            Ok(Some(n)) => Ok(n),
+            Ok(None) => Err(Error::Closed),
+            Err(_) => Err(Error::Timeout("notification")),
+        }
+    }
+
+    /// A notification already received, if any (never waits).
+    pub fn try_next(&mut self) -> Option<Notification> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// Where the task hands notifications.
+enum Sink {
+    Channel(mpsc::Sender<Notification>),
+    Handler(Box<dyn FnMut(Notification) + Send>),
+}
+
+enum Command {
+    Request {
+        id: String,
+        frame: Bytes,
+        reply: oneshot::Sender<Packet>,
+    },
+    /// Resolve `reply` with the payload of the first control event (`subscription_*`) carrying
+    /// this correlation id. Registered before the request is sent, so it cannot be missed.
+    AwaitCorrelation {
+        correlation: u64,
+        reply: oneshot::Sender<Value>,
+    },
+    Send(Bytes),
+}
+
+/// The HTTP answer to an upstream request.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+/// The SDK's Configuration, reduced to what a client needs.
+#[derive(Debug, Clone)]
+pub struct Configuration {
+    pub identity: String,
+    pub my_conversations_map: String,
+    pub my_user_info_map: String,
+    pub my_conversations_url: String,
+    pub conversations_url: String,
+    pub raw: Value,
+}
+
+/// A handle to one connection. Cheap to share by reference between tasks: requests may run
+/// concurrently (up to [`Config::max_in_flight`]). Dropping it closes the connection.
+pub struct Client {
+    commands: mpsc::Sender<Command>,
+    in_flight: Arc<Semaphore>,
+    seq: AtomicU64,
+    config: Config,
+    /// `http://host:port`: stripped from the absolute URLs the server hands out.
+    base: String,
+    configuration: OnceLock<Configuration>,
+    task: Mutex<Option<JoinHandle<Result<(), Error>>>>,
+    init_reply: Packet,
+}
+
+impl Client {
+    /// Connects, completes `init`, and queues notifications for the returned receiver.
+    pub async fn connect(config: &Config, token: &str) -> Result<(Client, Notifications), Error> {
+        let (tx, rx) = mpsc::channel(config.notification_capacity.max(1));
+        let client = Client::start(config, token, Sink::Channel(tx)).await?;
+        Ok((client, Notifications { rx }))
+    }
+
+    /// Connects, completes `init`, and calls `handler` on the connection's task for every
+    /// notification (no queue, no second task): what a benchmark with thousands of connections
+    /// wants. The handler must not block.
+    pub async fn connect_with(config: &Config, token: &str, handler: impl FnMut(Notification) + Send + 'static) -> Result<Client, Error> {
+        Client::start(config, token, Sink::Handler(Box::new(handler))).await
+    }
+
+    async fn start(config: &Config, token: &str, sink: Sink) -> Result<Client, Error> {
+        let ws_config = WebSocketConfig::default().read_buffer_size(config.read_buffer_size.max(1024));
+        // TCP_NODELAY, as the SDK's `ws` package sets it: small frames go out at once.
+        let connect = tokio_tungstenite::connect_async_with_config(config.url.as_str(), Some(ws_config), true);
+        let (mut ws, _) = timeout(config.timeout, connect).await.map_err(|_| Error::Timeout("connect"))??;
+        let id = "TMinit-0".to_owned();
+        let Value::Object(header) = json!({
+            "method": "init", "id": id, "token": token, "continuation_token": null,
+            "capabilities": ["client_update", "offline_storage", "telemetry.v1"],
+            "metadata": {"ver": "1.0.2", "env": "Rust", "type": "conversations", "sdk": "rehearsal-client", "sdkv": env!("CARGO_PKG_VERSION")},
+            "registrations": [{"product": "ip_messaging", "type": "ers", "notification_protocol_version": 0,
+                "message_types": ["twilio.ipmsg.typing_indicator", "twilio.sync.event", "com.twilio.rtd.cds.document",
+                                  "com.twilio.rtd.cds.list", "com.twilio.rtd.cds.map"]}],
+            "tweaks": null,
+        }) else {
+            unreachable!("a JSON object literal")
+        };
+        ws.send(Message::Binary(codec::encode(&header, b""))).await?;
+        let init_reply = timeout(config.timeout, async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Binary(b))) => {
+                        let p = codec::decode(&b).map_err(|e| Error::Protocol(e.to_string()))?;
+                        if p.method() == Some("reply") && p.id() == Some(id.as_str()) {
+                            return Ok(p);
+                        }
+                        // Nothing but the init reply is expected before init completes; a server
+                        // packet (ping) still gets its ack.
+                        if let Some(pid) = p.id().filter(|_| p.method() != Some("reply")) {
+                            ws.send(Message::Binary(codec::ack(pid))).await?;
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(Error::from(e)),
+                    None => return Err(Error::Closed),
+                }
+            }
+        })
+        .await
+        .map_err(|_| Error::Timeout("init reply"))??;
+        let status = init_reply.header.get("status").and_then(|s| s.get("code")).and_then(Value::as_u64);
+        if status != Some(200) {
+            return Err(Error::InitRefused {
+                status: status.unwrap_or(0),
+                header: Value::Object(init_reply.header),
+            });
+        }
+        let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
+        let task = tokio::spawn(
+            Task {
+                ws,
+                sink,
+                pending: HashMap::new(),
+                correlations: HashMap::new(),
+                ack: config.ack,
+                sink_wait: config.timeout,
+            }
+            .run(rx),
+        );
+        let base = config
+            .url
+            .replacen("ws://", "http://", 1)
+            .replacen("wss://", "https://", 1)
+            .split("/v3/")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Client {
+            commands,
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+            seq: AtomicU64::new(0),
+            config: config.clone(),
+            base,
+            configuration: OnceLock::new(),
+            task: Mutex::new(Some(task)),
+            init_reply,
+        })
+    }
+
+    /// The header of the `init` reply (continuation token, capabilities).
+    pub fn init_reply(&self) -> &Map<String, Value> {
+        &self.init_reply.header
+    }
+
+    /// `http://host:port` of the server.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn next_id(&self) -> String {
+        format!("TM{:032x}", self.seq.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// An upstream (HTTP-over-twilsock) request, as the SDK sends it. `target` is a path or an
+    /// absolute URL on the server (as `links` hold); `params` are sent percent-encoded in
+    /// `http_request.params`, as the SDK does.
+    pub async fn request(&self, method: &str, target: &str, params: &[(&str, &str)], body: Option<&Value>) -> Result<Answer, Error> {
+        let _permit = timeout(self.config.timeout, self.in_flight.acquire())
+            .await
+            .map_err(|_| Error::Timeout("request slot"))?
+            .map_err(|_| Error::Closed)?;
+        let path = target.strip_prefix(&self.base).unwrap_or(target);
+        let host = if path.starts_with("/Client/") {
+            "aim.us1.twilio.com"
+        } else {
+            "cds.us1.twilio.com"
+        };
+        let params: Map<String, Value> = params.iter().map(|(k, v)| ((*k).to_owned(), Value::String(enc(v)))).collect();
+        let payload = body
+            .map(|b| serde_json::to_vec(b).expect("a JSON value serialises"))
+            .unwrap_or_default();
+        let id = self.next_id();
+        let Value::Object(header) = json!({
+            "method": "message", "id": id, "active_grant": "ip_messaging", "payload_type": "application/json",
+            "http_request": {"host": host, "path": path, "method": method, "params": params,
+                             "headers": {"Content-Type": "application/json"}},
+        }) else {
+            unreachable!("a JSON object literal")
+        };
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::Request {
+            id,
+            frame: codec::encode(&header, &payload),
+            reply: tx,
+        })
+        .await?;
+        let reply = timeout(self.config.timeout, rx)
+            .await
+            .map_err(|_| Error::Timeout("upstream reply"))?
+            .map_err(|_| Error::Closed)?;
+        let twilsock_status = reply.header.get("status").and_then(|s| s.get("code")).and_then(Value::as_u64);
+        if twilsock_status != Some(200) {
+            return Err(Error::Protocol(format!(
+                "twilsock status {twilsock_status:?} for {method} {target}"
+            )));
+        }
+        let status = reply
+            .header
+            .get("http_status")
+            .and_then(|s| s.get("code"))
+            .and_then(Value::as_u64)
+            .and_then(|s| u16::try_from(s).ok())
+            .ok_or_else(|| Error::Protocol(format!("no http_status in the reply to {method} {target}")))?;
+        let body = reply.payload_json().map_err(|e| Error::Protocol(format!("reply body: {e}")))?;
+        Ok(Answer { status, body })
+    }
+
+    /// A request whose answer must be 2xx; returns the body.
+    pub async fn call(&self, method: &str, target: &str, params: &[(&str, &str)], body: Option<&Value>) -> Result<Value, Error> {
+        let a = self.request(method, target, params, body).await?;
+        if (200..300).contains(&a.status) {
+            Ok(a.body)
+        } else {
+            Err(Error::Http {
+                method: method.to_owned(),
+                target: target.to_owned(),
+                status: a.status,
+                body: a.body,
+            })
+        }
+    }
+
+    async fn command(&self, c: Command) -> Result<(), Error> {
+        timeout(self.config.timeout, self.commands.send(c))
+            .await
+            .map_err(|_| Error::Timeout("command queue"))?
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Sends a raw twilsock packet (no reply awaited).
+    pub async fn send_packet(&self, header: &Map<String, Value>, payload: &[u8]) -> Result<(), Error> {
+        self.command(Command::Send(codec::encode(header, payload))).await
+    }
+
+    /// The Configuration (`GET /Client/v2/Configuration`), fetched once and kept.
+    pub async fn configuration(&self) -> Result<Configuration, Error> {
+        if let Some(c) = self.configuration.get() {
+            return Ok(c.clone());
+        }
+        let raw = self.call("GET", "/Client/v2/Configuration", &[], None).await?;
+        let s = |p: &str| {
+            raw.pointer(p)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| Error::Protocol(format!("Configuration has no {p}")))
+        };
+        let c = Configuration {
+            identity: s("/identity")?,
+            my_conversations_map: s("/sync_objects/my_conversations")?,
+            my_user_info_map: s("/sync_objects/my_user_info")?,
+            my_conversations_url: s("/links/my_conversations")?,
+            conversations_url: s("/links/conversations")?,
+            raw: raw.clone(),
+        };
+        Ok(self.configuration.get_or_init(|| c).clone())
+    }
+
+    /// `POST /v4/Subscriptions` with `action` (`establish` or `cancel`) and waits for its control
+    /// event; returns that event's payload (`subscription_established`, or an error for
+    /// `subscription_failed`). Events replayed before it reach the notification sink first.
+    pub async fn subscriptions(&self, action: &str, requests: Value) -> Result<Value, Error> {
+        let correlation = self.seq.fetch_add(1, Ordering::Relaxed) + 1_000_000_000_000;
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::AwaitCorrelation { correlation, reply: tx }).await?;
+        let body = json!({
+            "event_protocol_version": 4, "action": action, "correlation_id": correlation,
+            "retried_requests": 0, "ttl_in_s": -1, "requests": requests,
+        });
+        self.call("POST", "/v4/Subscriptions", &[], Some(&body)).await?;
+        let control = timeout(self.config.timeout, rx)
+            .await
+            .map_err(|_| Error::Timeout("subscription control event"))?
+            .map_err(|_| Error::Closed)?;
+        if control["event_type"] == "subscription_failed" {
+            return Err(Error::Protocol(format!("subscription failed: {control}")));
+        }
+        Ok(control)
+    }
+
+    /// Ends the connection with a twilsock `close` and a WebSocket close, and waits (bounded)
+    /// for the task to finish.
+    pub async fn close(self) {
+        let Value::Object(h) = json!({"method": "close", "id": self.next_id()}) else {
+            unreachable!("a JSON object literal")
+        };
+        let _ = self.send_packet(&h, b"").await;
+        let Client {
+            commands, task, config, ..
+        } = self;
+        // The task closes the socket once the command channel is closed.
+        drop(commands);
+        let task = task.into_inner().unwrap_or_else(|e| e.into_inner());
+        if let Some(task) = task {
+            let _ = timeout(config.timeout, task).await;
+        }
+    }
+
+    /// Ends the connection abruptly (no close packet, no WebSocket close): what a network drop
+    /// looks like to the server.
+    pub fn disconnect(&self) {
+        if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
+    }
+
+    /// Whether the connection's task is still running.
+    pub fn is_open(&self) -> bool {
+        self.task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|t| !t.is_finished())
+    }
+}
+
+/// Percent-encodes a query value as the SDK does.
+pub fn enc(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+struct Task {
+    ws: Ws,
+    sink: Sink,
+    pending: HashMap<String, oneshot::Sender<Packet>>,
+    correlations: HashMap<u64, oneshot::Sender<Value>>,
+    ack: bool,
+    sink_wait: Duration,
+}
+
+impl Task {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) -> Result<(), Error> {
+        loop {
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    None => {
+                        let _ = self.ws.close(None).await;
+                        return Ok(());
+                    }
+                    Some(Command::Request { id, frame, reply }) => {
+                        self.pending.insert(id, reply);
+                        self.ws.send(Message::Binary(frame)).await?;
+                    }
+                    Some(Command::AwaitCorrelation { correlation, reply }) => {
+                        self.correlations.insert(correlation, reply);
+                    }
+                    Some(Command::Send(frame)) => self.ws.send(Message::Binary(frame)).await?,
+                },
+                msg = self.ws.next() => {
+                    let mut wrote = self.inbound(msg).await?;
+                    // Handle what is already readable before flushing the acks it caused.
+                    for _ in 1..READ_BATCH {
+                        match self.ws.next().now_or_never() {
+                            Some(msg) => wrote |= self.inbound(msg).await?,
+                            None => break,
+                        }
+                    }
+                    if wrote {
+                        self.ws.flush().await?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one frame; `true` if it queued a write (an ack) that still needs a flush.
+    async fn inbound(&mut self, msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) -> Result<bool, Error> {
+        let bytes = match msg {
+            None | Some(Ok(Message::Close(_))) => return Err(Error::Closed),
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(Message::Binary(b))) => b,
+            // Pings are answered by tungstenite itself; the server sends no text frames.
+            Some(Ok(_)) => return Ok(false),
+        };
+        let received = Instant::now();
+        let p = codec::decode(&bytes).map_err(|e| Error::Protocol(e.to_string()))?;
+        let method = p.method().unwrap_or_default();
+        if method == "reply" {
+            if let Some(tx) = p.id().and_then(|id| self.pending.remove(id)) {
+                let _ = tx.send(p);
+            }
+            return Ok(false);
+        }
+        let mut wrote = false;
+        if self.ack
+            && let Some(id) = p.id()
+        {
+            self.ws.feed(Message::Binary(codec::ack(id))).await?;
+            wrote = true;
+        }
+        if method != "notification" {
+            return Ok(wrote);
+        }
+        if !self.correlations.is_empty() {
+            self.resolve_correlation(&p.payload);
+        }
+        let n = Notification {
+            header: p.header,
+            payload: p.payload,
+            received,
+        };
+        match &mut self.sink {
+            Sink::Handler(h) => h(n),
+            Sink::Channel(tx) => match tx.try_send(n) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(mpsc::error::TrySendError::Full(n)) => {
+                    // Flush the acks before waiting, so the server is not kept waiting too.
+                    if wrote {
+                        self.ws.flush().await?;
+                        wrote = false;
+                    }
+                    match timeout(self.sink_wait, tx.send(n)).await {
+                        Ok(_) => {}
+                        Err(_) => return Err(Error::SlowConsumer),
+                    }
+                }
+            },
+        }
+        Ok(wrote)
+    }
+
+    fn resolve_correlation(&mut self, payload: &[u8]) {
+        #[derive(serde::Deserialize)]
+        struct Control {
+            event_type: String,
+            correlation_id: Option<u64>,
+        }
+        let Ok(c) = serde_json::from_slice::<Control>(payload) else {
+            return;
+        };
+        if !matches!(
+            c.event_type.as_str(),
+            "subscription_established" | "subscription_failed" | "subscription_canceled"
+        ) {
+            return;
+        }
+        if let Some(tx) = c.correlation_id.and_then(|id| self.correlations.remove(&id))
+            && let Ok(v) = serde_json::from_slice(payload)
+        {
+            let _ = tx.send(v);
+        }
+    }
+}
