@@ -4,7 +4,8 @@
 # reference adapter's npm packages, and the twilio PyPI helper library in a virtualenv), checks
 # formatting and lints, runs the Rust tests, the Node suites and the Python suite against the
 # real `rehearsal` binary, then the conformance run: the whole scenario library against the
-# clean reference adapter (must pass) and the mutant check (every planted bug must be caught).
+# clean reference adapter (must pass), the mutant check (every planted bug must be caught) and
+# a determinism check (two more runs must give every scenario the same verdict).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
