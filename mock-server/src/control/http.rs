@@ -574,7 +574,7 @@ async fn connection_action(State(st): State<AppState>, Tenant(sid): Tenant, Json
         session: target.session,
         identity: target.identity,
     };
-    let reached = st.control.command(&target, cmd);
+    let (reached, applied) = st.control.command_applied(&target, cmd).await;
     if let Some(id) = target.session.filter(|_| reached.is_empty()) {
         return Err(Error::new(
             StatusCode::NOT_FOUND,
@@ -582,7 +582,7 @@ async fn connection_action(State(st): State<AppState>, Tenant(sid): Tenant, Json
             format!("no live session {id} in tenant {}", target.account),
         ));
     }
-    Ok(Json(json!({ "sessions": reached })))
+    Ok(Json(json!({ "sessions": reached, "applied": applied })))
 }
 
 #[derive(Debug, Deserialize)]

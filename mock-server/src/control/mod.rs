@@ -31,6 +31,10 @@ use crate::sync::SyncHub;
 use crate::twilsock::InitRejection;
 use crate::twilsock::session::SessionCommand;
 use journal::{Journal, Kind, Observation};
+
+/// How long [`Control::command_applied`] waits for sessions to apply a command. A session that
+/// does not apply it in time is busy beyond reason (or gone); the caller learns which.
+pub const APPLY_TIMEOUT: Duration = Duration::from_secs(2);
 use sessions::{SessionView, Sessions, Target};
 
 /// The control plane's handle: cheap to clone.
@@ -255,7 +259,65 @@ impl Control {
         })
     }
 
-    /// Sends a command to the target sessions; returns the ids reached.
+    /// [`Control::command`], then waits until every session it reached has applied the command
+    /// (at most [`APPLY_TIMEOUT`]), so that whatever the caller does next meets its effect: a
+    /// message posted after `hold_notifications` is held, one posted after `drop` finds no
+    /// session. Sessions apply commands on their own tasks, in order with everything else they
+    /// do. Returns the sessions reached and, of those, the ones that applied it in time.
+    pub async fn command_applied(&self, target: &Target, cmd: SessionCommand) -> (Vec<u64>, Vec<u64>) {
+        let since = self.journal_mark();
+        let name = cmd.name();
+        let reached = self.command(target, cmd);
+        let applied = self.wait_applied(&target.account, name, &reached, since).await;
+        (reached, applied)
+    }
+
+    /// Where the journal is now: what [`Control::wait_applied`] looks after.
+    pub fn journal_mark(&self) -> u64 {
+        self.journal
+            .query(&journal::Filter {
+                after: Some(u64::MAX),
+                ..journal::Filter::default()
+            })
+            .last_seq
+    }
+
+    /// Waits (at most [`APPLY_TIMEOUT`]) until each of `sessions` has journaled that it applied
+    /// the command `name` after `since`; returns those that did.
+    pub async fn wait_applied(&self, account: &str, name: &str, sessions: &[u64], since: u64) -> Vec<u64> {
+        let deadline = tokio::time::Instant::now() + APPLY_TIMEOUT;
+        let mut live = self.journal.follow();
+        let filter = journal::Filter {
+            account: Some(account.to_owned()),
+            kind: Some(vec![Kind::Fault]),
+            after: Some(since),
+            contains: Some(format!("{name} applied")),
+            ..journal::Filter::default()
+        };
+        loop {
+            let mut applied: Vec<u64> = self
+                .journal
+                .query(&filter)
+                .entries
+                .iter()
+                .filter_map(|e| e.session)
+                .filter(|s| sessions.contains(s))
+                .collect();
+            applied.sort_unstable();
+            applied.dedup();
+            if applied.len() == sessions.len() {
+                return applied;
+            }
+            // Any new entry (or a lag) is a reason to look again; the ring is the record.
+            match tokio::time::timeout_at(deadline, live.recv()).await {
+                Ok(Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) | Err(_) => return applied,
+            }
+        }
+    }
+
+    /// Sends a command to the target sessions; returns the ids reached (they apply it on their
+    /// own tasks, shortly after: see [`Control::command_applied`]).
     pub fn command(&self, target: &Target, cmd: SessionCommand) -> Vec<u64> {
         let reached = self.sessions.command(target, &cmd);
         self.record(

@@ -1067,6 +1067,8 @@ async fn latency_delays_the_replies_to_upstream_requests() {
         session_action(&ctl, json!({"target": {"identity": "alice"}, "action": "latency", "ms": 300})).await,
     );
     assert_eq!(set["sessions"].as_array().unwrap().len(), 1);
+    // The answer comes once the session has applied it: the next request meets the latency.
+    assert_eq!(set["applied"], set["sessions"], "{set:#}");
 
     let started = Instant::now();
     let id = alice.request("GET", "/v3/Nothing/here", None).await;

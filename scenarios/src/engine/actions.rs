@@ -50,9 +50,11 @@ pub(crate) fn run(play: &Play<'_>, action: &ServerAction) -> Result<Value, Strin
         session: None,
         identity: None,
     };
+    // The play then waits for the sessions to apply it (`Play::run_step`), by this name.
     let command = |t: SessionTarget, cmd: SessionCommand| -> Result<Value, String> {
+        let name = cmd.name();
         let reached = control.command(&t, cmd);
-        Ok(json!({ "sessions": reached }))
+        Ok(json!({ "command": name, "sessions": reached }))
     };
     let clock = |a: ClockAction| -> Result<Value, String> {
         let view = control.clock_action(Some(account), a).map_err(|e| e.to_string())?;
