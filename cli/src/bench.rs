@@ -7,6 +7,7 @@
 mod connections;
 mod fanout;
 mod pagination;
+mod rest;
 mod server;
 
 use std::process::ExitCode;
@@ -38,6 +39,9 @@ enum BenchCommand {
     Pagination(pagination::PaginationArgs),
     /// Server memory per idle connection that has subscribed to a conversation.
     Connections(connections::ConnectionsArgs),
+    /// REST throughput: listing 50 conversations over keep-alive connections, closed loop;
+    /// requests per second and latency, every answer checked.
+    Rest(rest::RestArgs),
 }
 
 /// Where the server is; shared by every subcommand.
@@ -79,6 +83,10 @@ pub fn run(args: BenchArgs) -> ExitCode {
         BenchCommand::Connections(a) => {
             let j = a.target.json;
             (rt.block_on(connections::run(a)), j)
+        }
+        BenchCommand::Rest(a) => {
+            let j = a.target.json;
+            (rt.block_on(rest::run(a)), j)
         }
     };
     // Connection tasks may still be closing; do not wait for them.

@@ -132,3 +132,14 @@ fn connections_smoke_measures_memory_per_connection() {
     assert!(r["bytes_per_connection"].as_f64().is_some(), "{r:#}");
     assert!(r["server"]["rss_bytes_after"].as_u64().is_some_and(|b| b > 0), "{r:#}");
 }
+
+#[test]
+fn rest_smoke_lists_full_pages() {
+    let r = bench(&["rest", "--connections", "2", "--duration", "500ms", "--warmup", "0"]);
+    assert_eq!(r["bench"], "rest", "{r:#}");
+    assert_eq!(r["ok"], true, "{r:#}");
+    assert_eq!(r["request"], "GET /v1/Conversations?PageSize=50", "{r:#}");
+    assert!(r["requests"].as_u64().is_some_and(|n| n > 0), "{r:#}");
+    assert!(r["requests_per_second"].as_f64().is_some_and(|x| x > 0.0), "{r:#}");
+    latency(&r["latency_ms"], "latency_ms");
+}

@@ -1,13 +1,14 @@
 //! `/v1/Conversations` and `/v1/Services/{ChatServiceSid}/Conversations`.
 use axum::Json;
 use axum::extract::OriginalUri;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::error::ApiError;
 use super::form::{Form, PathParams, Query};
-use super::paging::{PageRequest, envelope};
+use super::paging::{PageRequest, page};
 use super::scope::{Scope, on_path};
 use super::{Routes, param};
 use crate::domain::conversation::{Conversation, ConversationState, ConversationUpdate, NewConversation, Timers};
@@ -19,39 +20,84 @@ pub(super) fn routes(r: Routes) -> Routes {
 }
 
 pub(super) fn timers_json(t: &Timers) -> Value {
-    let mut m = serde_json::Map::new();
-    if let Some(d) = t.date_inactive {
-        m.insert("date_inactive".into(), json!(d.rfc3339()));
+    serde_json::to_value(TimersView::of(t)).unwrap_or(Value::Null)
+}
+
+/// `timers`: only the timers that are set.
+#[derive(Serialize)]
+struct TimersView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    date_inactive: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    date_closed: Option<String>,
+}
+
+impl TimersView {
+    fn of(t: &Timers) -> TimersView {
+        TimersView {
+            date_inactive: t.date_inactive.map(|d| d.rfc3339()),
+            date_closed: t.date_closed.map(|d| d.rfc3339()),
+        }
     }
-    if let Some(d) = t.date_closed {
-        m.insert("date_closed".into(), json!(d.rfc3339()));
+}
+
+/// A conversation as the REST API shows it. Lists serialize it straight into the response;
+/// single answers go through [`render`].
+#[derive(Serialize)]
+pub(super) struct ConversationView<'a> {
+    account_sid: &'a str,
+    chat_service_sid: &'a str,
+    messaging_service_sid: &'a Option<String>,
+    sid: &'a str,
+    friendly_name: &'a Option<String>,
+    unique_name: &'a Option<String>,
+    attributes: &'a str,
+    state: &'static str,
+    date_created: String,
+    date_updated: String,
+    timers: TimersView,
+    url: String,
+    links: ConversationLinks,
+    bindings: Option<()>,
+}
+
+#[derive(Serialize)]
+struct ConversationLinks {
+    participants: String,
+    messages: String,
+    webhooks: String,
+    export: String,
+}
+
+impl<'a> ConversationView<'a> {
+    pub(super) fn of(scope: &'a Scope, c: &'a Conversation) -> ConversationView<'a> {
+        let url = scope.url(&format!("/Conversations/{}", c.sid));
+        ConversationView {
+            account_sid: &scope.account.sid,
+            chat_service_sid: &scope.service_sid,
+            messaging_service_sid: &c.messaging_service_sid,
+            sid: &c.sid,
+            friendly_name: &c.friendly_name,
+            unique_name: &c.unique_name,
+            attributes: &c.attributes,
+            state: c.state.as_str(),
+            date_created: c.date_created.rfc3339(),
+            date_updated: c.date_updated.rfc3339(),
+            timers: TimersView::of(&c.timers),
+            links: ConversationLinks {
+                participants: format!("{url}/Participants"),
+                messages: format!("{url}/Messages"),
+                webhooks: format!("{url}/Webhooks"),
+                export: format!("{url}/Export"),
+            },
+            url,
+            bindings: None,
+        }
     }
-    Value::Object(m)
 }
 
 pub(super) fn render(scope: &Scope, c: &Conversation) -> Value {
-    let url = scope.url(&format!("/Conversations/{}", c.sid));
-    json!({
-        "account_sid": scope.account.sid,
-        "chat_service_sid": scope.service_sid,
-        "messaging_service_sid": c.messaging_service_sid,
-        "sid": c.sid,
-        "friendly_name": c.friendly_name,
-        "unique_name": c.unique_name,
-        "attributes": c.attributes,
-        "state": c.state.as_str(),
-        "date_created": c.date_created.rfc3339(),
-        "date_updated": c.date_updated.rfc3339(),
-        "timers": timers_json(&c.timers),
-        "url": url,
-        "links": {
-            "participants": format!("{url}/Participants"),
-            "messages": format!("{url}/Messages"),
-            "webhooks": format!("{url}/Webhooks"),
-            "export": format!("{url}/Export"),
-        },
-        "bindings": null,
-    })
+    serde_json::to_value(ConversationView::of(scope, c)).unwrap_or(Value::Null)
 }
 
 fn state_param(p: &super::form::Params) -> Result<Option<ConversationState>, ApiError> {
@@ -83,13 +129,13 @@ async fn create(scope: Scope, OriginalUri(uri): OriginalUri, Form(p): Form) -> R
     Ok((StatusCode::CREATED, Json(render(&scope, &c))))
 }
 
-async fn list(scope: Scope, Query(q): Query) -> Result<Json<Value>, ApiError> {
+async fn list(scope: Scope, Query(q): Query) -> Result<impl IntoResponse, ApiError> {
     let limits = scope.account.limits().clone();
     let req = PageRequest::parse(&q, limits.page_size_max, limits.default_page_size)?;
     let state = state_param(&q)?;
     let start = q.date("StartDate")?;
     let end = q.date("EndDate")?;
-    let body = scope.account.read(|s| -> Result<Value, ApiError> {
+    let body = scope.account.read(|s| -> Result<Vec<u8>, ApiError> {
         let svc = s.service(scope.service.as_deref())?;
         let filtered = state.is_some() || start.is_some() || end.is_some();
         let slice = if filtered {
@@ -112,16 +158,18 @@ async fn list(scope: Scope, Query(q): Query) -> Result<Json<Value>, ApiError> {
                 has_previous: s.has_previous,
             }
         };
-        let items = slice.items.iter().map(|(_, c)| render(&scope, c)).collect();
+        // Serialized here, from views borrowing the state: the hottest list builds no `Value`.
+        let items: Vec<ConversationView> = slice.items.iter().map(|(_, c)| ConversationView::of(&scope, c)).collect();
         let mut extra = Vec::new();
         for k in ["State", "StartDate", "EndDate"] {
             if let Some(v) = q.string(k) {
                 extra.push((k, v));
             }
         }
-        Ok(envelope("conversations", &scope.url("/Conversations"), &extra, &req, &slice, items))
+        let list = page("conversations", &scope.url("/Conversations"), &extra, &req, &slice, items);
+        serde_json::to_vec(&list).map_err(|e| ApiError::new(500, 20500, e.to_string()))
     })?;
-    Ok(Json(body))
+    Ok(([(header::CONTENT_TYPE, "application/json")], body))
 }
 
 async fn fetch(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri) -> Result<Json<Value>, ApiError> {

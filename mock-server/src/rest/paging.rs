@@ -5,7 +5,8 @@
 //! `next_page_url` over a stable history yields every item once, in order, however much arrives
 //! meanwhile at the end.
 use base64::Engine;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::error::ApiError;
 use super::form::Params;
@@ -145,8 +146,9 @@ fn decode_token(t: &str, order: Order) -> Option<(Direction, u64)> {
     Some((dir, seq.parse().ok()?))
 }
 
-/// Builds the list envelope `{ key: [...], meta: {...} }`. `list_url` is the absolute URL of the
-/// list; `extra` are the filters to keep in page URLs (e.g. `Order`, `Identity`).
+/// Builds the list envelope `{ key: [...], meta: {...} }` as a `Value`. `list_url` is the
+/// absolute URL of the list; `extra` are the filters to keep in page URLs (e.g. `Order`,
+/// `Identity`).
 pub fn envelope<T>(
     key: &str,
     list_url: &str,
@@ -155,6 +157,19 @@ pub fn envelope<T>(
     slice: &PageSlice<T>,
     items: Vec<Value>,
 ) -> Value {
+    serde_json::to_value(page(key, list_url, extra, req, slice, items)).unwrap_or(Value::Null)
+}
+
+/// The list envelope as a serializable value: a hot list can serialize its items straight into
+/// the response (views borrowing the domain state) instead of building a `Value` tree first.
+pub fn page<'k, T, I: Serialize>(
+    key: &'k str,
+    list_url: &str,
+    extra: &[(&str, String)],
+    req: &PageRequest,
+    slice: &PageSlice<T>,
+    items: Vec<I>,
+) -> Envelope<'k, I> {
     let query = |page: u64, token: Option<String>| {
         let mut pairs: Vec<(&str, String)> = extra.to_vec();
         pairs.push(("PageSize", req.size.to_string()));
@@ -176,18 +191,47 @@ pub fn envelope<T>(
         )),
         _ => None,
     };
-    json!({
-        key: items,
-        "meta": {
-            "page": req.page,
-            "page_size": req.size,
-            "first_page_url": query(0, None),
-            "previous_page_url": previous,
-            "url": query(req.page, current_token),
-            "next_page_url": next,
-            "key": key,
-        }
-    })
+    Envelope {
+        key,
+        items,
+        meta: Meta {
+            page: req.page,
+            page_size: req.size,
+            first_page_url: query(0, None),
+            previous_page_url: previous,
+            url: query(req.page, current_token),
+            next_page_url: next,
+            key,
+        },
+    }
+}
+
+/// `{ key: items, meta }` (see [`page`]).
+pub struct Envelope<'k, I> {
+    key: &'k str,
+    items: Vec<I>,
+    meta: Meta<'k>,
+}
+
+#[derive(Serialize)]
+struct Meta<'k> {
+    page: u64,
+    page_size: usize,
+    first_page_url: String,
+    previous_page_url: Option<String>,
+    url: String,
+    next_page_url: Option<String>,
+    key: &'k str,
+}
+
+impl<I: Serialize> Serialize for Envelope<'_, I> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry(self.key, &self.items)?;
+        m.serialize_entry("meta", &self.meta)?;
+        m.end()
+    }
 }
 
 #[cfg(test)]
