@@ -45,21 +45,25 @@ fn act(server: &MockServer, who: Option<&str>, action: Value) -> Value {
     server.control().act(ACCOUNT, who, a).expect("the action succeeds")
 }
 
+/// One page of a REST list, as the account.
+async fn get_page(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url)
+        .basic_auth(ACCOUNT, Some(AUTH_TOKEN))
+        .send()
+        .await
+        .expect("GET a page")
+        .json()
+        .await
+        .expect("a JSON page")
+}
+
 /// The domain's history of a conversation over REST: `(index, body)` in index order.
 async fn rest_history(server: &MockServer, conversation: &str) -> Vec<(u64, String)> {
     let http = reqwest::Client::builder().no_proxy().timeout(WAIT).build().expect("client");
     let mut out = Vec::new();
     let mut url = Some(format!("{}/v1/Conversations/{conversation}/Messages?PageSize=100", server.url()));
     while let Some(u) = url.take() {
-        let page: Value = http
-            .get(&u)
-            .basic_auth(ACCOUNT, Some(AUTH_TOKEN))
-            .send()
-            .await
-            .expect("GET messages")
-            .json()
-            .await
-            .expect("JSON page");
+        let page = get_page(&http, &u).await;
         for m in page["messages"].as_array().expect("messages") {
             out.push((
                 m["index"].as_u64().expect("index"),
@@ -383,15 +387,7 @@ async fn paging_case(initial: u64, page_size: u32, inserts: Vec<u8>) {
     let mut rest_seen = Vec::new();
     let mut url = Some(format!("{}/v1/Conversations/{sid}/Messages?PageSize={page_size}", server.url()));
     while let Some(u) = url.take() {
-        let page: Value = http
-            .get(&u)
-            .basic_auth(ACCOUNT, Some(AUTH_TOKEN))
-            .send()
-            .await
-            .expect("GET")
-            .json()
-            .await
-            .expect("JSON");
+        let page = get_page(&http, &u).await;
         rest_seen.extend(
             page["messages"]
                 .as_array()
