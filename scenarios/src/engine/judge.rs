@@ -356,8 +356,6 @@ fn event(x: &EventExpect, w: Window, now: Us, r: &Records, names: &NameMap) -> J
         .copied()
         .filter(|e| payload_matches(x.matches.as_ref(), &e.payload, names))
         .collect();
-    let n = hits.len() as u64;
-    let passed = count.contains(n);
     let expected = format!(
         "{} reports {name}{} {}{}",
         x.client,
@@ -365,22 +363,12 @@ fn event(x: &EventExpect, w: Window, now: Us, r: &Records, names: &NameMap) -> J
         count_text(count),
         window_text(&w, x.since.as_deref())
     );
-    let actual = if passed {
-        String::new()
-    } else if n == 0 && !same.is_empty() {
-        let near: Vec<String> = same.iter().take(5).map(|e| summarize_event(e)).collect();
-        format!("it reported {name} {} time(s), none matching: [{}]", same.len(), near.join(", "))
-    } else {
-        format!("it reported it {n} time(s)")
+    let seen = Seen {
+        verb: "it reported",
+        name: &name,
+        sep: ", ",
     };
-    let evidence = if hits.is_empty() { &same } else { &hits };
-    Judged {
-        passed,
-        expected,
-        actual,
-        evidence: evidence.iter().take(EVIDENCE).map(|e| event_evidence(e)).collect(),
-        fin: count.max.is_some_and(|m| n > m) || (passed && count.max.is_none()) || w.closed(now),
-    }
+    counted(count, w, now, expected, seen, &same, &hits, summarize_event, event_evidence)
 }
 
 fn count_text(c: Count) -> String {
@@ -406,7 +394,6 @@ fn observed(play: &Play<'_>, x: &ObservedExpect, w: Window, now: Us, r: &Records
         .copied()
         .filter(|o| x.matches.as_ref().is_none_or(|m| matches(&Value::Object(m.clone()), &o.detail)))
         .collect();
-    let n = hits.len() as u64;
     let name = obs_name(x.observed);
     if let (Some(path), Some(want)) = (&x.field, &x.values) {
         // The values in the order the server observed them.
@@ -434,7 +421,6 @@ fn observed(play: &Play<'_>, x: &ObservedExpect, w: Window, now: Us, r: &Records
             fin: !on_track || w.closed(now),
         };
     }
-    let passed = count.contains(n);
     let expected = format!(
         "the server observes {name}{}{} {}{}",
         identity.map(|i| format!(" of {i}")).unwrap_or_default(),
@@ -442,20 +428,58 @@ fn observed(play: &Play<'_>, x: &ObservedExpect, w: Window, now: Us, r: &Records
         count_text(count),
         window_text(&w, x.since.as_deref())
     );
+    let seen = Seen {
+        verb: "observed",
+        name: &name,
+        sep: "; ",
+    };
+    counted(count, w, now, expected, seen, &same, &hits, |o| o.summary.clone(), obs_evidence)
+}
+
+/// How a count expectation words what it saw: `it reported message_added …`.
+struct Seen<'a> {
+    verb: &'a str,
+    name: &'a str,
+    sep: &'a str,
+}
+
+/// Judges a count over `same` (records of the right kind in the window) and `hits` (those that
+/// also match): the count holds, or what came instead (the near misses when nothing matched);
+/// the evidence is the hits, else the near misses.
+#[allow(clippy::too_many_arguments)]
+fn counted<T>(
+    count: Count,
+    w: Window,
+    now: Us,
+    expected: String,
+    seen: Seen<'_>,
+    same: &[&T],
+    hits: &[&T],
+    summary: impl Fn(&T) -> String,
+    evidence: impl Fn(&T) -> Value,
+) -> Judged {
+    let n = hits.len() as u64;
+    let passed = count.contains(n);
     let actual = if passed {
         String::new()
     } else if n == 0 && !same.is_empty() {
-        let near: Vec<String> = same.iter().take(5).map(|o| o.summary.clone()).collect();
-        format!("observed {name} {} time(s), none matching: [{}]", same.len(), near.join("; "))
+        let near: Vec<String> = same.iter().take(5).map(|r| summary(r)).collect();
+        format!(
+            "{} {} {} time(s), none matching: [{}]",
+            seen.verb,
+            seen.name,
+            same.len(),
+            near.join(seen.sep)
+        )
     } else {
-        format!("observed it {n} time(s)")
+        format!("{} it {n} time(s)", seen.verb)
     };
-    let evidence = if hits.is_empty() { &same } else { &hits };
+    let shown = if hits.is_empty() { same } else { hits };
     Judged {
         passed,
         expected,
         actual,
-        evidence: evidence.iter().take(EVIDENCE).map(|o| obs_evidence(o)).collect(),
+        evidence: shown.iter().take(EVIDENCE).map(|r| evidence(r)).collect(),
         fin: count.max.is_some_and(|m| n > m) || (passed && count.max.is_none()) || w.closed(now),
     }
 }
