@@ -53,6 +53,10 @@ pub struct Config {
     /// read, so its 128 KiB default costs a 128 KiB memset per read and 128 KiB per connection;
     /// frames larger than the buffer still arrive whole (it grows for them).
     pub read_buffer_size: usize,
+    /// Also hand the server's `client_update` and `close` packets to the notification sink
+    /// (see [`Notification::method`]), as an SDK needs them for its token and reconnect policy.
+    /// Off by default: a benchmark counts only `notification`s.
+    pub control_packets: bool,
 }
 
 impl Config {
@@ -64,6 +68,7 @@ impl Config {
             max_in_flight: 32,
             ack: true,
             read_buffer_size: 8 * 1024,
+            control_packets: false,
         }
     }
 }
@@ -76,8 +81,10 @@ pub enum Error {
     Timeout(&'static str),
     #[error("the connection is closed")]
     Closed,
+    /// An `init` (or `update`) answered with a non-200 status; `payload` is the reply's JSON
+    /// payload (`{"backoff_policy":{"reconnect_min_ms":N}}` for a 429), `null` when empty.
     #[error("init refused with status {status}: {header}")]
-    InitRefused { status: u64, header: Value },
+    InitRefused { status: u64, header: Value, payload: Value },
     #[error("protocol: {0}")]
     Protocol(String),
     #[error("{method} {target} answered HTTP {status}: {body}")]
@@ -91,7 +98,8 @@ pub enum Error {
     SlowConsumer,
 }
 
-/// A server `notification` and when it was read off the socket.
+/// A server `notification` (or, with [`Config::control_packets`], a `client_update` or `close`)
+/// and when it was read off the socket.
 #[derive(Debug, Clone)]
 pub struct Notification {
     pub header: Map<String, Value>,
@@ -100,6 +108,11 @@ pub struct Notification {
 }
 
 impl Notification {
+    /// `notification`, or with [`Config::control_packets`] also `client_update` and `close`.
+    pub fn method(&self) -> &str {
+        self.header.get("method").and_then(Value::as_str).unwrap_or_default()
+    }
+
     /// `twilio.sync.event` or `twilio.ipmsg.typing_indicator`.
     pub fn message_type(&self) -> &str {
         self.header.get("message_type").and_then(Value::as_str).unwrap_or_default()
@@ -152,6 +165,8 @@ enum Command {
         reply: oneshot::Sender<Value>,
     },
     Send(Bytes),
+    /// Close the WebSocket and end the task.
+    Close,
 }
 
 /// The HTTP answer to an upstream request.
@@ -243,10 +258,7 @@ impl Client {
         .map_err(|_| Error::Timeout("init reply"))??;
         let status = init_reply.header.get("status").and_then(|s| s.get("code")).and_then(Value::as_u64);
         if status != Some(200) {
-            return Err(Error::InitRefused {
-                status: status.unwrap_or(0),
-                header: Value::Object(init_reply.header),
-            });
+            return Err(refusal(init_reply));
         }
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
         let task = tokio::spawn(
@@ -256,6 +268,7 @@ impl Client {
                 pending: HashMap::new(),
                 correlations: HashMap::new(),
                 ack: config.ack,
+                control_packets: config.control_packets,
                 sink_wait: config.timeout,
             }
             .run(rx),
@@ -298,6 +311,22 @@ impl Client {
     /// absolute URL on the server (as `links` hold); `params` are sent percent-encoded in
     /// `http_request.params`, as the SDK does.
     pub async fn request(&self, method: &str, target: &str, params: &[(&str, &str)], body: Option<&Value>) -> Result<Answer, Error> {
+        let payload = body
+            .map(|b| serde_json::to_vec(b).expect("a JSON value serialises"))
+            .unwrap_or_default();
+        self.request_with(method, target, params, "application/json", payload).await
+    }
+
+    /// [`Client::request`] with a body of any type: the SDK sends typing as a form
+    /// (`application/x-www-form-urlencoded`).
+    pub async fn request_with(
+        &self,
+        method: &str,
+        target: &str,
+        params: &[(&str, &str)],
+        content_type: &str,
+        payload: Vec<u8>,
+    ) -> Result<Answer, Error> {
         let _permit = timeout(self.config.timeout, self.in_flight.acquire())
             .await
             .map_err(|_| Error::Timeout("request slot"))?
@@ -309,14 +338,11 @@ impl Client {
             "cds.us1.twilio.com"
         };
         let params: Map<String, Value> = params.iter().map(|(k, v)| ((*k).to_owned(), Value::String(enc(v)))).collect();
-        let payload = body
-            .map(|b| serde_json::to_vec(b).expect("a JSON value serialises"))
-            .unwrap_or_default();
         let id = self.next_id();
         let Value::Object(header) = json!({
-            "method": "message", "id": id, "active_grant": "ip_messaging", "payload_type": "application/json",
+            "method": "message", "id": id, "active_grant": "ip_messaging", "payload_type": content_type,
             "http_request": {"host": host, "path": path, "method": method, "params": params,
-                             "headers": {"Content-Type": "application/json"}},
+                             "headers": {"Content-Type": content_type}},
         }) else {
             unreachable!("a JSON object literal")
         };
@@ -360,6 +386,30 @@ impl Client {
                 status: a.status,
                 body: a.body,
             })
+        }
+    }
+
+    /// Gives the session a new token in place (a twilsock `update`, as the SDK's `updateToken`
+    /// does while connected). A refusal is [`Error::InitRefused`] with the reply's status.
+    pub async fn update_token(&self, token: &str) -> Result<(), Error> {
+        let id = self.next_id();
+        let Value::Object(header) = json!({"method": "update", "id": id, "token": token}) else {
+            unreachable!("a JSON object literal")
+        };
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::Request {
+            id,
+            frame: codec::encode(&header, b""),
+            reply: tx,
+        })
+        .await?;
+        let reply = timeout(self.config.timeout, rx)
+            .await
+            .map_err(|_| Error::Timeout("update reply"))?
+            .map_err(|_| Error::Closed)?;
+        match reply.header.get("status").and_then(|s| s.get("code")).and_then(Value::as_u64) {
+            Some(200) => Ok(()),
+            _ => Err(refusal(reply)),
         }
     }
 
@@ -423,18 +473,20 @@ impl Client {
     /// Ends the connection with a twilsock `close` and a WebSocket close, and waits (bounded)
     /// for the task to finish.
     pub async fn close(self) {
+        self.shut_down().await;
+    }
+
+    /// [`Client::close`] through a shared handle: what an owner of an `Arc<Client>` that others
+    /// may still hold calls. Their later requests fail with [`Error::Closed`].
+    pub async fn shut_down(&self) {
         let Value::Object(h) = json!({"method": "close", "id": self.next_id()}) else {
             unreachable!("a JSON object literal")
         };
         let _ = self.send_packet(&h, b"").await;
-        let Client {
-            commands, task, config, ..
-        } = self;
-        // The task closes the socket once the command channel is closed.
-        drop(commands);
-        let task = task.into_inner().unwrap_or_else(|e| e.into_inner());
+        let _ = self.command(Command::Close).await;
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(task) = task {
-            let _ = timeout(config.timeout, task).await;
+            let _ = timeout(self.config.timeout, task).await;
         }
     }
 
@@ -456,6 +508,21 @@ impl Client {
     }
 }
 
+/// The error for a refused `init`/`update` reply.
+fn refusal(reply: Packet) -> Error {
+    let status = reply.header.get("status").and_then(|s| s.get("code")).and_then(Value::as_u64);
+    let payload = if reply.payload.is_empty() {
+        Value::Null
+    } else {
+        reply.payload_json().unwrap_or(Value::Null)
+    };
+    Error::InitRefused {
+        status: status.unwrap_or(0),
+        header: Value::Object(reply.header),
+        payload,
+    }
+}
+
 /// Percent-encodes a query value as the SDK does.
 pub fn enc(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
@@ -467,6 +534,7 @@ struct Task {
     pending: HashMap<String, oneshot::Sender<Packet>>,
     correlations: HashMap<u64, oneshot::Sender<Value>>,
     ack: bool,
+    control_packets: bool,
     sink_wait: Duration,
 }
 
@@ -487,6 +555,10 @@ impl Task {
                         self.correlations.insert(correlation, reply);
                     }
                     Some(Command::Send(frame)) => self.ws.send(Message::Binary(frame)).await?,
+                    Some(Command::Close) => {
+                        let _ = self.ws.close(None).await;
+                        return Ok(());
+                    }
                 },
                 msg = self.ws.next() => {
                     let mut wrote = self.inbound(msg).await?;
@@ -530,7 +602,8 @@ impl Task {
             self.ws.feed(Message::Binary(codec::ack(id))).await?;
             wrote = true;
         }
-        if method != "notification" {
+        let control = self.control_packets && matches!(method, "client_update" | "close");
+        if method != "notification" && !control {
             return Ok(wrote);
         }
         if !self.correlations.is_empty() {
