@@ -95,7 +95,12 @@ pub async fn run(registry: &Registry, defaults: &Defaults, out: &crate::protocol
             let cfg = client.configuration().await?;
             let body = Value::String(json!({ "body": text }).to_string());
             client
-                .call("POST", &format!("{}/{sid}/Messages/{msid}", cfg.conversations_url), &[], Some(&body))
+                .call(
+                    "POST",
+                    &format!("{}/{sid}/Messages/{msid}", cfg.conversations_url),
+                    &[],
+                    Some(&body),
+                )
                 .await?;
             Ok(json!({}))
         }
@@ -245,7 +250,11 @@ async fn create(registry: &Registry, cmd: &Command) -> Result<Value, CommandErro
     let (_, client) = live(registry, cmd).await?;
     let cfg = client.configuration().await?;
     let mut body = serde_json::Map::new();
-    for (arg, field) in [("unique_name", "unique_name"), ("friendly_name", "friendly_name"), ("attributes", "attributes")] {
+    for (arg, field) in [
+        ("unique_name", "unique_name"),
+        ("friendly_name", "friendly_name"),
+        ("attributes", "attributes"),
+    ] {
         if let Some(v) = cmd.opt_str(arg)? {
             body.insert(field.into(), v.into());
         }
@@ -392,7 +401,11 @@ async fn set_read_horizon(registry: &Registry, cmd: &Command) -> Result<Value, C
         }
         Some(v) => match v.as_u64() {
             Some(n) => n.into(),
-            None => return Err(CommandError::failed(format!("\"index\" must be a number, null or \"all\", not {v}"))),
+            None => {
+                return Err(CommandError::failed(format!(
+                    "\"index\" must be a number, null or \"all\", not {v}"
+                )));
+            }
         },
     };
     let cfg = client.configuration().await?;

@@ -149,11 +149,9 @@ impl Book {
 
     /// A conversation by SID or unique name.
     pub fn find(&self, reference: &str) -> Option<&Conversation> {
-        self.conversations.get(reference).or_else(|| {
-            self.conversations
-                .values()
-                .find(|c| c.unique_name.as_deref() == Some(reference))
-        })
+        self.conversations
+            .get(reference)
+            .or_else(|| self.conversations.values().find(|c| c.unique_name.as_deref() == Some(reference)))
     }
 
     /// Every tracked object with the id to resubscribe from.

@@ -39,9 +39,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let observed = std::env::var("REHEARSAL_OBSERVED").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
-    let code = runtime.block_on(async {
-        if observed { run_observed().await } else { run_protocol().await }
-    });
+    let code = runtime.block_on(async { if observed { run_observed().await } else { run_protocol().await } });
     // Tasks of clients that were never shut down must not keep the process alive.
     runtime.shutdown_timeout(Duration::from_millis(100));
     std::process::ExitCode::from(code)

@@ -195,7 +195,9 @@ impl Command {
             None | Some(Value::Null) => Ok(None),
             Some(v) => match v.as_u64() {
                 Some(n) if n <= max => Ok(Some(n)),
-                _ => Err(CommandError::failed(format!("\"{key}\" must be an integer from 0 to {max}, not {v}"))),
+                _ => Err(CommandError::failed(format!(
+                    "\"{key}\" must be an integer from 0 to {max}, not {v}"
+                ))),
             },
         }
     }

@@ -452,7 +452,10 @@ impl Session {
                 true
             }
             Ok(_) => {
-                log!("[{}] token refresh after {reason}: the endpoint returned the token in use", self.name);
+                log!(
+                    "[{}] token refresh after {reason}: the endpoint returned the token in use",
+                    self.name
+                );
                 false
             }
             Err(e) => {

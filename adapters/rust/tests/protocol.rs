@@ -178,7 +178,9 @@ async fn hello_names_the_commands_and_unimplemented_ones_answer_unsupported() {
         assert_eq!(answer["error"]["kind"], "unsupported", "{answer}");
     }
     // Commands on a client that does not exist fail (evidence), not unsupported.
-    let answer = a.call(json!({"cmd": "send", "client": "nobody", "conversation": "general", "text": "x"})).await;
+    let answer = a
+        .call(json!({"cmd": "send", "client": "nobody", "conversation": "general", "text": "x"}))
+        .await;
     assert_eq!(answer["error"]["kind"], "failed", "{answer}");
     a.shutdown().await;
     server.shutdown().await;
@@ -206,7 +208,9 @@ async fn messages_sent_by_one_client_reach_another_and_history_pages_back() {
         .await;
     let index = sent["index"].as_u64().expect("an index");
     let got = a
-        .event("bob's message_added", |e| e["event"] == "message_added" && e["client"] == "bob" && e["body"] == "hi bob")
+        .event("bob's message_added", |e| {
+            e["event"] == "message_added" && e["client"] == "bob" && e["body"] == "hi bob"
+        })
         .await;
     assert_eq!(got["conversation"], general.as_str());
     assert_eq!(got["index"], index);
@@ -229,7 +233,9 @@ async fn messages_sent_by_one_client_reach_another_and_history_pages_back() {
 
     // Media is not implemented: unsupported, not failed.
     let media = a
-        .call(json!({"cmd": "send", "client": "alice", "conversation": "general", "media": {"content_type": "text/plain", "base64": "aGk="}}))
+        .call(
+            json!({"cmd": "send", "client": "alice", "conversation": "general", "media": {"content_type": "text/plain", "base64": "aGk="}}),
+        )
         .await;
     assert_eq!(media["error"]["kind"], "unsupported", "{media}");
     a.shutdown().await;
@@ -246,6 +252,7 @@ async fn a_dropped_client_reconnects_and_receives_what_it_missed() {
         e["event"] == "conversation_joined" && e["client"] == "bob" && e["unique_name"] == "general"
     })
     .await;
+    a.events.clear();
     let dropped = Instant::now();
     drop_sessions(&server, "bob", SessionCommand::Drop);
     a.event("bob connecting", |e| is("connection_state", "bob")(e) && e["state"] == "connecting")
@@ -253,8 +260,10 @@ async fn a_dropped_client_reconnects_and_receives_what_it_missed() {
     // Sent while bob is away (his first retry comes after ~1 s).
     a.ok(json!({"cmd": "send", "client": "alice", "conversation": "general", "text": "while you were out"}))
         .await;
-    a.event("bob connected again", |e| is("connection_state", "bob")(e) && e["state"] == "connected")
-        .await;
+    a.event("bob connected again", |e| {
+        is("connection_state", "bob")(e) && e["state"] == "connected"
+    })
+    .await;
     let waited = dropped.elapsed();
     assert!(waited >= Duration::from_millis(700), "reconnected after {waited:?}: no backoff");
     a.event("the missed message, replayed", |e| {
@@ -270,17 +279,27 @@ async fn a_close_401_is_terminal_and_update_token_brings_the_client_back() {
     let server = MockServer::start().await;
     let mut a = Adapter::start(&server);
     a.ok(json!({"cmd": "connect", "client": "alice"})).await;
+    a.events.clear();
     drop_sessions(&server, "alice", SessionCommand::close(CloseCode::Unauthorized, None));
     let error = a.event("a terminal connection_error", is("connection_error", "alice")).await;
     assert_eq!(error["terminal"], true, "{error}");
     assert_eq!(error["status"], 401, "{error}");
-    a.event("alice disconnected", |e| is("connection_state", "alice")(e) && e["state"] == "disconnected")
-        .await;
+    a.event("alice disconnected", |e| {
+        is("connection_state", "alice")(e) && e["state"] == "disconnected"
+    })
+    .await;
     let token = reqwest_token(&server, "alice").await;
+    assert!(
+        a.seen(is("connection_state", "alice")).iter().all(|e| e["state"] != "connecting"),
+        "a 401 close is not retried"
+    );
     a.ok(json!({"cmd": "update_token", "client": "alice", "token": token})).await;
-    a.event("alice connected again", |e| is("connection_state", "alice")(e) && e["state"] == "connected")
+    a.event("alice connected again", |e| {
+        is("connection_state", "alice")(e) && e["state"] == "connected"
+    })
+    .await;
+    a.ok(json!({"cmd": "send", "client": "alice", "conversation": "general", "text": "back"}))
         .await;
-    a.ok(json!({"cmd": "send", "client": "alice", "conversation": "general", "text": "back"})).await;
     a.shutdown().await;
     server.shutdown().await;
 }
