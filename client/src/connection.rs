@@ -82,9 +82,10 @@ pub enum Error {
     #[error("the connection is closed")]
     Closed,
     /// An `init` (or `update`) answered with a non-200 status; `payload` is the reply's JSON
-    /// payload (`{"backoff_policy":{"reconnect_min_ms":N}}` for a 429), `null` when empty.
+    /// payload (`{"backoff_policy":{"reconnect_min_ms":N}}` for a 429), `null` when empty
+    /// (boxed: it keeps `Error` small).
     #[error("init refused with status {status}: {header}")]
-    InitRefused { status: u64, header: Value, payload: Value },
+    InitRefused { status: u64, header: Value, payload: Box<Value> },
     #[error("protocol: {0}")]
     Protocol(String),
     #[error("{method} {target} answered HTTP {status}: {body}")]
@@ -519,7 +520,7 @@ fn refusal(reply: Packet) -> Error {
     Error::InitRefused {
         status: status.unwrap_or(0),
         header: Value::Object(reply.header),
-        payload,
+        payload: Box::new(payload),
     }
 }
 

@@ -371,7 +371,7 @@ mod tests {
                 json!({"conversation": "CH1", "unique_name": "general", "friendly_name": null})
             )]
         );
-        assert!(b.objects.get("L").is_none(), "the conversation's objects are forgotten");
+        assert!(!b.objects.contains_key("L"), "the conversation's objects are forgotten");
     }
 
     #[test]

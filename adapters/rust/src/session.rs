@@ -528,7 +528,7 @@ impl Session {
                 Effect::Open(sid) => {
                     let (session, client) = (self.clone(), client.clone());
                     tokio::spawn(async move {
-                        match session.open(&client, &[sid.clone()]).await {
+                        match session.open(&client, std::slice::from_ref(&sid)).await {
                             Ok(()) => session.report_joined(&[sid]),
                             Err(e) => log!("[{}] opening {sid} failed: {}", session.name, e.message),
                         }
