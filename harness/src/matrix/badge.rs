@@ -121,7 +121,16 @@ mod tests {
         let long = render(LABEL, "1000/2000", GREEN);
         assert!(short.starts_with("<svg ") && short.contains("<title>conformance: 1/2</title>"));
         assert!(short.contains(&format!("fill=\"{GREEN}\"")));
-        let width = |s: &str| s.split("width=\"").nth(1).unwrap().split('"').next().unwrap().parse::<u32>().unwrap();
+        let width = |s: &str| {
+            s.split("width=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .parse::<u32>()
+                .unwrap()
+        };
         assert!(width(&long) > width(&short) + 30, "{} vs {}", width(&long), width(&short));
         assert!(render("a<b", "&", RED).contains("a&lt;b: &amp;"));
     }

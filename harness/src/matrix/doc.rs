@@ -118,10 +118,12 @@ impl MatrixDoc {
     pub fn of(run: &MatrixRun) -> MatrixDoc {
         // Rows: every scenario any implementation selected, in library order.
         let mut rows: Vec<ScenarioRow> = Vec::new();
-        let mut order: Vec<(usize, String)> = Vec::new();
         for imp in &run.implementations {
             let Ok(report) = &imp.outcome else { continue };
-            let played = report.results.iter().map(|r| (r.outcome.id.clone(), r.outcome.title.clone(), r.outcome.area.clone()));
+            let played = report
+                .results
+                .iter()
+                .map(|r| (r.outcome.id.clone(), r.outcome.title.clone(), r.outcome.area.clone()));
             let not_run = report.summary.not_run.iter().map(|id| {
                 let area = id.split('.').next().unwrap_or_default().to_owned();
                 (id.clone(), String::new(), area)
@@ -131,7 +133,6 @@ impl MatrixDoc {
                     Some(row) if row.title.is_empty() => row.title = title,
                     Some(_) => {}
                     None => {
-                        order.push((area_order(&area), id.clone()));
                         rows.push(ScenarioRow {
                             id,
                             title,
@@ -218,10 +219,7 @@ impl MatrixDoc {
                     exit_code: imp.exit_code(),
                     error,
                     summary,
-                    conformance: Conformance {
-                        passed,
-                        total: rows.len(),
-                    },
+                    conformance: Conformance { passed, total: rows.len() },
                 }
             })
             .collect();
@@ -256,7 +254,10 @@ impl MatrixDoc {
             ));
         }
         if doc.version != VERSION {
-            return Err(format!("matrix report version {} is not supported (this is version {VERSION})", doc.version));
+            return Err(format!(
+                "matrix report version {} is not supported (this is version {VERSION})",
+                doc.version
+            ));
         }
         Ok(doc)
     }

@@ -152,7 +152,11 @@ pub fn render(run: &MatrixRun, doc: &MatrixDoc) -> String {
     }
     h.push_str("</table>\n");
 
-    let errors: Vec<_> = run.implementations.iter().filter_map(|i| i.outcome.as_ref().err().map(|e| (i, e))).collect();
+    let errors: Vec<_> = run
+        .implementations
+        .iter()
+        .filter_map(|i| i.outcome.as_ref().err().map(|e| (i, e)))
+        .collect();
     if !errors.is_empty() {
         h.push_str("<h2>Could not run</h2>\n");
         for (i, e) in errors {

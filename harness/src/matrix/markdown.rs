@@ -64,7 +64,11 @@ pub fn render(doc: &MatrixDoc) -> String {
         .collect();
     md.push('\n');
     if notable.is_empty() {
-        let _ = writeln!(md, "Every one of the {} scenarios is OK for every implementation.", doc.scenarios.len());
+        let _ = writeln!(
+            md,
+            "Every one of the {} scenarios is OK for every implementation.",
+            doc.scenarios.len()
+        );
         return md;
     }
     let _ = writeln!(

@@ -99,12 +99,14 @@ pub fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_NAME
         && s.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+'))
 }
 
 /// `NODE_OPTIONS`, `DEBUG`, `A1`: what an environment assignment in front of a command looks like.
 fn is_env_assignment_name(s: &str) -> bool {
-    s.starts_with(|c: char| c.is_ascii_uppercase() || c == '_') && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    s.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+        && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// A matrix report file format (`--report KIND=PATH`).
@@ -145,7 +147,9 @@ impl FromStr for OutputSpec {
     type Err = String;
     fn from_str(s: &str) -> Result<OutputSpec, String> {
         let kinds = "junit, json, html, matrix-json, matrix-html, matrix-md or badges";
-        let (kind, path) = s.split_once('=').ok_or_else(|| format!("expected KIND=PATH ({kinds}), not `{s}`"))?;
+        let (kind, path) = s
+            .split_once('=')
+            .ok_or_else(|| format!("expected KIND=PATH ({kinds}), not `{s}`"))?;
         if let Some(k) = MatrixKind::ALL.into_iter().find(|k| k.as_str() == kind.trim()) {
             if path.is_empty() {
                 return Err(format!("`{kind}=` needs a path"));
@@ -344,7 +348,10 @@ mod tests {
     #[test]
     fn client_values_parse() {
         let named = ClientSpec::parse("sdk-3.0.1=node adapter.mjs --sdk 3.0.1", 1).unwrap();
-        assert_eq!((named.name.as_str(), named.command.as_str()), ("sdk-3.0.1", "node adapter.mjs --sdk 3.0.1"));
+        assert_eq!(
+            (named.name.as_str(), named.command.as_str()),
+            ("sdk-3.0.1", "node adapter.mjs --sdk 3.0.1")
+        );
         let rust = ClientSpec::parse("rust=rehearsal-adapter-rust", 2).unwrap();
         assert_eq!((rust.name.as_str(), rust.command.as_str()), ("rust", "rehearsal-adapter-rust"));
         // A bare command keeps its meaning, environment assignments included.

@@ -11,6 +11,7 @@ use rehearsal_harness::runner::{ClientInfo, driver_env, harness_outcome};
 use rehearsal_harness::{Play, ProcessDriver, Reporter, RunError, RunOptions, RunSummary, Selection, exit};
 use rehearsal_mock_server::MockServer;
 use rehearsal_scenarios::Loaded;
+use rehearsal_scenarios::engine::ClientDriver;
 use rehearsal_scenarios::outcome::{ScenarioOutcome, Verdict};
 use serde_json::Value;
 
@@ -58,7 +59,12 @@ fn sample_matrix() -> MatrixRun {
         r.deviated = false;
         r.deviation = None;
     }
-    second.summary = RunSummary::of(7, &second.results, vec!["typing.started-then-ended".into()], Duration::from_millis(4000));
+    second.summary = RunSummary::of(
+        7,
+        &second.results,
+        vec!["typing.started-then-ended".into()],
+        Duration::from_millis(4000),
+    );
     MatrixRun {
         implementations: vec![
             ImplementationRun {
@@ -102,12 +108,19 @@ fn matrix_json_matches_its_schema_and_names_each_implementation() {
         .iter()
         .map(|i| (i.name.as_str(), i.client.as_ref().map(|c| c.version.as_str())))
         .collect();
-    assert_eq!(names, [("fake-0.0.1", Some("0.0.1")), ("fake-0.0.2", Some("0.0.2")), ("broken", None)]);
+    assert_eq!(
+        names,
+        [("fake-0.0.1", Some("0.0.1")), ("fake-0.0.2", Some("0.0.2")), ("broken", None)]
+    );
     let codes: Vec<u8> = doc.implementations.iter().map(|i| i.exit_code).collect();
     assert_eq!(codes, [exit::FAILED, exit::OK, exit::ERROR]);
     // 6 played + 1 not run (--fail-fast) rows; passed = OK + NON-STRICT + INFORMATIONAL.
     assert_eq!(doc.scenarios.len(), 7);
-    let conformance: Vec<(usize, usize)> = doc.implementations.iter().map(|i| (i.conformance.passed, i.conformance.total)).collect();
+    let conformance: Vec<(usize, usize)> = doc
+        .implementations
+        .iter()
+        .map(|i| (i.conformance.passed, i.conformance.total))
+        .collect();
     assert_eq!(conformance, [(3, 7), (6, 7), (0, 7)]);
     let deviated = doc.scenarios.iter().find(|s| s.id == "token.refresh-while-disconnected").unwrap();
     assert_eq!(deviated.results[0].verdict, "FAILED");
@@ -146,9 +159,13 @@ fn matrix_markdown_with_every_scenario_ok() {
     let md = markdown::render(&MatrixDoc::of(&run));
     assert!(md.contains("| conformance | **6/7** |"), "{md}");
     assert!(md.contains("`typing.started-then-ended` | NOT-RUN"), "{md}");
+    assert!(!md.contains("connection.drop-reconnects"), "OK-everywhere rows are left out:\n{md}");
     run.implementations[0].outcome.as_mut().unwrap().summary.not_run.clear();
     let md = markdown::render(&MatrixDoc::of(&run));
-    assert!(md.ends_with("Every one of the 6 scenarios is OK for every implementation.\n"), "{md}");
+    assert!(
+        md.ends_with("Every one of the 6 scenarios is OK for every implementation.\n"),
+        "{md}"
+    );
 }
 
 #[test]
@@ -156,7 +173,7 @@ fn badges_one_per_implementation() {
     let badges = badge::badges(&MatrixDoc::of(&sample_matrix()));
     let files: Vec<&str> = badges.iter().map(|(f, _)| f.as_str()).collect();
     assert_eq!(files, ["fake-0.0.1.svg", "fake-0.0.2.svg", "broken.svg"]);
-    assert!(badges[0].1.contains("<title>conformance: 3/7</title>") && badges[0].1.contains(badge::RED));
+    assert!(badges[0].1.contains("<title>conformance: 3/7</title>") && badges[0].1.contains(badge::ORANGE));
     assert!(badges[1].1.contains("<title>conformance: 6/7</title>") && badges[1].1.contains(badge::YELLOW_GREEN));
     assert!(badges[2].1.contains("<title>conformance: could not run</title>") && badges[2].1.contains(badge::GREY));
     insta::assert_snapshot!("matrix_badge", &badges[1].1);
@@ -179,7 +196,7 @@ fn matrix_html_is_a_grid_whose_cells_open_timelines() {
     let links: Vec<&str> = html
         .split("<td class=\"v ")
         .skip(1)
-        .filter_map(|c| c.split("href=\"#").nth(1))
+        .filter_map(|c| c.split("</td>").next().unwrap().split("href=\"#").nth(1))
         .map(|c| c.split('"').next().unwrap())
         .collect();
     assert_eq!(links.len(), 12, "6 played by each of two implementations");
@@ -216,7 +233,11 @@ fn matrix_exit_code_is_the_highest_of_its_implementations() {
 #[test]
 fn readme_table_check_passes_fresh_and_fails_stale() {
     let doc = MatrixDoc::of(&sample_matrix());
-    let readme_text = format!("# Project\n\n## Compatibility\n\n{}\n(placeholder)\n{}\n\n## Next\ntext\n", readme::BEGIN, readme::END);
+    let readme_text = format!(
+        "# Project\n\n## Compatibility\n\n{}\n(placeholder)\n{}\n\n## Next\ntext\n",
+        readme::BEGIN,
+        readme::END
+    );
     // The placeholder is stale.
     assert!(matches!(
         readme::check(&readme_text, &doc, "README.md", "m.json"),
@@ -224,10 +245,17 @@ fn readme_table_check_passes_fresh_and_fails_stale() {
     ));
     let fresh = readme::rewrite(&readme_text, &doc, "README.md").unwrap();
     assert!(fresh.starts_with("# Project\n\n## Compatibility\n\n<!-- compat:begin -->\n"));
-    assert!(fresh.ends_with("<!-- compat:end -->\n\n## Next\ntext\n"), "only the marked part changes");
+    assert!(
+        fresh.ends_with("<!-- compat:end -->\n\n## Next\ntext\n"),
+        "only the marked part changes"
+    );
     assert!(fresh.contains(&markdown::render(&doc)));
     assert_eq!(readme::check(&fresh, &doc, "README.md", "m.json"), Ok(()));
-    assert_eq!(readme::rewrite(&fresh, &doc, "README.md").unwrap(), fresh, "rewriting is idempotent");
+    assert_eq!(
+        readme::rewrite(&fresh, &doc, "README.md").unwrap(),
+        fresh,
+        "rewriting is idempotent"
+    );
     // A verdict changes: the committed table is stale, and the diff says which line.
     let mut changed = doc.clone();
     let row = changed.scenarios.iter_mut().find(|s| s.id == "media.upload-integrity").unwrap();
@@ -235,8 +263,14 @@ fn readme_table_check_passes_fresh_and_fails_stale() {
     let Err(ReadmeError::Stale { diff, .. }) = readme::check(&fresh, &changed, "README.md", "m.json") else {
         panic!("a changed verdict must make the table stale");
     };
-    assert!(diff.contains("-| `media.upload-integrity` | UNIMPLEMENTED | OK | NOT-RUN |"), "{diff}");
-    assert!(diff.contains("+| `media.upload-integrity` | UNIMPLEMENTED | FAILED | NOT-RUN |"), "{diff}");
+    assert!(
+        diff.contains("-| `media.upload-integrity` | UNIMPLEMENTED | OK | NOT-RUN |"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("+| `media.upload-integrity` | UNIMPLEMENTED | FAILED | NOT-RUN |"),
+        "{diff}"
+    );
     let message = readme::check(&fresh, &changed, "README.md", "m.json").unwrap_err().to_string();
     assert!(message.contains("rehearsal compat --matrix m.json --readme README.md"), "{message}");
     // A hand edit inside the markers is stale too; a README without markers is an error.
@@ -324,7 +358,11 @@ async fn a_matrix_of_two_implementations_and_one_that_does_not_start() {
     let mut observer = Observer::default();
     let run = matrix::run_matrix(
         &clients,
-        &base_opts(&["connection.drop-reconnects", "connection.drop-state-sequence", "typing.ended-by-message"]),
+        &base_opts(&[
+            "connection.drop-reconnects",
+            "connection.drop-state-sequence",
+            "typing.ended-by-message",
+        ]),
         move |c: &ClientSpec| (c.name == "v2").then(|| dev_path.clone()),
         ByVersion,
         &mut observer,
@@ -337,7 +375,11 @@ async fn a_matrix_of_two_implementations_and_one_that_does_not_start() {
     );
     assert_eq!(
         observer.finished,
-        [("v3".to_owned(), exit::OK), ("v2".to_owned(), exit::FAILED), ("down".to_owned(), exit::ERROR)]
+        [
+            ("v3".to_owned(), exit::OK),
+            ("v2".to_owned(), exit::FAILED),
+            ("down".to_owned(), exit::ERROR)
+        ]
     );
     assert_eq!(run.exit_code(), exit::ERROR);
 
@@ -352,21 +394,42 @@ async fn a_matrix_of_two_implementations_and_one_that_does_not_start() {
     let json = std::fs::read_to_string(dir.path().join("out/matrix.json")).unwrap();
     assert_valid_matrix(&json);
     let doc = MatrixDoc::parse(&json).unwrap();
-    let versions: Vec<Option<String>> = doc.implementations.iter().map(|i| i.client.as_ref().map(|c| c.version.clone())).collect();
+    let versions: Vec<Option<String>> = doc
+        .implementations
+        .iter()
+        .map(|i| i.client.as_ref().map(|c| c.version.clone()))
+        .collect();
     assert_eq!(versions, [Some("3.0.1".to_owned()), Some("2.0.0".to_owned()), None]);
     assert_eq!(doc.implementations[1].deviations.as_deref(), Some(deviations.to_str().unwrap()));
     assert!(doc.implementations[2].error.as_deref().unwrap().contains("no adapter here"));
     let verdicts: Vec<(String, Vec<String>)> = doc
         .scenarios
         .iter()
-        .map(|s| (s.id.clone(), s.results.iter().map(|c| format!("{}{}", c.verdict, if c.deviated { "~" } else { "" })).collect()))
+        .map(|s| {
+            (
+                s.id.clone(),
+                s.results
+                    .iter()
+                    .map(|c| format!("{}{}", c.verdict, if c.deviated { "~" } else { "" }))
+                    .collect(),
+            )
+        })
         .collect();
     assert_eq!(
         verdicts,
         [
-            ("connection.drop-reconnects".to_owned(), vec!["OK".to_owned(), "FAILED~".to_owned(), NOT_RUN.to_owned()]),
-            ("connection.drop-state-sequence".to_owned(), vec!["OK".to_owned(), "FAILED".to_owned(), NOT_RUN.to_owned()]),
-            ("typing.ended-by-message".to_owned(), vec!["OK".to_owned(), "OK".to_owned(), NOT_RUN.to_owned()]),
+            (
+                "connection.drop-reconnects".to_owned(),
+                vec!["OK".to_owned(), "FAILED~".to_owned(), NOT_RUN.to_owned()]
+            ),
+            (
+                "connection.drop-state-sequence".to_owned(),
+                vec!["OK".to_owned(), "FAILED".to_owned(), NOT_RUN.to_owned()]
+            ),
+            (
+                "typing.ended-by-message".to_owned(),
+                vec!["OK".to_owned(), "OK".to_owned(), NOT_RUN.to_owned()]
+            ),
         ]
     );
 
@@ -374,8 +437,11 @@ async fn a_matrix_of_two_implementations_and_one_that_does_not_start() {
     assert!(md.starts_with("|  | **v3** | **v2** | **down** |\n"), "{md}");
     assert!(md.contains("| client | fake 3.0.1 | fake 2.0.0 | could not run |"), "{md}");
     assert!(md.contains("| conformance | **3/3** | **1/3** | — |"), "{md}");
-    assert!(md.contains("| `connection.drop-reconnects` | OK | FAILED (deviated) | NOT-RUN |"), "{md}");
-    assert!(!md.contains("typing.ended-by-message"), "OK-everywhere rows are left out:\n{md}");
+    assert!(
+        md.contains("| `connection.drop-reconnects` | OK | FAILED (deviated) | NOT-RUN |"),
+        "{md}"
+    );
+    assert!(md.contains("| `typing.ended-by-message` | OK | OK | NOT-RUN |"), "{md}");
 
     let badge = |name: &str| std::fs::read_to_string(dir.path().join(format!("out/badges/{name}.svg"))).unwrap();
     assert!(badge("v3").contains("conformance: 3/3") && badge("v3").contains(badge::BRIGHT_GREEN));
@@ -389,9 +455,15 @@ async fn a_matrix_of_two_implementations_and_one_that_does_not_start() {
 async fn a_selection_that_matches_nothing_ends_the_matrix_at_once() {
     let clients = ClientSpec::parse_all(&[fake("ok"), fake("ok")]).unwrap();
     let mut observer = Observer::default();
-    let err = matrix::run_matrix(&clients, &base_opts(&["typnig.*"]), |_: &ClientSpec| None::<PathBuf>, ByVersion, &mut observer)
-        .await
-        .unwrap_err();
+    let err = matrix::run_matrix(
+        &clients,
+        &base_opts(&["typnig.*"]),
+        |_: &ClientSpec| None::<PathBuf>,
+        ByVersion,
+        &mut observer,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, RunError::Select(_)), "{err}");
     assert_eq!(observer.started.len(), 1, "the second client is not started");
 }
