@@ -5,14 +5,17 @@
 //! does.
 use std::fmt::Write;
 
-use super::doc::{Implementation, MatrixDoc};
+use super::doc::{Implementation, MatrixDoc, Summary};
 
 /// Text for a table cell: no line breaks, `|` escaped.
 fn cell(s: &str) -> String {
     s.replace(['\n', '\r'], " ").replace('|', "\\|")
 }
 
-fn counts(i: &Implementation, f: impl Fn(&super::doc::Summary) -> usize) -> String {
+/// One count of a summary.
+type Count = fn(&Summary) -> usize;
+
+fn counts(i: &Implementation, f: Count) -> String {
     i.summary.as_ref().map_or_else(|| "—".to_owned(), |s| f(s).to_string())
 }
 
@@ -46,7 +49,7 @@ pub fn render(doc: &MatrixDoc) -> String {
             })
             .collect(),
     );
-    let lines: [(&str, fn(&super::doc::Summary) -> usize); 6] = [
+    let lines: [(&str, Count); 6] = [
         ("OK", |s| s.ok),
         ("NON-STRICT", |s| s.non_strict),
         ("INFORMATIONAL", |s| s.informational),
