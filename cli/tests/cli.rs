@@ -389,8 +389,9 @@ fn run_with_several_clients_writes_one_matrix_and_a_report_per_client() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
-    // The fake only connects: the scenario is UNIMPLEMENTED for both, which passes.
-    assert_eq!(run.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    // The fake answers `connect` but opens no session: the scenario FAILS for both (exit 1,
+    // the highest of the clients').
+    assert_eq!(run.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
     assert!(stdout.contains("=== old (1/2):") && stdout.contains("=== new (2/2):"), "{stdout}");
     assert!(stdout.contains("| client | fake 2.0.0 | fake 3.0.1 |"), "{stdout}");
     for name in ["old", "new"] {
@@ -401,11 +402,12 @@ fn run_with_several_clients_writes_one_matrix_and_a_report_per_client() {
     let matrix: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("matrix.json")).unwrap()).unwrap();
     assert_eq!(matrix["format"], "rehearsal-matrix-report");
     assert_eq!(matrix["implementations"][1]["client"]["version"], "3.0.1");
-    assert_eq!(matrix["scenarios"][0]["results"][0]["verdict"], "UNIMPLEMENTED");
+    assert_eq!(matrix["exit_code"], 1);
+    assert_eq!(matrix["scenarios"][0]["results"][0]["verdict"], "FAILED");
     assert!(
         std::fs::read_to_string(dir.path().join("matrix.md"))
             .unwrap()
-            .contains("| UNIMPLEMENTED | 1 | 1 |")
+            .contains("| FAILED | 1 | 1 |")
     );
 
     // The README table, from that matrix: written, then checked fresh (0) and stale (1).
