@@ -66,40 +66,58 @@ pub fn check(readme: &str, doc: &MatrixDoc, file: &str, matrix: &str) -> Result<
     })
 }
 
-/// A unified-style diff of two short texts: the common head and tail are kept as context
-/// (three lines each), the differing middle is shown as removed and added lines.
+/// A line diff of two short texts (a README section: tens of lines), from their longest common
+/// subsequence: removed lines `-`, added `+`, three unchanged lines of context around each
+/// change, `@@ line N @@` (N counted in the committed file, the section starting at
+/// `first_line`) where a run of changes starts after skipped lines.
 pub fn diff(old: &str, new: &str, file: &str, first_line: usize) -> String {
     let (a, b): (Vec<&str>, Vec<&str>) = (old.lines().collect(), new.lines().collect());
-    let head = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    let tail = a[head..]
-        .iter()
-        .rev()
-        .zip(b[head..].iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
+    // lcs[i][j]: length of the longest common subsequence of a[i..] and b[j..].
+    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    // (marker, line, line number in the committed text)
+    let mut ops: Vec<(char, &str, usize)> = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            ops.push((' ', a[i], i));
+            i += 1;
+            j += 1;
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            ops.push(('-', a[i], i));
+            i += 1;
+        } else {
+            ops.push(('+', b[j], i));
+            j += 1;
+        }
+    }
     let context = 3;
-    let from = head.saturating_sub(context);
+    let near_change = |k: usize| {
+        let lo = k.saturating_sub(context);
+        let hi = (k + context + 1).min(ops.len());
+        ops[lo..hi].iter().any(|(m, _, _)| *m != ' ')
+    };
     let mut out = String::new();
     let _ = writeln!(out, "--- {file} (committed)\n+++ {file} (from the matrix run)");
-    let _ = writeln!(
-        out,
-        "@@ -{},{} +{},{} @@",
-        first_line + from,
-        a.len() - tail - from + context.min(tail),
-        first_line + from,
-        b.len() - tail - from + context.min(tail)
-    );
-    for line in &a[from..head] {
-        let _ = writeln!(out, " {line}");
-    }
-    for line in &a[head..a.len() - tail] {
-        let _ = writeln!(out, "-{line}");
-    }
-    for line in &b[head..b.len() - tail] {
-        let _ = writeln!(out, "+{line}");
-    }
-    for line in a[a.len() - tail..].iter().take(context) {
-        let _ = writeln!(out, " {line}");
+    let mut skipped = true;
+    for (k, (marker, line, at)) in ops.iter().enumerate() {
+        if !near_change(k) {
+            skipped = true;
+            continue;
+        }
+        if skipped {
+            let _ = writeln!(out, "@@ line {} @@", first_line + at);
+            skipped = false;
+        }
+        let _ = writeln!(out, "{marker}{line}");
     }
     out
 }
@@ -124,6 +142,26 @@ mod tests {
         let d = diff(old, new, "README.md", 10);
         assert!(d.contains("-d\n+D\n"), "{d}");
         assert!(d.contains(" c\n") && d.contains(" e\n"), "{d}");
-        assert!(d.contains("@@ -10,6 +10,6 @@"), "{d}");
+        assert!(d.contains("@@ line 10 @@"), "{d}");
+        // Only the lines that differ are marked, however far apart.
+        let old: String = (0..30).map(|n| format!("line-{n}\n")).collect();
+        let new = old.replace("line-5\n", "five\n").replace("line-25\n", "twenty-five\n");
+        let d = diff(&old, &new, "R", 1);
+        assert_eq!(
+            d.lines()
+                .filter(|l| l.starts_with('-') && !l.starts_with("---"))
+                .collect::<Vec<_>>(),
+            ["-line-5", "-line-25"]
+        );
+        assert_eq!(
+            d.lines()
+                .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+                .collect::<Vec<_>>(),
+            ["+five", "+twenty-five"]
+        );
+        assert!(
+            d.contains("@@ line 3 @@") && d.contains("@@ line 23 @@") && !d.contains("\n line-12\n"),
+            "{d}"
+        );
     }
 }
