@@ -3,9 +3,10 @@
 # e2e/ — the official SDK, the twilio helper library and Twilio's OpenAPI description —, the
 # reference adapter's npm packages, and the twilio PyPI helper library in a virtualenv), checks
 # formatting and lints, runs the Rust tests, the Node suites and the Python suite against the
-# real `rehearsal` binary, then the conformance run: the whole scenario library against the
-# clean reference adapter (must pass), the mutant check (every planted bug must be caught) and
-# a determinism check (two more runs must give every scenario the same verdict).
+# real `rehearsal` binary, then the conformance runs: the compatibility matrix (the whole scenario
+# library against each client; every client must pass, and README's compatibility table must be
+# the one the matrix produced), the mutant check (every planted bug must be caught) and a
+# determinism check (two more runs must give every scenario the same verdict).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -36,17 +37,26 @@ export REHEARSAL_BIN="$root/target/debug/rehearsal"
 step "Python suite (twilio helper library)"
 e2e/python/.venv/bin/python -m pytest e2e/python -q
 
-# 6 scenarios at once on CI's 2 cores: they mostly wait on the SDK's timers (README "How long it
-# takes").
-step "conformance: the whole scenario library against the reference adapter (must exit 0)"
-"$REHEARSAL_BIN" run --client "node adapters/twilio-conversations-js/adapter.mjs" --jobs 6 --no-progress \
-  --report junit=target/rehearsal/conformance.xml --report json=target/rehearsal/conformance.json \
-  --report html=target/rehearsal/conformance.html
+# The compatibility matrix: the whole library against every client, one client after the other
+# (each with the whole --jobs and a server of its own), 6 scenarios at once on CI's 2 cores: they
+# mostly wait on the SDK's timers (README "How long it takes"). Per client: a JUnit, JSON and HTML
+# run report (target/rehearsal/NAME.*); for all: the matrix (JSON, HTML, Markdown) and a badge per
+# client. Exit 0 only if every client passes (the highest of the clients' exit codes).
+step "conformance: the compatibility matrix, the whole scenario library against each client (must exit 0)"
+"$REHEARSAL_BIN" run --jobs 6 --no-progress \
+  --client "sdk-3.0.1=node adapters/twilio-conversations-js/adapter.mjs" \
+  --report "junit=target/rehearsal/{client}.xml" --report "json=target/rehearsal/{client}.json" \
+  --report "html=target/rehearsal/{client}.html" \
+  --report matrix-json=target/rehearsal/matrix.json --report matrix-html=target/rehearsal/matrix.html \
+  --report matrix-md=target/rehearsal/matrix.md --report badges=target/rehearsal/badges
+
+step "conformance: README's compatibility table is the one this run produced"
+"$REHEARSAL_BIN" compat --matrix target/rehearsal/matrix.json --readme README.md --check
 
 step "conformance: every mutant of the reference adapter is caught"
-REHEARSAL_BIN="$REHEARSAL_BIN" REHEARSAL_BASELINE=target/rehearsal/conformance.json JOBS=6 \
+REHEARSAL_BIN="$REHEARSAL_BIN" REHEARSAL_BASELINE=target/rehearsal/sdk-3.0.1.json JOBS=6 \
   bash harness/check-mutants.sh
 
 step "conformance: the same verdicts again (2 more runs compared with the one above)"
-REHEARSAL_BIN="$REHEARSAL_BIN" REHEARSAL_BASELINE=target/rehearsal/conformance.json JOBS=6 \
+REHEARSAL_BIN="$REHEARSAL_BIN" REHEARSAL_BASELINE=target/rehearsal/sdk-3.0.1.json JOBS=6 \
   REHEARSAL_DETERMINISM_REPORTS=target/rehearsal/determinism bash harness/check-determinism.sh 3

@@ -18,6 +18,7 @@ use rehearsal_mock_server::server::{Credentials, ServerConfig, Startup, prepare,
 use rehearsal_scenarios::Area;
 
 mod bench;
+mod matrix;
 
 mod scenario_play;
 
@@ -67,6 +68,10 @@ enum Command {
     /// and grade every scenario.
     #[command(after_help = RUN_HELP)]
     Run(RunArgs),
+    /// Keep a README's compatibility table true: rewrite the table between `<!-- compat:begin -->`
+    /// and `<!-- compat:end -->` from a matrix JSON report (`run --report matrix-json=PATH`), or
+    /// with --check exit 1 and print a diff when the committed table differs.
+    Compat(matrix::CompatArgs),
     /// The scenario library: list, show and validate scenarios.
     Scenarios {
         #[command(subcommand)]
@@ -88,16 +93,29 @@ Exit codes:
   2  could not run: bad arguments, no scenario selected, invalid library or deviations file,
      the client does not start, a report cannot be written
 
+Several clients (a compatibility matrix): repeat --client NAME=COMMAND. Each client plays the
+selection in turn, with the whole --jobs and a server of its own; `{client}` in a junit/json/html
+path is replaced by the client's name, and matrix-json, matrix-html, matrix-md and badges write
+one report of clients × scenarios. A bare COMMAND is named client-N; a NAME=COMMAND value whose
+NAME is all capitals (NODE_OPTIONS=…) is a command with an environment assignment, as always.
+The exit code of a matrix run is the highest of its clients' codes: 1 if any client has a FAILED
+scenario, 2 if any could not run (the others still play) or a report cannot be written.
+
 Examples:
   rehearsal run --client \"node adapters/twilio-conversations-js/adapter.mjs\"
   rehearsal run --client \"./my-adapter\" --area token --scenario 'connection.drop-*' \\
-      --jobs 4 --report junit=rehearsal.xml --report html=rehearsal.html";
+      --jobs 4 --report junit=rehearsal.xml --report html=rehearsal.html
+  rehearsal run --client \"sdk-3.0.1=node adapters/twilio-conversations-js/adapter.mjs --sdk 3.0.1\" \\
+      --client \"rust=rehearsal-adapter-rust\" --report json=out/{client}.json \\
+      --report matrix-html=out/matrix.html --report matrix-md=out/matrix.md --report badges=out/badges";
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// The client under test: a shell command starting its adapter (run with `sh -c`).
-    #[arg(long, env = "REHEARSAL_CLIENT")]
-    client: String,
+    /// The client under test: a shell command starting its adapter (run with `sh -c`), or
+    /// NAME=COMMAND to name it. Repeat for a compatibility matrix: each client plays the
+    /// selection in turn (see "Several clients" below).
+    #[arg(long = "client", value_name = "[NAME=]COMMAND", env = "REHEARSAL_CLIENT", required = true)]
+    clients: Vec<String>,
     /// Play the scenarios whose id matches (`*` matches anything); repeatable.
     #[arg(long = "scenario", value_name = "GLOB")]
     scenarios: Vec<String>,
@@ -107,15 +125,18 @@ struct RunArgs {
     /// Scenarios played at once (default: 3 per CPU, at most 24).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
-    /// A deviations file (TOML `[[deviation]]` entries: scenario, implementation, reason, link).
-    #[arg(long, value_name = "FILE")]
-    deviations: Option<PathBuf>,
+    /// A deviations file (TOML `[[deviation]]` entries: scenario, implementation, reason, link);
+    /// NAME=FILE: for the client NAME only (it replaces a FILE given for all). Repeatable.
+    #[arg(long = "deviations", value_name = "[NAME=]FILE")]
+    deviations: Vec<String>,
     /// Stop starting scenarios after the first FAILED one.
     #[arg(long)]
     fail_fast: bool,
-    /// Write a report: junit=PATH, json=PATH or html=PATH; repeatable.
+    /// Write a report: junit=PATH, json=PATH or html=PATH (one client's run; with several
+    /// clients PATH must contain {client}), matrix-json=PATH, matrix-html=PATH, matrix-md=PATH
+    /// or badges=DIR (the matrix of every client); repeatable.
     #[arg(long = "report", value_name = "KIND=PATH")]
-    reports: Vec<rehearsal_harness::ReportSpec>,
+    reports: Vec<rehearsal_harness::OutputSpec>,
     /// Play the scenarios of this folder instead of the embedded library.
     #[arg(long, value_name = "DIR")]
     scenarios_dir: Option<PathBuf>,
@@ -192,6 +213,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run_scenarios(args),
+        Command::Compat(args) => matrix::compat(args),
         Command::Scenarios { command } => scenarios(command),
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => {
@@ -255,9 +277,8 @@ fn main() -> ExitCode {
 }
 
 fn run_scenarios(args: RunArgs) -> ExitCode {
-    use rehearsal_harness::report::{FileReporter, HumanReporter};
     init_logging("warn");
-    let mut opts = rehearsal_harness::RunOptions::new(args.client);
+    let mut opts = rehearsal_harness::RunOptions::new(String::new());
     opts.selection = rehearsal_harness::Selection {
         globs: args.scenarios,
         areas: args
@@ -269,35 +290,17 @@ fn run_scenarios(args: RunArgs) -> ExitCode {
     if let Some(j) = args.jobs {
         opts.jobs = usize::from(j);
     }
-    opts.deviations = args.deviations;
     opts.fail_fast = args.fail_fast;
     opts.scenarios_dir = args.scenarios_dir;
     opts.redact = args.redact;
     let progress = !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let mut reporters: Vec<Box<dyn rehearsal_harness::Reporter>> =
-        vec![Box::new(HumanReporter::new(Box::new(std::io::stdout()), progress))];
-    reporters.extend(
-        args.reports
-            .into_iter()
-            .map(|spec| Box::new(FileReporter::new(spec)) as Box<dyn rehearsal_harness::Reporter>),
-    );
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("rehearsal: cannot start the async runtime: {e}");
-            return ExitCode::from(rehearsal_harness::exit::ERROR);
-        }
-    };
-    match rt.block_on(rehearsal_harness::run(opts, reporters)) {
-        Ok(report) => ExitCode::from(report.exit_code()),
-        Err(e) => {
-            eprintln!("rehearsal: {e}");
-            if let rehearsal_harness::RunError::Library(errors) = &e {
-                eprint!("{}", rehearsal_harness::catalog::render_errors(errors));
-            }
-            ExitCode::from(e.exit_code())
-        }
-    }
+    matrix::run(matrix::Args {
+        clients: args.clients,
+        deviations: args.deviations,
+        reports: args.reports,
+        progress,
+        opts,
+    })
 }
 
 fn scenarios(command: ScenariosCommand) -> ExitCode {

@@ -350,3 +350,103 @@ async fn the_webhook_timeout_is_a_serve_option() {
     assert!(s.stop().success());
     drop(silent);
 }
+
+fn fake_adapter() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../harness/tests/it/adapters/fake.sh");
+    format!("sh '{}' ok", path.display())
+}
+
+#[test]
+fn run_with_several_clients_writes_one_matrix_and_a_report_per_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    // With several clients, a run report must say where each client's goes.
+    let refused = Command::new(BIN)
+        .args(["run", "--client", "a=x", "--client", "b=y", "--report", "json=r.json"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("{client}"));
+    let run = Command::new(BIN)
+        .args([
+            "run",
+            "--client",
+            &format!("old=FAKE_VERSION=2.0.0 {}", fake_adapter()),
+            "--client",
+            &format!("new=FAKE_VERSION=3.0.1 {}", fake_adapter()),
+            "--scenario",
+            "typing.ended-by-message",
+            "--no-progress",
+            "--report",
+            &format!("json={out}/{{client}}.json"),
+            "--report",
+            &format!("matrix-json={out}/matrix.json"),
+            "--report",
+            &format!("matrix-md={out}/matrix.md"),
+            "--report",
+            &format!("badges={out}/badges"),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    // The fake answers `connect` but opens no session: the scenario FAILS for both (exit 1,
+    // the highest of the clients').
+    assert_eq!(run.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.contains("=== old (1/2):") && stdout.contains("=== new (2/2):"), "{stdout}");
+    assert!(stdout.contains("| client | fake 2.0.0 | fake 3.0.1 |"), "{stdout}");
+    for name in ["old", "new"] {
+        let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join(format!("{name}.json"))).unwrap()).unwrap();
+        assert_eq!(report["format"], "rehearsal-run-report");
+        assert!(dir.path().join(format!("badges/{name}.svg")).is_file());
+    }
+    let matrix: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("matrix.json")).unwrap()).unwrap();
+    assert_eq!(matrix["format"], "rehearsal-matrix-report");
+    assert_eq!(matrix["implementations"][1]["client"]["version"], "3.0.1");
+    assert_eq!(matrix["exit_code"], 1);
+    assert_eq!(matrix["scenarios"][0]["results"][0]["verdict"], "FAILED");
+    assert!(
+        std::fs::read_to_string(dir.path().join("matrix.md"))
+            .unwrap()
+            .contains("| FAILED | 1 | 1 |")
+    );
+
+    // The README table, from that matrix: written, then checked fresh (0) and stale (1).
+    let readme = dir.path().join("README.md");
+    std::fs::write(
+        &readme,
+        "# x\n\n## Compatibility\n\n<!-- compat:begin -->\nold table\n<!-- compat:end -->\n",
+    )
+    .unwrap();
+    let compat = |check: bool| {
+        let mut c = Command::new(BIN);
+        c.args([
+            "compat",
+            "--matrix",
+            &format!("{out}/matrix.json"),
+            "--readme",
+            readme.to_str().unwrap(),
+        ]);
+        if check {
+            c.arg("--check");
+        }
+        c.output().unwrap()
+    };
+    let stale = compat(true);
+    assert_eq!(stale.status.code(), Some(1));
+    let diff = String::from_utf8_lossy(&stale.stderr);
+    assert!(
+        diff.contains("is stale") && diff.contains("-old table") && diff.contains("+| client | fake 2.0.0 | fake 3.0.1 |"),
+        "{diff}"
+    );
+    assert_eq!(compat(false).status.code(), Some(0));
+    assert!(
+        std::fs::read_to_string(&readme)
+            .unwrap()
+            .contains("| conformance | **0/1** | **0/1** |")
+    );
+    let fresh = compat(true);
+    assert_eq!(fresh.status.code(), Some(0), "{}", String::from_utf8_lossy(&fresh.stderr));
+    // No markers, or not a matrix: cannot check (2).
+    std::fs::write(&readme, "# x\n").unwrap();
+    assert_eq!(compat(true).status.code(), Some(2));
+}

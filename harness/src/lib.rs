@@ -22,6 +22,8 @@
 //! - `select`: `--scenario` globs and `--area`; `deviations`: the deviations file.
 //! - `report`: the reporters (human, JUnit, JSON, HTML), pure consumers of events;
 //!   `redact`: volatile values out of reports.
+//! - `matrix`: [`run_matrix`] — the library against several implementations, one after the
+//!   other, graded side by side (JSON, HTML, Markdown, badges; README table upkeep).
 //! - `catalog`: what `rehearsal scenarios list/show/validate` print.
 //! - `exit`: the documented exit codes.
 //!
@@ -31,6 +33,7 @@ pub mod catalog;
 pub mod deviations;
 mod engine;
 pub mod exit;
+pub mod matrix;
 pub mod process;
 pub mod redact;
 pub mod report;
@@ -38,6 +41,7 @@ pub mod runner;
 pub mod select;
 
 pub use deviations::{Deviation, Deviations, DeviationsError};
+pub use matrix::{ClientSpec, MatrixRun, OutputSpec, run_matrix};
 pub use process::ProcessDriver;
 pub use redact::Redactor;
 pub use report::{ReportKind, ReportSpec, Reporter};

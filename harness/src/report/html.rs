@@ -41,7 +41,7 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-fn css_class(v: Verdict) -> &'static str {
+pub(crate) fn css_class(v: Verdict) -> &'static str {
     match v {
         Verdict::Ok => "ok",
         Verdict::NonStrict => "nonstrict",
@@ -51,14 +51,14 @@ fn css_class(v: Verdict) -> &'static str {
     }
 }
 
-fn anchor(id: &str) -> String {
+pub(crate) fn anchor(id: &str) -> String {
     format!(
         "s-{}",
         id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '.', "_")
     )
 }
 
-const STYLE: &str = r#"
+pub(crate) const STYLE: &str = r#"
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1400px;padding:0 24px 48px;color:#1d2430;background:#fbfbfd}
 h1{font-size:22px;margin:24px 0 4px}h2{font-size:18px;margin:28px 0 8px}
 code,pre,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px}
@@ -193,13 +193,20 @@ fn matrix(report: &RunReport) -> String {
 }
 
 fn scenario(r: &ScenarioResult) -> String {
+    let open = r.outcome.verdict == Verdict::Failed && !r.deviated;
+    scenario_block(r, &anchor(&r.outcome.id), open)
+}
+
+/// A scenario's block (reason, sequence diagram, expectations, steps, stderr) as a `<details>`
+/// with this HTML id; the matrix report shows the same block per cell.
+pub(crate) fn scenario_block(r: &ScenarioResult, id: &str, open: bool) -> String {
     let o = &r.outcome;
     let mut h = String::new();
-    let open = if o.verdict == Verdict::Failed && !r.deviated { " open" } else { "" };
+    let open = if open { " open" } else { "" };
     let _ = write!(
         h,
         "<details class=\"scenario\" id=\"{}\"{open}>\n<summary><span class=\"badge {}\">{}</span> <code>{}</code> — {} <span class=\"meta\">({} ms)</span>",
-        anchor(&o.id),
+        escape(id),
         css_class(o.verdict),
         verdict_name(o.verdict),
         escape(&o.id),

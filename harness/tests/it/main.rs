@@ -2,6 +2,7 @@
 //! a scripted engine, the reporters (snapshots, the JSON schema), and end to end with the
 //! reference adapter.
 mod e2e;
+mod matrix;
 mod process;
 mod report;
 mod runner;

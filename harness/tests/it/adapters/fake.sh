@@ -11,12 +11,15 @@
 #   garbage            writes lines that break the protocol, then behaves like `ok`
 #   future             announces protocol 2
 #   noisy              writes 100 KiB to stderr, then behaves like `ok`
+#
+# `hello` names the implementation `$FAKE_NAME` (default `fake`), version `$FAKE_VERSION`
+# (default `0.0.1`): several fakes can play the parts of several implementations.
 mode=${1:-ok}
 
 id_of() { printf '%s\n' "$1" | sed -n 's/^{"id":\([0-9]*\).*/\1/p'; }
 cmd_of() { printf '%s\n' "$1" | sed -n 's/.*"cmd":"\([a-z_]*\)".*/\1/p'; }
 hello() {
-  printf '{"id":%s,"ok":true,"result":{"name":"fake","version":"0.0.1","protocol":%s,"capabilities":["hello","connect","echo","fail","shutdown"]}}\n' "$1" "${2:-1}"
+  printf '{"id":%s,"ok":true,"result":{"name":"%s","version":"%s","protocol":%s,"capabilities":["hello","connect","echo","fail","shutdown"]}}\n' "$1" "${FAKE_NAME:-fake}" "${FAKE_VERSION:-0.0.1}" "${2:-1}"
 }
 
 serve() {
