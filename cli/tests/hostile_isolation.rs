@@ -173,12 +173,12 @@ async fn the_token_endpoint_serves_another_tenant_only_with_its_credentials() {
     let victim = s.tenant().await;
     let bystander = s.tenant().await;
     let sid = victim["account_sid"].as_str().unwrap();
-    let key = victim["token_key"].as_str().unwrap();
     let url = |q: &str| format!("{}/token?identity=alice&{q}", s.url);
 
     // Naming the account is not enough, nor is a wrong or another tenant's key.
     let msg = twilio_error(http().get(url(&format!("account={sid}"))).send().await.unwrap(), 401, 20003).await;
     assert_eq!(msg, "Authenticate");
+    let key = victim["token_key"].as_str().expect("tenants list their token key");
     let other_key = bystander["token_key"].as_str().unwrap();
     for q in [
         format!("account={sid}&key={}", "0".repeat(64)),
@@ -592,11 +592,11 @@ async fn webhooks_never_reach_the_control_plane() {
         .json()
         .await
         .unwrap();
+    assert!(still_marked(&s, &victim).await, "the victim was not reset: {journal:#}");
     assert!(
         journal.to_string().contains("control plane"),
         "the refusal is journaled: {journal:#}"
     );
-    assert!(still_marked(&s, &victim).await, "the victim was not reset");
     s.still_serves(&bystander).await;
 }
 
