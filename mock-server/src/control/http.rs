@@ -13,7 +13,10 @@
 //! Errors are `{code, message, status}` with a machine-readable `code`: `unauthorized`,
 //! `not_found`, `no_tenant`, `no_session`, `no_fault`, `invalid_body`, `invalid_request`,
 //! `invalid_seed`, `invalid_snapshot`, `format_too_new`, `conflict`, `no_seed`,
-//! `action_failed` (with the domain's `twilio_code`), `method_not_allowed`.
+//! `action_failed` (with the domain's `twilio_code`), `method_not_allowed`. A tenant is shown
+//! as its credentials (`account_sid`, `auth_token`, `api_key`, `api_secret`, `service_sid`)
+//! and its `token_key`, which a development token URL for it carries
+//! (`/token?account=AC…&key=…`).
 //!
 //! | Route (under `/_rehearsal/v1`) | Mirror on [`Control`] |
 //! |---|---|
