@@ -1,5 +1,5 @@
 //! Redaction of volatile values, so that reports can be compared and snapshot-tested: ports,
-//! SIDs, access tokens, UUIDs, timestamps, durations, server-wide counters (journal sequence
+//! SIDs, access tokens, token keys, UUIDs, timestamps, durations, server-wide counters (journal sequence
 //! numbers, session ids) and the harness version.
 //!
 //! Production code, used the same way by every reporter: the runner redacts each
@@ -18,6 +18,8 @@ pub const TIMESTAMP: &str = "[timestamp]";
 pub const TOKEN: &str = "[token]";
 pub const VERSION: &str = "[version]";
 pub const UUID: &str = "[uuid]";
+/// What replaces the tenant's token key in token URLs (`key=…`): a secret, and volatile.
+pub const KEY: &str = "[key]";
 
 /// Keys whose numbers are volatile: moments and durations, and the server-wide counters
 /// (journal sequence numbers, session ids) that parallel scenarios interleave.
@@ -44,6 +46,7 @@ pub struct Redactor {
     rfc3339: Regex,
     epoch_ms: Regex,
     uuid: Regex,
+    key: Regex,
 }
 
 impl Default for Redactor {
@@ -64,6 +67,7 @@ impl Redactor {
             // Milliseconds since the epoch, 2017 to 2033.
             epoch_ms: re(r"\b1[5-9]\d{11}\b"),
             uuid: re(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
+            key: re(r"\bkey=[0-9a-f]{64}\b"),
         }
     }
 
@@ -75,6 +79,7 @@ impl Redactor {
         let s = self.rfc3339.replace_all(&s, TIMESTAMP);
         let s = self.epoch_ms.replace_all(&s, TIMESTAMP);
         let s = self.uuid.replace_all(&s, UUID);
+        let s = self.key.replace_all(&s, format!("key={KEY}"));
         s.into_owned()
     }
 
@@ -190,6 +195,13 @@ mod tests {
         );
         assert_eq!(r.text("index 12 of 120, 5s"), "index 12 of 120, 5s");
         assert_eq!(r.text("id TMd1286e8d-c693-42f1-9f89-fe0b548f9c2f"), "id TM[uuid]");
+        let key = "0123456789abcdef".repeat(4);
+        assert_eq!(
+            r.text(&format!(
+                "http://127.0.0.1:1/token?account=AC0123456789abcdef0123456789abcdef&key={key}&ttl=60"
+            )),
+            "http://127.0.0.1:[port]/token?account=AC[sid]&key=[key]&ttl=60"
+        );
     }
 
     #[test]

@@ -569,7 +569,7 @@ pub fn driver_env(server: &MockServer, scenario: &str, tenant: &rehearsal_mock_s
         scenario: scenario.to_owned(),
         base_url: server.url(),
         twilsock_url: server.twilsock_url(),
-        token_url: format!("{}/token?account={}", server.url(), tenant.account_sid),
+        token_url: tenant.token_url(&server.url()),
         account_sid: tenant.account_sid.clone(),
         auth_token: tenant.auth_token.clone(),
         api_key: tenant.api_key.clone(),

@@ -6,12 +6,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
-use axum::http::{Method, StatusCode, Uri};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tower_http::cors::{Any, CorsLayer};
@@ -68,6 +67,8 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// Absolute base URL of this server, without a trailing slash.
     pub base_url: Arc<str>,
+    /// The address the listener is bound to (the control plane checks `Host` against its port).
+    pub local_addr: SocketAddr,
     /// The account the development token endpoint serves by default (the seed's first).
     pub default_account: Option<String>,
     /// What twilsock sessions talk to (client API and Sync).
@@ -134,33 +135,65 @@ async fn fallback(method: Method, uri: Uri) -> Response {
     ApiError::not_found(uri.path()).into_response()
 }
 
-#[derive(Deserialize)]
-struct TokenQuery {
-    identity: Option<String>,
-    ttl: Option<u64>,
-    account: Option<String>,
+/// `GET /token?identity=…[&ttl=SECS][&account=AC…][&key=…]`: a development access token.
+///
+/// The endpoint exists so that browser apps and adapters can get tokens without a backend of
+/// their own, so it serves the **default** account (the seed's first) without credentials. Any
+/// other account must be asked for with its own credentials, or anyone who learns an account
+/// SID could act in that tenant: HTTP Basic (`AccountSid:AuthToken` or `ApiKeySid:Secret`, as
+/// the REST API takes), or the account's token key (`key=`, [`crate::domain::Account::token_key`]), which is
+/// what a token URL handed to a client carries (`Credentials::token_url`). Every failure is
+/// Twilio's JSON error body; an account that does not exist is answered like wrong credentials
+/// (401, 20003), so the endpoint does not reveal which accounts exist.
+async fn dev_token(State(st): State<AppState>, headers: HeaderMap, crate::rest::form::Query(q): crate::rest::form::Query) -> Response {
+    if !st.config.token_endpoint {
+        return ApiError::not_found("/token").into_response();
+    }
+    match dev_token_for(&st, &headers, &q) {
+        Ok(body) => (StatusCode::OK, Json(body)).into_response(),
+        Err(e) => {
+            let mut res = e.into_response();
+            // A Basic challenge would make browsers pop up a login dialog for a page's fetch.
+            res.headers_mut().remove(header::WWW_AUTHENTICATE);
+            res
+        }
+    }
 }
 
-async fn dev_token(State(st): State<AppState>, Query(q): Query<TokenQuery>) -> Result<Response, ApiError> {
-    if !st.config.token_endpoint {
-        return Err(ApiError::not_found("/token"));
-    }
+fn dev_token_for(st: &AppState, headers: &HeaderMap, q: &crate::rest::form::Params) -> Result<serde_json::Value, ApiError> {
     let identity = q
-        .identity
+        .get("identity")
         .filter(|i| !i.is_empty())
         .ok_or_else(|| ApiError::invalid("identity is required, e.g. /token?identity=alice"))?;
-    let ttl = q.ttl.unwrap_or(st.config.token_ttl_secs);
-    let account_sid = q
-        .account
-        .or_else(|| st.default_account.clone())
-        .ok_or_else(|| ApiError::invalid("no default account; pass account=AC…"))?;
-    let account = st
-        .domain
-        .account(&account_sid)
-        .ok_or_else(|| ApiError::not_found(&format!("/token?account={account_sid}")))?;
-    let token =
-        identity::mint_for(&account, &identity, ttl).ok_or_else(|| ApiError::invalid("the account has no API key to sign tokens with"))?;
-    Ok((StatusCode::OK, Json(json!({ "identity": identity, "token": token, "ttl": ttl }))).into_response())
+    let ttl = q.u64("ttl")?.unwrap_or(st.config.token_ttl_secs);
+    let max_ttl = crate::auth::token::MAX_TTL_SECS.unsigned_abs();
+    if ttl > max_ttl {
+        return Err(ApiError::invalid(format!(
+            "ttl must be at most {max_ttl} seconds (the longest an access token may live); got {ttl}"
+        )));
+    }
+    let named = q.get("account").filter(|a| !a.is_empty());
+    let account = match (named, st.default_account.as_deref()) {
+        // The default account: no credentials needed (the endpoint's purpose).
+        (None, Some(default)) => st.domain.account(default),
+        (Some(sid), Some(default)) if sid == default => st.domain.account(default),
+        (None, None) => return Err(ApiError::invalid("no default account; pass account=AC… with its credentials")),
+        (Some(sid), _) => {
+            let account = st.domain.account(sid).ok_or_else(ApiError::unauthenticated)?;
+            let by_key = q.get("key").is_some_and(|k| account.accepts_token_key(k));
+            let by_basic = || crate::rest::scope::authenticate(st, headers).is_ok_and(|a| a.sid == account.sid);
+            if !(by_key || by_basic()) {
+                return Err(ApiError::unauthenticated());
+            }
+            Some(account)
+        }
+    }
+    .ok_or_else(ApiError::unauthenticated)?;
+    let token = identity::mint_for(&account, identity, ttl).map_err(|e| match e {
+        identity::MintError::ReservedIdentity(_) => ApiError::invalid(format!("{e}; choose another identity")),
+        identity::MintError::NoApiKey => ApiError::invalid(e.to_string()),
+    })?;
+    Ok(json!({ "identity": identity, "token": token, "ttl": ttl }))
 }
 
 /// The default seed's credentials, as `rehearsal env` prints them.
@@ -171,6 +204,9 @@ pub struct Credentials {
     pub api_key: String,
     pub api_secret: String,
     pub service_sid: String,
+    /// What lets the development token endpoint serve this account without Basic credentials
+    /// (`/token?account=…&key=…`); see [`Credentials::token_url`].
+    pub token_key: String,
 }
 
 impl Credentials {
@@ -183,7 +219,19 @@ impl Credentials {
             api_key: key.sid.clone(),
             api_secret: key.secret.clone(),
             service_sid: a.read(|s| s.default_service.clone()),
+            token_key: a.token_key(),
         })
+    }
+
+    /// The development token endpoint of this account on the server at `base_url`, ready for a
+    /// client to append `&identity=…` (and `&ttl=…`): `{base}/token?account=AC…&key=…`.
+    pub fn token_url(&self, base_url: &str) -> String {
+        format!(
+            "{}/token?account={}&key={}",
+            base_url.trim_end_matches('/'),
+            self.account_sid,
+            self.token_key
+        )
     }
 }
 
@@ -262,6 +310,7 @@ pub fn prepare(listener_addr: SocketAddr, mut startup: Startup) -> Result<AppSta
         domain,
         config: Arc::new(startup.config),
         base_url,
+        local_addr: listener_addr,
         default_account,
         realtime,
         control,

@@ -14,6 +14,10 @@ pub const USER: &str = "US";
 pub const MEDIA: &str = "ME";
 pub const ROLE: &str = "RL";
 pub const API_KEY: &str = "SK";
+/// Messaging Services (Programmable Messaging): conversations name one, Rehearsal stores it.
+pub const MESSAGING_SERVICE: &str = "MG";
+/// Content templates (Content API): messages name one, Rehearsal stores it.
+pub const CONTENT: &str = "HX";
 
 #[derive(Debug, Clone)]
 pub struct SidGen {

@@ -35,6 +35,11 @@ pub fn verify(domain: &Domain, token: &str) -> Result<Caller, TokenError> {
         .ok_or(TokenError::InvalidIssuerOrSubject { reason: "unknown API key" })?
         .to_owned();
     let claims = token::validate(token, &secret, account.clock().now().unix_secs())?;
+    if crate::domain::is_reserved_identity(&claims.identity) {
+        return Err(TokenError::InvalidGrants {
+            reason: "the identity is reserved for the server's own actions",
+        });
+    }
     let service_sid = account
         .read(|s| s.service(claims.service_sid.as_deref()).map(|svc| svc.sid.clone()))
         .map_err(|_| TokenError::InvalidGrants {
@@ -47,11 +52,25 @@ pub fn verify(domain: &Domain, token: &str) -> Result<Caller, TokenError> {
     })
 }
 
+/// Why [`mint_for`] made no token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MintError {
+    #[error("the account has no API key to sign tokens with")]
+    NoApiKey,
+    #[error("identity {0:?} is reserved for the server's own actions")]
+    ReservedIdentity(String),
+}
+
 /// Mints a token for `identity` with the account's first API key, on the server's clock.
-pub fn mint_for(account: &Account, identity: &str, ttl_secs: u64) -> Option<String> {
-    let key = account.api_keys.first()?;
+/// Reserved identities ([`crate::domain::is_reserved_identity`]) are refused: [`verify`] would
+/// refuse the token anyway.
+pub fn mint_for(account: &Account, identity: &str, ttl_secs: u64) -> Result<String, MintError> {
+    if crate::domain::is_reserved_identity(identity) {
+        return Err(MintError::ReservedIdentity(identity.to_owned()));
+    }
+    let key = account.api_keys.first().ok_or(MintError::NoApiKey)?;
     let service_sid = account.read(|s| s.default_service.clone());
-    Some(token::mint(&token::MintRequest {
+    Ok(token::mint(&token::MintRequest {
         account_sid: account.sid.clone(),
         api_key_sid: key.sid.clone(),
         api_key_secret: key.secret.clone(),

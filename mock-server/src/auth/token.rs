@@ -34,6 +34,10 @@ pub const CONTENT_TYPE: &str = "twilio-fpa;v=1";
 /// Twilio's maximum token lifetime (24 h). Tokens living longer are rejected, not truncated.
 pub const MAX_TTL_SECS: i64 = 86_400;
 
+/// How far in the future (by the validating clock) a token's `iat` may lie: the clocks of the
+/// backend that minted it and of the tenant may differ a little, never by days.
+pub const ISSUED_AT_SKEW_SECS: i64 = 60;
+
 /// The only algorithm accepted. Twilio documents HS256; the Node helper can also sign HS384 and
 /// HS512, but accepting those would let tests pass here that fail against Twilio.
 const ALG: &str = "HS256";
@@ -161,6 +165,18 @@ impl TokenError {
         }
     }
 
+    /// Whether the token was refused after its signature was verified (so its holder had the
+    /// key it names): expiry, not-before, lifetime and grants failures.
+    pub fn follows_signature(&self) -> bool {
+        !matches!(
+            self,
+            TokenError::Malformed { .. }
+                | TokenError::InvalidHeader { .. }
+                | TokenError::InvalidIssuerOrSubject { .. }
+                | TokenError::InvalidSignature
+        )
+    }
+
     /// The HTTP status: always 401. In twilsock, a 401 reply to `init`/`update` is what puts the
     /// SDK in its terminal `denied` state.
     pub fn status(&self) -> u16 {
@@ -248,9 +264,11 @@ pub fn peek_identity(token: &str) -> Option<String> {
 /// readable time claims, expiry, not-before, lifetime, grants. Time checks come before grants so that a token which
 /// is both expired and odd still reports 20104, the one code the SDK acts on.
 ///
-/// No leeway: Twilio documents none, and the mock owns its clock, so there is no skew to
-/// absorb. A token is expired from the second `exp` names (`exp <= now`) and valid from the
-/// second `nbf` names. The lifetime is `exp - iat`, or `exp - now` when `iat` is absent.
+/// No leeway on `exp` and `nbf`: Twilio documents none, and the mock owns its clock. A token
+/// is expired from the second `exp` names (`exp <= now`) and valid from the second `nbf`
+/// names. `iat` may be at most [`ISSUED_AT_SKEW_SECS`] ahead of `now` (20105 otherwise), so a
+/// token cannot buy a longer life by claiming a later `iat`. The lifetime, `exp - iat` (or
+/// `exp - now` when `iat` is absent, computed without overflow), must not exceed 24 h (20157).
 ///
 /// The algorithm is checked from the header before any cryptography, and verification is
 /// always asked for HS256 explicitly, so a token cannot choose its own algorithm (`none`, or an
@@ -287,8 +305,20 @@ pub fn validate(token: &str, secret: &str, now_unix: i64) -> Result<Claims, Toke
             now: now_unix,
         });
     }
+    // A token issued in the future would otherwise carry its 24 h allowance forward: `iat` 30
+    // days ahead with `exp = iat + 1h` is a month-long token. Only a little skew is tolerated.
+    if let Some(iat) = issued_at
+        && iat > now_unix.saturating_add(ISSUED_AT_SKEW_SECS)
+    {
+        return Err(TokenError::NotYetValid {
+            not_before: iat,
+            now: now_unix,
+        });
+    }
     let issued_at = issued_at.unwrap_or(now_unix);
-    let lifetime_secs = expires_at.saturating_sub(issued_at);
+    // With `iat` at most the skew ahead of now, a lifetime within 24 h also bounds what is left
+    // of it (`exp - now`). A difference that overflows is a lifetime far beyond the limit.
+    let lifetime_secs = expires_at.checked_sub(issued_at).unwrap_or(i64::MAX);
     if lifetime_secs > MAX_TTL_SECS {
         return Err(TokenError::TtlTooLong { lifetime_secs });
     }
@@ -597,6 +627,14 @@ mod tests {
             ..request()
         });
         assert!(validate(&day, SECRET, NOW).is_ok());
+
+        // A backend whose clock runs a little ahead still gets its tokens accepted.
+        let ahead = mint(&MintRequest {
+            now_unix: NOW + ISSUED_AT_SKEW_SECS,
+            ttl_secs: 600,
+            ..request()
+        });
+        assert!(validate(&ahead, SECRET, NOW).is_ok());
     }
 
     /// Every rejection: a token, the time it is checked at, the Twilio code expected.
@@ -692,6 +730,29 @@ mod tests {
                 NOW,
                 20157,
             ),
+            (
+                "iat 30 days ahead, exp an hour after it",
+                forge(&with(
+                    with(payload(), "iat", json!(NOW + 30 * 86_400)),
+                    "exp",
+                    json!(NOW + 30 * 86_400 + 3600),
+                )),
+                NOW,
+                20105,
+            ),
+            (
+                "iat just beyond the skew",
+                forge(&with(payload(), "iat", json!(NOW + ISSUED_AT_SKEW_SECS + 1))),
+                NOW,
+                20105,
+            ),
+            (
+                "exp i64::MAX, iat 100 s before it",
+                forge(&with(with(payload(), "iat", json!(i64::MAX - 100)), "exp", json!(i64::MAX))),
+                NOW,
+                20105,
+            ),
+            ("exp i64::MAX, iat now", forge(&with(payload(), "exp", json!(i64::MAX))), NOW, 20157),
             ("grants missing", forge(&without(payload(), "grants")), NOW, 20106),
             (
                 "grants not an object",

@@ -3,14 +3,20 @@
 //!
 //! **Auth.** Every request needs the control token (`Authorization: Bearer <token>` or
 //! `X-Rehearsal-Control-Token: <token>`; `ServerConfig::control_token`, printed at start-up),
-//! except from a loopback peer when the server runs with `ServerConfig::control_open_loopback`.
-//! Anything else is a 401, before routing, so the API reveals nothing without the token.
+//! except from a loopback peer when the server runs with `ServerConfig::control_open_loopback`
+//! and the request names the server by a loopback address and its port in `Host`, and, if it
+//! carries an `Origin`, comes from that same loopback origin (so that neither a web page's
+//! cross-origin request nor a DNS-rebound name gets in without the token). Anything else is a
+//! 401, before routing, so the API reveals nothing without the token.
 //!
 //! **Shapes.** Bodies and answers are JSON (whatever the `Content-Type`; an empty body is `{}`).
 //! Errors are `{code, message, status}` with a machine-readable `code`: `unauthorized`,
 //! `not_found`, `no_tenant`, `no_session`, `no_fault`, `invalid_body`, `invalid_request`,
 //! `invalid_seed`, `invalid_snapshot`, `format_too_new`, `conflict`, `no_seed`,
-//! `action_failed` (with the domain's `twilio_code`), `method_not_allowed`.
+//! `action_failed` (with the domain's `twilio_code`), `method_not_allowed`. A tenant is shown
+//! as its credentials (`account_sid`, `auth_token`, `api_key`, `api_secret`, `service_sid`)
+//! and its `token_key`, which a development token URL for it carries
+//! (`/token?account=AC…&key=…`).
 //!
 //! | Route (under `/_rehearsal/v1`) | Mirror on [`Control`] |
 //! |---|---|
@@ -284,7 +290,7 @@ async fn authorize(State(st): State<AppState>, req: Request, next: Next) -> Resp
 }
 
 fn authorized(st: &AppState, req: &Request) -> bool {
-    if st.config.control_open_loopback {
+    if st.config.control_open_loopback && same_host_loopback(st.local_addr.port(), req) {
         // Present when served with `into_make_service_with_connect_info` (as `server::run` does).
         if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
             if peer.ip().to_canonical().is_loopback() {
@@ -296,6 +302,40 @@ fn authorized(st: &AppState, req: &Request) -> bool {
         return false;
     };
     presented_token(req.headers()).is_some_and(|t| constant_eq(t.as_bytes(), expected.as_bytes()))
+}
+
+/// Whether a request is addressed to this server by a loopback name (`Host` is
+/// `127.x.x.x`, `[::1]` or `localhost` with the server's port) and, if a browser sent it, from a
+/// page of this same origin. A loopback peer alone is not enough to go without the token: a web
+/// page in the user's browser is a loopback peer too. Its cross-origin "simple" requests
+/// (`text/plain` POSTs) carry a foreign `Origin`, and a DNS-rebound name (`attacker.example`
+/// resolving to 127.0.0.1) arrives as a foreign `Host`; both are refused.
+fn same_host_loopback(port: u16, req: &Request) -> bool {
+    let headers = req.headers();
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if !host.is_some_and(|h| is_loopback_authority(h, port)) {
+        return false;
+    }
+    match headers.get(header::ORIGIN) {
+        None => true,
+        Some(origin) => origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.strip_prefix("http://"))
+            .is_some_and(|authority| is_loopback_authority(authority, port)),
+    }
+}
+
+/// `host:port` where host is a loopback IP literal or `localhost` and port is `port`.
+fn is_loopback_authority(authority: &str, port: u16) -> bool {
+    let Some((host, p)) = authority.rsplit_once(':') else {
+        return false;
+    };
+    if p.parse::<u16>().ok() != Some(port) {
+        return false;
+    }
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 fn presented_token(headers: &HeaderMap) -> Option<&str> {
@@ -866,6 +906,31 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     while !*stop.borrow_and_update() {
         if stop.changed().await.is_err() {
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_authority;
+
+    #[test]
+    fn only_loopback_names_with_the_servers_port_are_this_server() {
+        for ok in ["127.0.0.1:4510", "127.1.2.3:4510", "localhost:4510", "LOCALHOST:4510", "[::1]:4510"] {
+            assert!(is_loopback_authority(ok, 4510), "{ok}");
+        }
+        for bad in [
+            "attacker.example:4510",
+            "127.0.0.1:4511",
+            "127.0.0.1",
+            "localhost",
+            "10.0.0.1:4510",
+            "localhost.attacker.example:4510",
+            "127.0.0.1.nip.io:4510",
+            "[::ffff:7f00:1]x:4510",
+            "",
+        ] {
+            assert!(!is_loopback_authority(bad, 4510), "{bad}");
         }
     }
 }

@@ -1,20 +1,22 @@
 //! The middleware around the REST and media routes: applies armed HTTP faults and journals every
 //! request.
 //!
-//! Faults come first, before authentication, as a real outage would: a `Fail` rule answers with
+//! Faults come first, before the handler authorises anything, as a real outage would: a `Fail` rule answers with
 //! Twilio's error body (`code`, `message`, `more_info`, `status`) without reaching the handler; a
 //! `Delay` rule holds the request for its duration (real time: it simulates the network, not the
 //! server clock), then lets it through. Each applied fault is journaled as `fault`.
 //!
 //! Every request, faulted or not, is then journaled as `rest` (or `media` for MCS routes):
-//! method, path, query, status and duration, under the account its credentials name (HTTP Basic
-//! with an account SID or API key SID, or an `X-Twilio-Token`'s `sub`; a media request without
-//! credentials — a temporary URL — under the account of the service in its path) and, for a
-//! token, the identity it claims. Media entries also carry the sizes and content types that went each way
-//! (`request`, `response`: `{content_type, size}` as the headers and body say), so that uploads
-//! and downloads can be judged without the bytes. Credentials are not
-//! verified for this, only looked up: a request with a wrong secret is still attributed to the
-//! account it claims, if that account exists, which is what a test wants to see.
+//! method, path, query, status and duration, under the account its credentials prove (HTTP
+//! Basic with the account's auth token or an API key secret, or an `X-Twilio-Token` signed by
+//! one of its keys — expired or not; a temporary media URL under the account it was signed for)
+//! and, for a token, its identity. Media entries also carry the sizes and content types that
+//! went each way (`request`, `response`: `{content_type, size}` as the headers and body say), so
+//! that uploads and downloads can be judged without the bytes.
+//!
+//! Only callers with an account's credentials touch that account's faults and journal: a
+//! request that merely names an account (`AC…:wrong`, a forged token) is journaled under no
+//! account and meets no tenant's faults, so one tenant cannot use up or read about another's.
 //!
 //! Boundary: the control plane's own routes and the twilsock WebSocket are not wrapped; the
 //! requests tunnelled over twilsock meet the same rules in `Realtime::upstream`.
@@ -25,13 +27,12 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use futures_util::StreamExt;
 use serde_json::json;
 
 use super::faults::HttpFault;
 use super::journal::{Kind, Observation};
-use crate::auth::token;
+use crate::auth::{identity, token};
 use crate::media::TOKEN_HEADER;
 use crate::rest::ApiError;
 use crate::server::AppState;
@@ -49,50 +50,42 @@ pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Re
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
-    let account = account_of(&st, req.headers()).or_else(|| media_service_account(&st, &path));
-    let identity = identity_of(req.headers());
+    let caller = caller_of(&st, req.headers());
     let kind = if is_media(&path) { Kind::Media } else { Kind::Rest };
     let request_body = (kind == Kind::Media).then(|| body_of(req.headers(), None));
     // A CORS preflight is the browser's, not the application's: it never consumes a fault.
     let preflight = method == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    let fault = if preflight {
-        None
-    } else {
-        st.control.faults.take_http(account.as_deref(), method.as_str(), &path)
-    };
+    let from_browser = req.headers().contains_key(header::ORIGIN);
 
-    let mut fault_detail = None;
-    let response = match fault {
-        Some((rule, HttpFault::Fail { status, code, message })) => {
-            st.control.record(
-                Kind::Fault,
-                account.as_deref(),
-                format!("{method} {path} failed with {status}/{code}"),
-                json!({ "rule": rule, "method": method.as_str(), "path": path, "status": status, "code": code }),
-            );
-            fault_detail = Some(json!({ "rule": rule, "fail": { "status": status, "code": code } }));
-            let api = ApiError::new(status, code, message.unwrap_or_else(|| DEFAULT_FAULT_MESSAGE.to_owned()));
-            let from_browser = req.headers().contains_key(header::ORIGIN);
-            // Read what the client sends anyway (up to a bound), so that an uploader sees the
-            // answer instead of a connection reset while it is still writing.
-            discard(req.into_body(), DRAIN_CAP).await;
-            failure(kind, api, from_browser)
+    let (account, identity, applied) = match caller {
+        Some(Caller { account, identity }) => {
+            let fault = if preflight {
+                None
+            } else {
+                st.control.faults.take_http(Some(&account), method.as_str(), &path)
+            };
+            let applied = apply(&st, fault, &account, &method, &path, kind, from_browser, Before(req, next)).await;
+            (Some(account), identity, applied)
         }
-        Some((rule, HttpFault::Delay { by })) => {
-            let ms = by.as_millis() as u64;
-            st.control.record(
-                Kind::Fault,
-                account.as_deref(),
-                format!("{method} {path} delayed by {ms} ms"),
-                json!({ "rule": rule, "method": method.as_str(), "path": path, "delay_ms": ms }),
-            );
-            fault_detail = Some(json!({ "rule": rule, "delay_ms": ms }));
-            // Real time on purpose: a delay simulates the network; no lock is held here.
-            tokio::time::sleep(by).await;
-            next.run(req).await
+        None => {
+            // No credentials of any account: the request belongs to no tenant, unless the
+            // handler served a temporary media URL signed for one (a download: no side effect,
+            // so the tenant's fault can be applied to its answer).
+            let response = next.run(req).await;
+            match response.extensions().get::<SignedFor>().map(|s| s.0.clone()) {
+                Some(account) if !preflight => {
+                    let fault = st.control.faults.take_http(Some(&account), method.as_str(), &path);
+                    let applied = apply(&st, fault, &account, &method, &path, kind, from_browser, After(response)).await;
+                    (Some(account), None, applied)
+                }
+                _ => (None, None, Applied { response, fault: None }),
+            }
         }
-        None => next.run(req).await,
     };
+    let Applied {
+        response,
+        fault: fault_detail,
+    } = applied;
 
     let status = response.status().as_u16();
     let mut detail = json!({
@@ -125,6 +118,91 @@ pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Re
         detail,
     });
     response
+}
+
+/// Set by the media handlers on the answer to a temporary URL whose signature they verified:
+/// the account the URL was signed for.
+#[derive(Debug, Clone)]
+pub(crate) struct SignedFor(pub String);
+
+/// Who a request's credentials prove it comes from.
+struct Caller {
+    account: String,
+    /// The identity of an access token.
+    identity: Option<String>,
+}
+
+/// Where a fault meets the request: before the handler runs, or (for requests only the
+/// handler could attribute) on the answer it gave.
+enum Stage {
+    Before(Request, Next),
+    After(Response),
+}
+use Stage::{After, Before};
+
+struct Applied {
+    response: Response,
+    /// `{rule, fail | delay_ms}` when a fault was applied.
+    fault: Option<serde_json::Value>,
+}
+
+/// Applies `fault` (if any) at `stage`, journaling it under `account`.
+#[allow(clippy::too_many_arguments)]
+async fn apply(
+    st: &AppState,
+    fault: Option<(u64, HttpFault)>,
+    account: &str,
+    method: &Method,
+    path: &str,
+    kind: Kind,
+    from_browser: bool,
+    stage: Stage,
+) -> Applied {
+    let run = |stage: Stage| async move {
+        match stage {
+            Before(req, next) => next.run(req).await,
+            After(response) => response,
+        }
+    };
+    match fault {
+        Some((rule, HttpFault::Fail { status, code, message })) => {
+            st.control.record(
+                Kind::Fault,
+                Some(account),
+                format!("{method} {path} failed with {status}/{code}"),
+                json!({ "rule": rule, "method": method.as_str(), "path": path, "status": status, "code": code }),
+            );
+            let api = ApiError::new(status, code, message.unwrap_or_else(|| DEFAULT_FAULT_MESSAGE.to_owned()));
+            if let Before(req, _) = stage {
+                // Read what the client sends anyway (up to a bound), so that an uploader sees
+                // the answer instead of a connection reset while it is still writing.
+                discard(req.into_body(), DRAIN_CAP).await;
+            }
+            Applied {
+                response: failure(kind, api, from_browser),
+                fault: Some(json!({ "rule": rule, "fail": { "status": status, "code": code } })),
+            }
+        }
+        Some((rule, HttpFault::Delay { by })) => {
+            let ms = by.as_millis() as u64;
+            st.control.record(
+                Kind::Fault,
+                Some(account),
+                format!("{method} {path} delayed by {ms} ms"),
+                json!({ "rule": rule, "method": method.as_str(), "path": path, "delay_ms": ms }),
+            );
+            // Real time on purpose: a delay simulates the network; no lock is held here.
+            tokio::time::sleep(by).await;
+            Applied {
+                response: run(stage).await,
+                fault: Some(json!({ "rule": rule, "delay_ms": ms })),
+            }
+        }
+        None => Applied {
+            response: run(stage).await,
+            fault: None,
+        },
+    }
 }
 
 /// Twilio's error body for a failure rule. MCS answers never challenge for Basic credentials
@@ -166,41 +244,32 @@ fn is_media(path: &str) -> bool {
     )
 }
 
-/// The existing account a request's credentials name, unverified.
-fn account_of(st: &AppState, headers: &HeaderMap) -> Option<String> {
-    let claimed = basic_user(headers)
-        .and_then(|user| {
-            if user.starts_with("SK") {
-                st.domain.account_by_key(&user).map(|a| a.sid.clone())
-            } else {
-                Some(user)
-            }
-        })
-        .or_else(|| {
-            let t = headers.get(TOKEN_HEADER)?.to_str().ok()?;
-            token::peek(t.trim()).ok().map(|u| u.account_sid)
-        })?;
-    st.domain.account(&claimed).map(|a| a.sid.clone())
-}
-
-/// The account owning the service of a media path (`/v1/Services/{IS}/Media…`): temporary media
-/// URLs carry no credentials, but their downloads belong to a tenant all the same.
-fn media_service_account(st: &AppState, path: &str) -> Option<String> {
-    if !is_media(path) {
-        return None;
+/// The account (and, for a token, the identity) a request's credentials prove: HTTP Basic
+/// with the account's auth token or one of its API keys, or an `X-Twilio-Token` signed by one of
+/// the account's keys. A token that is signed but refused for a later reason (expired, not yet
+/// valid, odd grants) still proves its holder had the key, so its calls stay attributed, which
+/// is what a test of token expiry wants to see. Naming an account without its secret proves
+/// nothing: such a request consumes no tenant's faults and lands in no tenant's journal.
+fn caller_of(st: &AppState, headers: &HeaderMap) -> Option<Caller> {
+    // The order MCS authorises in: the token header wins when present.
+    let Some(t) = headers.get(TOKEN_HEADER) else {
+        return crate::rest::scope::authenticate(st, headers).ok().map(|a| Caller {
+            account: a.sid.clone(),
+            identity: None,
+        });
+    };
+    let t = t.to_str().ok()?.trim();
+    match identity::verify(&st.domain, t) {
+        Ok(caller) => Some(Caller {
+            account: caller.account.sid.clone(),
+            identity: Some(caller.identity().to_owned()),
+        }),
+        Err(e) if e.follows_signature() => Some(Caller {
+            account: token::peek(t).ok()?.account_sid,
+            identity: token::peek_identity(t),
+        }),
+        Err(_) => None,
     }
-    let service = path.split('/').filter(|s| !s.is_empty()).nth(2)?;
-    st.domain
-        .accounts()
-        .into_iter()
-        .find(|a| a.read(|s| s.services.get(service).is_some()))
-        .map(|a| a.sid.clone())
-}
-
-/// The identity an `X-Twilio-Token` claims (unverified, like the account above).
-fn identity_of(headers: &HeaderMap) -> Option<String> {
-    let t = headers.get(TOKEN_HEADER)?.to_str().ok()?;
-    token::peek_identity(t.trim())
 }
 
 /// `{content_type, size}` of a body as its headers say (`size`: `Content-Length`, else `exact`).
@@ -209,17 +278,6 @@ fn body_of(headers: &HeaderMap, exact: Option<u64>) -> serde_json::Value {
     let content_type = text(header::CONTENT_TYPE).map(|t| t.split(';').next().unwrap_or(t).trim().to_owned());
     let size = text(header::CONTENT_LENGTH).and_then(|l| l.trim().parse::<u64>().ok()).or(exact);
     json!({ "content_type": content_type, "size": size })
-}
-
-fn basic_user(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    decoded.split_once(':').map(|(user, _)| user.to_owned())
 }
 
 #[cfg(test)]
@@ -233,7 +291,6 @@ mod tests {
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png; charset=binary"));
         h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("1024"));
         assert_eq!(body_of(&h, Some(3)), json!({"content_type": "image/png", "size": 1024}));
-        assert_eq!(identity_of(&h), None);
     }
 
     #[test]

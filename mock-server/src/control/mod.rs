@@ -64,6 +64,22 @@ pub enum ControlError {
     Invalid(String),
 }
 
+/// 32 lowercase hex digits (128 bits) from the operating system's random source.
+fn os_random_hex() -> Result<String, ControlError> {
+    let mut bytes = [0u8; 16];
+    fill_os_random(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Fills `bytes` from the operating system's random source. Without one the server cannot make
+/// a secret nobody could guess, so it refuses rather than hand out a weak one.
+fn fill_os_random(bytes: &mut [u8]) -> Result<(), ControlError> {
+    use rand::TryRngCore;
+    rand::rngs::OsRng
+        .try_fill_bytes(bytes)
+        .map_err(|e| ControlError::Invalid(format!("no secret could be drawn from the OS random source: {e}")))
+}
+
 /// What a new tenant looks like.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,7 +88,8 @@ pub struct NewTenant {
     /// out are generated). Default: the default seed's content with fresh credentials.
     #[serde(default)]
     pub seed: Option<Value>,
-    /// Makes generated SIDs reproducible.
+    /// Makes generated SIDs and secrets reproducible (for tests that compare runs). Without
+    /// it, the auth token and API key are drawn from the OS random source.
     #[serde(default)]
     pub rng_seed: Option<u64>,
 }
@@ -137,13 +154,27 @@ impl Control {
                 a
             }
         };
-        let rng = req.rng_seed.unwrap_or_else(|| {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0);
-            nanos ^ n.rotate_left(32)
-        });
+        let rng = match req.rng_seed {
+            // Asked for: everything the seed leaves out, secrets included, follows from it.
+            Some(seed) => seed,
+            None => {
+                // Secrets drawn from the OS, never derived from a seed someone could guess (a
+                // creation time can be brute-forced from the account SID in seconds).
+                if account.auth_token.is_none() {
+                    account.auth_token = Some(os_random_hex()?);
+                }
+                if account.api_keys.is_empty() {
+                    account.api_keys.push(crate::domain::ApiKey {
+                        sid: format!("{}{}", crate::sid::API_KEY, os_random_hex()?),
+                        secret: os_random_hex()?,
+                        friendly_name: None,
+                    });
+                }
+                let mut bytes = [0u8; 8];
+                fill_os_random(&mut bytes)?;
+                u64::from_le_bytes(bytes) ^ n.rotate_left(32)
+            }
+        };
         let seed = Seed {
             format: crate::domain::seed::FORMAT,
             description: None,

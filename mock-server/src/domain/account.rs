@@ -161,6 +161,24 @@ impl Account {
             || self.api_keys.iter().any(|k| k.sid == username && constant_eq(password, &k.secret))
     }
 
+    /// The secret that lets the development token endpoint mint tokens for this account without
+    /// Basic credentials (`GET /token?account=AC…&key=…`), so that a token URL can be handed to
+    /// a client that cannot send an `Authorization` header (browsers, Node's `fetch` refuses
+    /// `user:pass@` URLs). Derived from the auth token with HMAC-SHA256: it needs no state of its
+    /// own, survives resets and snapshots with the auth token, and does not reveal it.
+    pub fn token_key(&self) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.auth_token.as_bytes()).expect("HMAC takes keys of any length");
+        mac.update(b"rehearsal development token key\0");
+        mac.update(self.sid.as_bytes());
+        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Whether `key` is this account's [`token_key`](Self::token_key), compared in constant time.
+    pub fn accepts_token_key(&self, key: &str) -> bool {
+        constant_eq(key, &self.token_key())
+    }
+
     pub fn api_key_secret(&self, key_sid: &str) -> Option<&str> {
         self.api_keys.iter().find(|k| k.sid == key_sid).map(|k| k.secret.as_str())
     }
@@ -267,7 +285,7 @@ fn new_service(sids: &mut SidGen, sid: String, name: &str, now: Millis) -> ChatS
 }
 
 /// Compares secrets in time independent of where they differ.
-fn constant_eq(a: &str, b: &str) -> bool {
+pub(crate) fn constant_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

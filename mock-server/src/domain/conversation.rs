@@ -116,6 +116,26 @@ fn non_empty(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.is_empty())
 }
 
+/// A given `MessagingServiceSid` must be a Messaging Service SID: Twilio's OpenAPI description
+/// (`twilio_conversations_v1.json`, create and update of `/v1/Conversations` and
+/// `/v1/Services/{ChatServiceSid}/Conversations`) gives `^MG[0-9a-fA-F]{32}$`, 34 characters,
+/// so `""`, `bogus` and `null` are all refused.
+fn check_messaging_service_sid(sid: Option<&str>) -> Result<(), DomainError> {
+    check_sid_param(sid, crate::sid::MESSAGING_SERVICE, "MessagingServiceSid", "a Messaging Service SID")
+}
+
+/// `Ok` when `value` is absent or a SID with `prefix` and 32 hex digits (either case, as
+/// Twilio's patterns allow); Twilio's invalid-parameter error (20001) otherwise.
+pub(crate) fn check_sid_param(value: Option<&str>, prefix: &str, param: &'static str, what: &str) -> Result<(), DomainError> {
+    match value {
+        Some(v) if !crate::sid::is_sid(v, prefix) => Err(DomainError::invalid(
+            param,
+            format!("{param} must be {what} ({prefix} and 32 hexadecimal digits); got {v:?}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl ChatService {
     pub fn create_conversation(&mut self, cx: &mut Ctx<'_>, req: NewConversation) -> Result<Conversation, DomainError> {
         let attributes = check_attributes(req.attributes.as_deref(), "Attributes", cx.limits.conversation_attributes_bytes)?;
@@ -124,6 +144,7 @@ impl ChatService {
         if let Some(u) = &unique_name {
             self.check_unique_name_free(u, None)?;
         }
+        check_messaging_service_sid(req.messaging_service_sid.as_deref())?;
         let date_created = req.date_created.unwrap_or(cx.now);
         let conversation = Conversation {
             sid: cx.sids.next(sid::CONVERSATION),
@@ -175,6 +196,7 @@ impl ChatService {
         if let Some(u) = req.unique_name.as_deref().filter(|u| !u.is_empty()) {
             self.check_unique_name_free(u, Some(seq))?;
         }
+        check_messaging_service_sid(req.messaging_service_sid.as_deref())?;
         let entry = self.conversations.get_seq_mut(seq).expect("seq from lookup");
         let c = &mut entry.conversation;
         let old_name = c.unique_name.clone();
@@ -192,7 +214,7 @@ impl ChatService {
             c.state = s;
         }
         if let Some(m) = req.messaging_service_sid {
-            c.messaging_service_sid = non_empty(Some(m));
+            c.messaging_service_sid = Some(m);
         }
         if let Some(d) = req.date_created {
             c.date_created = d;

@@ -56,6 +56,14 @@ pub struct MessageUpdate {
     pub updated_by: Option<String>,
 }
 
+/// A message index as a path names it: decimal digits in canonical form, `0` or without a
+/// leading zero, within `u64`. `+1`, `01` or a string of 34 zeros is not an index (Rust's
+/// `u64::from_str` would take all three), so such a path is a 404, as an unknown SID is.
+pub fn parse_index(s: &str) -> Option<u64> {
+    let canonical = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    if canonical { s.parse().ok() } else { None }
+}
+
 impl ChatService {
     pub fn add_message(&mut self, cx: &mut Ctx<'_>, conversation: &str, req: NewMessage) -> Result<Message, DomainError> {
         let seq = self.conversation_seq(conversation)?;
@@ -70,6 +78,9 @@ impl ChatService {
             }
         }
         let attributes = check_attributes(req.attributes.as_deref(), "Attributes", cx.limits.message_attributes_bytes)?;
+        // Twilio's OpenAPI description (`twilio_conversations_v1.json`, message create):
+        // `ContentSid` matches `^HX[0-9a-fA-F]{32}$`.
+        super::conversation::check_sid_param(req.content_sid.as_deref(), crate::sid::CONTENT, "ContentSid", "a Content SID")?;
         let body = req.body.filter(|b| !b.is_empty());
         if body.is_none() && req.media_sids.is_empty() && req.content_sid.is_none() {
             return Err(DomainError::invalid(
@@ -95,7 +106,7 @@ impl ChatService {
             .author
             .filter(|a| !a.is_empty())
             .or_else(|| cx.origin.identity().map(str::to_owned))
-            .unwrap_or_else(|| "system".into());
+            .unwrap_or_else(|| crate::domain::SYSTEM_IDENTITY.into());
         let entry = self.conversations.get_seq_mut(seq).expect("seq from lookup");
         let participant_sid = entry.participants.get(&author).map(|p| p.sid.clone());
         let index = entry.messages.next_seq();
@@ -138,8 +149,8 @@ impl ChatService {
         if let Some(seq) = entry.messages.seq_of_sid(sid_or_index) {
             return Ok(seq);
         }
-        match sid_or_index.parse::<u64>() {
-            Ok(i) if entry.messages.get_seq(i).is_some() => Ok(i),
+        match parse_index(sid_or_index) {
+            Some(i) if entry.messages.get_seq(i).is_some() => Ok(i),
             _ => Err(not_found()),
         }
     }
@@ -212,5 +223,32 @@ impl ChatService {
             message: Box::new(m.clone()),
         });
         Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_index;
+
+    #[test]
+    fn indexes_are_read_only_in_canonical_form() {
+        assert_eq!(parse_index("0"), Some(0));
+        assert_eq!(parse_index("17"), Some(17));
+        assert_eq!(parse_index("18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            "",
+            "+1",
+            "-1",
+            "01",
+            "00",
+            &"0".repeat(34),
+            " 1",
+            "1 ",
+            "1e3",
+            "18446744073709551616",
+            "IM1",
+        ] {
+            assert_eq!(parse_index(bad), None, "{bad:?}");
+        }
     }
 }

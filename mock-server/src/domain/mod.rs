@@ -39,6 +39,17 @@ pub use limits::Limits;
 use crate::clock::Clock;
 use crate::sid;
 
+/// The author Twilio records for what the REST API does (messages, media), and the creator of
+/// the conversations a seed makes. An internal sentinel: it must never be an identity a token
+/// can claim, or its holder would read every conversation "created" by the sentinel and every
+/// medium it "uploaded" (see [`is_reserved_identity`]).
+pub const SYSTEM_IDENTITY: &str = "system";
+
+/// Whether an access token may not name `identity`: the domain's sentinels.
+pub fn is_reserved_identity(identity: &str) -> bool {
+    identity == SYSTEM_IDENTITY
+}
+
 /// What it takes to create an account.
 #[derive(Debug, Clone, Default)]
 pub struct NewAccount {

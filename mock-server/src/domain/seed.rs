@@ -173,7 +173,7 @@ impl Seed {
                                 friendly_name: c.friendly_name.clone(),
                                 unique_name: c.unique_name.clone(),
                                 attributes: c.attributes.clone(),
-                                created_by: Some("system".into()),
+                                created_by: Some(crate::domain::SYSTEM_IDENTITY.into()),
                                 ..Default::default()
                             },
                         )
@@ -240,7 +240,7 @@ impl Seed {
                         .participants
                         .get((n as usize) % c.participants.len().max(1))
                         .cloned()
-                        .unwrap_or_else(|| "system".into());
+                        .unwrap_or_else(|| crate::domain::SYSTEM_IDENTITY.into());
                     account
                         .write(&origin, None, |svc, cx| {
                             svc.add_message(

@@ -132,10 +132,34 @@ impl HookConfigUpdate {
     }
 }
 
+/// The first path segment reserved for the server itself (its control plane lives under
+/// `/_rehearsal/v1`). No webhook may point there: deliveries come from the server, a loopback
+/// peer, and must not become a way for one tenant to drive the control plane (reset another
+/// tenant, say).
+const RESERVED_SEGMENT: &str = "_rehearsal";
+
+/// Whether `url` is an http(s) URL whose path lies under the server's reserved prefix, however
+/// it is spelled: parsed as the HTTP client will send it (dot segments resolved, `\` read as
+/// `/`), percent-decoded, repeated slashes and case ignored.
+pub fn reaches_reserved_path(url: &str) -> bool {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let decoded = percent_encoding::percent_decode_str(parsed.path()).decode_utf8_lossy();
+    let first = decoded.trim_start_matches(['/', '\\']).split(['/', '\\']).next().unwrap_or("");
+    first.eq_ignore_ascii_case(RESERVED_SEGMENT)
+}
+
 /// `Some(url)` for an absolute http(s) URL, `None` for an empty value (clears it).
 fn check_url(url: String, param: &'static str) -> Result<Option<String>, DomainError> {
     if url.is_empty() {
         return Ok(None);
+    }
+    if reaches_reserved_path(&url) {
+        return Err(DomainError::invalid(
+            param,
+            format!("{param} may not point at the server's own /{RESERVED_SEGMENT}/ control plane; got {url:?}"),
+        ));
     }
     if url.starts_with("http://") || url.starts_with("https://") {
         Ok(Some(url))
@@ -376,6 +400,31 @@ impl ChatService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reserved_prefix_is_found_however_it_is_spelled() {
+        for url in [
+            "http://127.0.0.1:1/_rehearsal/v1/tenants/AC1/reset",
+            "http://localhost:1/_REHEARSAL/v1/state",
+            "http://127.0.0.1:1/%5Frehearsal/v1/clock",
+            "http://127.0.0.1:1/%5frehearsal%2Fv1/clock",
+            "http://127.0.0.1:1/a/../_rehearsal/v1/clock",
+            "http://127.0.0.1:1//_rehearsal/v1/clock",
+            "http://127.0.0.1:1\\_rehearsal\\v1\\clock",
+            "https://example.com/_rehearsal",
+        ] {
+            assert!(reaches_reserved_path(url), "{url}");
+            assert!(check_url(url.to_owned(), "PostWebhookUrl").is_err(), "{url}");
+        }
+        for url in [
+            "http://127.0.0.1:1/hooks/_rehearsal",
+            "http://127.0.0.1:1/_rehearsals",
+            "http://x/",
+            "not a url",
+        ] {
+            assert!(!reaches_reserved_path(url), "{url}");
+        }
+    }
 
     #[test]
     fn post_action_names_are_told_apart() {

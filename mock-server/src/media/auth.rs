@@ -30,7 +30,7 @@ impl Principal {
 
     /// The `author` of what this caller uploads (Twilio writes `system` for REST uploads).
     pub fn author(&self) -> String {
-        self.identity.clone().unwrap_or_else(|| "system".to_owned())
+        self.identity.clone().unwrap_or_else(|| crate::domain::SYSTEM_IDENTITY.to_owned())
     }
 
     /// Account credentials read everything; a token holder reads what they uploaded and what is

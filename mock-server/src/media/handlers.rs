@@ -280,20 +280,36 @@ pub(super) async fn content(
     let Path((service, media_sid)) = params.map_err(|_| McsError::not_found(uri.path()))?;
     let query = query_pairs(&uri)?;
     let (expires, signature) = (last(&query, "Expires"), last(&query, "Signature"));
-    let media = if expires.is_some() || signature.is_some() {
-        signed_media(&st, &mcs, &service, &media_sid, expires, signature)?
+    let (media, signed_for) = if expires.is_some() || signature.is_some() {
+        let (media, account) = signed_media(&st, &mcs, &service, &media_sid, expires, signature);
+        match media {
+            Ok(media) => (media, account),
+            Err(e) => {
+                // An expired URL was still signed for its tenant: its refusal is the tenant's.
+                let mut res = e.into_response();
+                if let Some(account) = account {
+                    res.extensions_mut().insert(crate::control::middleware::SignedFor(account));
+                }
+                return Ok(res);
+            }
+        }
     } else {
         let who = authorize(&st, &headers, &service, uri.path())?;
-        readable(&who, &service, &media_sid, uri.path())?
+        (readable(&who, &service, &media_sid, uri.path())?, None)
     };
     let content_type = HeaderValue::from_str(&media.content_type).unwrap_or(HeaderValue::from_static(DEFAULT_CONTENT_TYPE));
     let mut res = Response::new(Body::from(media.bytes.clone()));
     res.headers_mut().insert(header::CONTENT_TYPE, content_type);
     res.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(media.size()));
+    if let Some(account) = signed_for {
+        // Attributes the download (journal, faults) to the tenant the URL was signed for.
+        res.extensions_mut().insert(crate::control::middleware::SignedFor(account));
+    }
     Ok(res)
 }
 
-/// The media a temporary URL names, if its signature is ours and it has not expired.
+/// The media a temporary URL names, if its signature is ours and it has not expired; and the
+/// account the URL was signed for, if its signature is ours.
 fn signed_media(
     st: &AppState,
     mcs: &Mcs,
@@ -301,12 +317,14 @@ fn signed_media(
     media_sid: &str,
     expires: Option<&str>,
     signature: Option<&str>,
-) -> Result<Media, McsError> {
+) -> (Result<Media, McsError>, Option<String>) {
     let invalid = || McsError::forbidden("The temporary media URL is not valid");
     let (Some(expires), Some(signature)) = (expires, signature) else {
-        return Err(invalid());
+        return (Err(invalid()), None);
     };
-    let expires: i64 = expires.parse().map_err(|_| invalid())?;
+    let Ok(expires) = expires.parse::<i64>() else {
+        return (Err(invalid()), None);
+    };
     // The URL does not name the account: find the one whose media this is and whose signature
     // it carries (service SIDs can be chosen by seeds, so more than one account may match).
     let media = st
@@ -319,14 +337,15 @@ fn signed_media(
                 let svc = s.services.get_seq(s.services.seq_of_sid(service)?)?;
                 svc.media.get_seq(svc.media.seq_of_sid(media_sid)?).cloned()
             })
-            .map(|m| (m, a.clock().now()))
-        })
-        .ok_or_else(invalid)?;
-    let (media, now) = media;
+            .map(|m| (m, a.clock().now(), a.sid.clone()))
+        });
+    let Some((media, now, account)) = media else {
+        return (Err(invalid()), None);
+    };
     if expires <= now.unix_secs() {
-        return Err(McsError::forbidden("The temporary media URL has expired"));
+        return (Err(McsError::forbidden("The temporary media URL has expired")), Some(account));
     }
-    Ok(media)
+    (Ok(media), Some(account))
 }
 
 /// `POST /v1/Services/{ChatServiceSid}/MediaSet` with `{"command":"get","list":[{"media_sid":…}]}`

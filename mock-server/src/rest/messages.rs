@@ -72,7 +72,7 @@ async fn create(
         subject: f.string("Subject"),
         attributes: f.string("Attributes"),
         media_sids: f.all("MediaSid").into_iter().filter(|s| !s.is_empty()).collect(),
-        content_sid: f.string("ContentSid").filter(|s| !s.is_empty()),
+        content_sid: f.string("ContentSid"),
         date_created: f.date("DateCreated")?,
         date_updated: f.date("DateUpdated")?,
     };

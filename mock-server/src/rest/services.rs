@@ -209,7 +209,14 @@ async fn update_configuration(
             s.default_service = d;
         }
         if let Some(m) = messaging {
-            s.configuration.default_messaging_service_sid = Some(m).filter(|m| !m.is_empty());
+            // `^MG[0-9a-fA-F]{32}$` in Twilio's OpenAPI description of `POST /v1/Configuration`.
+            crate::domain::conversation::check_sid_param(
+                Some(&m),
+                crate::sid::MESSAGING_SERVICE,
+                "DefaultMessagingServiceSid",
+                "a Messaging Service SID",
+            )?;
+            s.configuration.default_messaging_service_sid = Some(m);
         }
         if let Some(t) = inactive {
             s.configuration.default_inactive_timer = Some(t).filter(|t| !t.is_empty());

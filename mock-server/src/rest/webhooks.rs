@@ -161,10 +161,15 @@ fn scoped_params(f: &Params) -> Result<ScopedWebhookParams, ApiError> {
     })
 }
 
+/// The largest `PageSize` of a conversation's webhook list: Twilio's OpenAPI description
+/// (`twilio_conversations_v1.json`, `GET …/Conversations/{ConversationSid}/Webhooks`) gives
+/// `maximum: 5`, the most webhooks a conversation may have.
+const PAGE_SIZE_MAX: usize = 5;
+
 async fn list(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri, Query(q): Query) -> Result<Json<Value>, ApiError> {
     let conv = param(&p, "ConversationSid");
     let limits = scope.account.limits().clone();
-    let req = PageRequest::parse(&q, limits.small_page_size_max, limits.default_page_size)?;
+    let req = PageRequest::parse(&q, PAGE_SIZE_MAX, limits.default_page_size)?;
     let body = scope
         .account
         .read(|s| -> Result<Value, DomainError> {

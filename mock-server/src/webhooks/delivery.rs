@@ -86,6 +86,16 @@ fn on_the_wire(url: String) -> String {
 /// bytes of it. Never fails: what went wrong is in the [`Answer`].
 pub async fn send(client: &reqwest::Client, req: &Prepared, timeout: Duration, body_limit: usize) -> Answer {
     let started = Instant::now();
+    // Configuration refuses such URLs, but an imported state may still carry one.
+    if crate::domain::webhook::reaches_reserved_path(&req.url) {
+        return Answer {
+            status: None,
+            body: String::new(),
+            duration: started.elapsed(),
+            timed_out: false,
+            error: Some(REFUSED_RESERVED.into()),
+        };
+    }
     let builder = if req.method == "GET" {
         client.get(&req.url)
     } else {
@@ -139,6 +149,23 @@ pub async fn send(client: &reqwest::Client, req: &Prepared, timeout: Duration, b
     }
 }
 
+/// Why a delivery to (or redirected to) the server's own control plane did not happen.
+pub const REFUSED_RESERVED: &str = "refused: webhooks may not reach the server's /_rehearsal/ control plane";
+
+/// Follows redirects as `Policy::limited(3)` does, but never into the server's reserved prefix: a
+/// backend must not be able to bounce a delivery onto the control plane.
+pub fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if crate::domain::webhook::reaches_reserved_path(attempt.url().as_str()) {
+            attempt.error(REFUSED_RESERVED)
+        } else if attempt.previous().len() >= 3 {
+            attempt.error("too many redirects")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
 /// Stable per request content, like Twilio's per-delivery token (retries carry a new
 /// `RetryCount`, so a new token).
 fn idempotency_token(signature: &str) -> String {
@@ -154,6 +181,12 @@ fn describe(e: &reqwest::Error) -> String {
         "could not connect".into()
     } else if e.is_builder() {
         format!("bad request: {e}")
+    } else if e.is_redirect() {
+        // reqwest's own text names the URL only; the policy's reason is the source.
+        match std::error::Error::source(e) {
+            Some(reason) => format!("{e}: {reason}"),
+            None => e.to_string(),
+        }
     } else {
         e.to_string()
     }

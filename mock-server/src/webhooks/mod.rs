@@ -106,7 +106,7 @@ impl Webhooks {
     pub fn new(domain: Domain, journal: Arc<Journal>, settings: WebhookSettings, stop: tokio::sync::watch::Receiver<bool>) -> Webhooks {
         let client = reqwest::Client::builder()
             .user_agent("TwilioProxy/1.1")
-            .redirect(reqwest::redirect::Policy::limited(3))
+            .redirect(delivery::redirect_policy())
             .build()
             .expect("a plain HTTP client builds");
         Webhooks {

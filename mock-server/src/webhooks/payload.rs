@@ -185,7 +185,7 @@ pub fn message_add(svc: &ChatService, conversation: &str, origin: &Origin, req: 
         .clone()
         .filter(|a| !a.is_empty())
         .or_else(|| origin.identity().map(str::to_owned))
-        .unwrap_or_else(|| "system".into());
+        .unwrap_or_else(|| crate::domain::SYSTEM_IDENTITY.into());
     let mut media = Vec::new();
     for sid in &req.media_sids {
         if let Ok(m) = svc.media_item(sid) {

@@ -19,7 +19,8 @@ pub struct DriverEnv {
     pub base_url: String,
     /// `ws://127.0.0.1:PORT/v3/wsconnect`
     pub twilsock_url: String,
-    /// The tenant's token endpoint without `identity`: `http://…/token?account=AC…`
+    /// The tenant's token endpoint without `identity`: `http://…/token?account=AC…&key=…` (the
+    /// key lets the endpoint serve a tenant other than the default account).
     pub token_url: String,
     pub account_sid: String,
     pub auth_token: String,

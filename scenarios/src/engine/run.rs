@@ -113,13 +113,7 @@ pub async fn play_server_side(
     let Some(c) = rehearsal_mock_server::server::Credentials::of(&control.domain, account) else {
         return setup_failure(&loaded.scenario, format!("the server has no account {account}"), began);
     };
-    let tenant = Tenant {
-        account: c.account_sid,
-        auth_token: c.auth_token,
-        api_key: c.api_key,
-        api_secret: c.api_secret,
-        service: c.service_sid,
-    };
+    let tenant = Tenant::of(c);
     let mut outcome = play_tenant(control, base_url, twilsock_url, loaded, tenant, &mut NoClient, opts, true).await;
     outcome.duration = began.elapsed();
     outcome
@@ -220,12 +214,7 @@ impl<'a> Play<'a> {
     pub fn token_url(&self, c: &Client) -> String {
         match &self.first_tokens {
             Some(ft) if commands::starts_with_literal_token(c) => ft.url(&c.name),
-            _ => format!(
-                "{}/token?account={}&ttl={}",
-                self.base_url,
-                self.tenant.account,
-                c.token_ttl().as_secs()
-            ),
+            _ => format!("{}&ttl={}", self.tenant.token_url(&self.base_url), c.token_ttl().as_secs()),
         }
     }
 
@@ -909,7 +898,7 @@ async fn play_tenant(
         token_url: match observed_client {
             Some(c) if commands::starts_with_literal_token(c) => play.token_url(c),
             Some(c) if c.token_ttl.is_some() => play.token_url(c),
-            _ => format!("{}/token?account={}", play.base_url, play.tenant.account),
+            _ => play.tenant.token_url(&play.base_url),
         },
         account_sid: play.tenant.account.clone(),
         auth_token: play.tenant.auth_token.clone(),

@@ -20,6 +20,27 @@ pub(crate) struct Tenant {
     pub api_key: String,
     pub api_secret: String,
     pub service: String,
+    /// Lets the development token endpoint serve this tenant (`key=` in its token URLs).
+    pub token_key: String,
+}
+
+impl Tenant {
+    pub(crate) fn of(c: rehearsal_mock_server::server::Credentials) -> Tenant {
+        Tenant {
+            account: c.account_sid,
+            auth_token: c.auth_token,
+            api_key: c.api_key,
+            api_secret: c.api_secret,
+            service: c.service_sid,
+            token_key: c.token_key,
+        }
+    }
+
+    /// The tenant's development token endpoint on the server at `base_url`, for a client to
+    /// append `&identity=…`.
+    pub(crate) fn token_url(&self, base_url: &str) -> String {
+        format!("{base_url}/token?account={}&key={}", self.account, self.token_key)
+    }
 }
 
 /// The seed document a scenario starts from: its own, or the server's default.
@@ -99,14 +120,7 @@ pub(crate) fn create(control: &Control, loaded: &Loaded, rng_seed: Option<u64>) 
             rng_seed,
         })
         .map_err(|e| format!("could not create the tenant: {e}"))?;
-    let c = created.credentials;
-    Ok(Tenant {
-        account: c.account_sid,
-        auth_token: c.auth_token,
-        api_key: c.api_key,
-        api_secret: c.api_secret,
-        service: c.service_sid,
-    })
+    Ok(Tenant::of(created.credentials))
 }
 
 /// Reads the tenant's default service.

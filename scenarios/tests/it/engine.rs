@@ -823,7 +823,7 @@ match = {{ state = "connected" }}
 // A redacted outcome
 // ---------------------------------------------------------------------------------------------
 
-/// Replaces what changes from run to run: SIDs, ports, times.
+/// Replaces what changes from run to run: SIDs, ports, times, token keys.
 fn redact(v: &Value) -> Value {
     match v {
         Value::String(s) => Value::String(redact_text(s)),
@@ -858,9 +858,15 @@ fn redact_text(s: &str) -> String {
             && chars[i].is_ascii_uppercase()
             && chars[i + 1].is_ascii_uppercase()
             && chars[i + 2..i + 34].iter().all(|c| c.is_ascii_hexdigit());
+        let key = s[s.char_indices().nth(i).map_or(0, |(b, _)| b)..].starts_with("key=")
+            && i + 68 <= chars.len()
+            && chars[i + 4..i + 68].iter().all(|c| c.is_ascii_hexdigit());
         if sid {
             out.push_str(&format!("{}{}[sid]", chars[i], chars[i + 1]));
             i += 34;
+        } else if key {
+            out.push_str("key=[key]");
+            i += 68;
         } else if s[s.char_indices().nth(i).map_or(0, |(b, _)| b)..].starts_with("127.0.0.1:") {
             out.push_str("127.0.0.1:[port]");
             i += "127.0.0.1:".len();
