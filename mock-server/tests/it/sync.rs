@@ -789,6 +789,24 @@ async fn page_tokens_alone_continue_the_query() {
 }
 
 #[tokio::test]
+async fn a_delete_with_a_null_body_leaves_the_conversation() {
+    // @twilio/conversations 2.0.0 `leave()`: `CommandExecutor._makeRequest` sends its DELETEs
+    // with a body of `null`, which twilsock 0.12.2 serializes as the payload `null`.
+    let (server, api) = support::start().await;
+    let general = support::conversation_sid(&api, "general").await;
+    let mut alice = Client::connect(&server, &token_for(&server, "alice")).await;
+    let path = format!("/Client/v2/Services/{SERVICE_SID}/Conversations/{general}/Participants/alice");
+    // Anything but an object or null is still refused.
+    let answer = alice.request("DELETE", &path, &[], Some(&json!([1]))).await;
+    assert_eq!(answer.status, 400, "{:#}", answer.body);
+    let answer = alice.request("DELETE", &path, &[], Some(&Value::Null)).await;
+    assert_eq!(answer.status, 200, "{:#}", answer.body);
+    let participants = expect(200, api.get(&format!("/v1/Conversations/{general}/Participants")).await);
+    let identities: Vec<Value> = participants["participants"].as_array().expect("participants").iter().map(|p| p["identity"].clone()).collect();
+    assert!(!identities.contains(&json!("alice")), "alice left: {identities:?}");
+}
+
+#[tokio::test]
 async fn a_removed_message_leaves_a_hole_in_the_list() {
     let (server, api) = support::start().await;
     let history = support::conversation_sid(&api, "history").await;
