@@ -802,7 +802,12 @@ async fn a_delete_with_a_null_body_leaves_the_conversation() {
     let answer = alice.request("DELETE", &path, &[], Some(&Value::Null)).await;
     assert_eq!(answer.status, 200, "{:#}", answer.body);
     let participants = expect(200, api.get(&format!("/v1/Conversations/{general}/Participants")).await);
-    let identities: Vec<Value> = participants["participants"].as_array().expect("participants").iter().map(|p| p["identity"].clone()).collect();
+    let identities: Vec<Value> = participants["participants"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .map(|p| p["identity"].clone())
+        .collect();
     assert!(!identities.contains(&json!("alice")), "alice left: {identities:?}");
 }
 
