@@ -117,8 +117,10 @@ if (OPTIONS.mutant !== null && !Object.hasOwn(MUTANTS, OPTIONS.mutant)) {
  * The SDK release to drive: this folder's own dependency (3.0.1), or with
  * `--sdk VERSION` the one `install-sdk.sh VERSION` put in sdk/VERSION/.
  * Exits 2 with the install command when that release is not installed.
+ * Only its package.json is read here; the SDK itself is loaded by
+ * `sdkClient()`, once, at startup (below).
  */
-function loadSdk(version) {
+function locateSdk(version) {
   let requireSdk = createRequire(import.meta.url);
   if (version !== null) {
     // An exact version, never a path: it names a folder under sdk/.
@@ -133,24 +135,41 @@ function loadSdk(version) {
     }
     requireSdk = createRequire(path.join(root, 'package.json'));
   }
-  let sdkModule;
+  let installed;
   try {
-    sdkModule = requireSdk('@twilio/conversations');
+    // The real release, from the package that will be loaded (no release has an "exports" map).
+    installed = requireSdk('@twilio/conversations/package.json').version;
   } catch (err) {
     const fix = version === null ? `npm ci in ${path.relative(process.cwd(), ADAPTER_DIR) || '.'}` : `bash install-sdk.sh ${version}`;
-    log(`cannot load @twilio/conversations (${err.message.split('\n')[0]}); install it with: ${fix}`);
+    log(`cannot find @twilio/conversations (${err.message.split('\n')[0]}); install it with: ${fix}`);
     process.exit(2);
   }
-  // The real release, from the package that was loaded (no release has an "exports" map).
-  const { version: installed } = requireSdk('@twilio/conversations/package.json');
   if (version !== null && installed !== version) {
     log(`sdk/${version} holds @twilio/conversations ${installed}, not ${version}; reinstall it with install-sdk.sh ${version}`);
     process.exit(2);
   }
-  return { Client: sdkModule.Client, version: installed };
+  return { requireSdk, version: installed };
 }
 
-const { Client, version: SDK_VERSION } = loadSdk(OPTIONS.sdk);
+const SDK = locateSdk(OPTIONS.sdk);
+const SDK_VERSION = SDK.version;
+let loadedClient = null;
+
+/** The SDK's `Client` class. */
+function sdkClient() {
+  if (loadedClient === null) {
+    try {
+      loadedClient = SDK.requireSdk('@twilio/conversations').Client;
+    } catch (err) {
+      log(`cannot load @twilio/conversations ${SDK_VERSION}: ${err.message.split('\n')[0]}`);
+      process.exit(2);
+    }
+  }
+  return loadedClient;
+}
+// Loaded now, before `hello` is answered: loading takes seconds on a busy machine, and the
+// harness bounds `connect` more tightly than `hello`.
+sdkClient();
 
 /**
  * How this release reports the end of initialisation, found by feature
@@ -160,7 +179,10 @@ const { Client, version: SDK_VERSION } = loadSdk(OPTIONS.sdk);
  * "failed" (@twilio/conversations 2.0.0 dist/lib.js, Client constructor and
  * `_initialize`). Later releases emit both, so the newer events are preferred.
  */
-const INIT_EVENTS = typeof Client.initialized === 'string' && typeof Client.initFailed === 'string' ? 'events' : 'stateChanged';
+function initEvents() {
+  const Client = sdkClient();
+  return typeof Client.initialized === 'string' && typeof Client.initFailed === 'string' ? 'events' : 'stateChanged';
+}
 
 const ADAPTER_NAME = 'twilio-conversations-js';
 const PROTOCOL_VERSION = 1;
@@ -324,7 +346,7 @@ class Session {
     }
     let client;
     try {
-      client = new Client(this.token, this.clientOptions());
+      client = new (sdkClient())(this.token, this.clientOptions());
     } catch (err) {
       throw failed(errorInfo(err).message, errorInfo(err));
     }
@@ -406,7 +428,7 @@ class Session {
         this.settleConnect({ ok: false, error: this.failureInfo(undefined, 'connection failed') });
       }
     });
-    if (INIT_EVENTS === 'events') {
+    if (initEvents() === 'events') {
       this.on(client, 'initialized', () => this.onInitialized(client));
       this.on(client, 'initFailed', (data) => this.onInitFailed(client, data?.error));
     } else {
@@ -557,7 +579,7 @@ class Session {
       if (burst > 0) log(`[${this.name}] [mutant] connection dropped: creating ${burst} new clients`);
       for (let i = 0; i < burst; i++) {
         try {
-          this.strays.push(new Client(this.token, this.clientOptions()));
+          this.strays.push(new (sdkClient())(this.token, this.clientOptions()));
         } catch (err) {
           log(`[${this.name}] [mutant] new Client() threw:`, err);
         }
