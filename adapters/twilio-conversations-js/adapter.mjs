@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Rehearsal driver-protocol v1 adapter around the official, unmodified
-// `@twilio/conversations` 3.0.1 JavaScript SDK (harness/PROTOCOL.md).
+// `@twilio/conversations` JavaScript SDK (harness/PROTOCOL.md): by default the
+// 3.0.1 of this folder's package.json, with `--sdk VERSION` any 2.x/3.x release
+// installed by `install-sdk.sh VERSION` in sdk/VERSION/.
 //
 // JSON lines: commands on stdin, answers and events on stdout. Nothing else
 // is ever written to stdout: the SDK's logger and every `console.*` call are
@@ -10,6 +12,7 @@
 //   node adapter.mjs --observed           observed mode (REHEARSAL_OBSERVED=1)
 //   node adapter.mjs --mutant NAME        plant one known bug (REHEARSAL_MUTANT=NAME)
 //   node adapter.mjs --list-mutants       print the mutant names and exit
+//   node adapter.mjs --sdk 2.6.0          load sdk/2.6.0/node_modules/@twilio/conversations
 //
 // Environment: REHEARSAL_ADAPTER_LOG=debug (or trace/info/warn/error) raises
 // the SDK log level (default: silent) and enables the adapter's own debug
@@ -17,8 +20,11 @@
 
 import { Console } from 'node:console';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
 
 // ---------------------------------------------------------------------------
 // stdout discipline: stdout belongs to the protocol. Route every console
@@ -29,13 +35,6 @@ const stderrConsole = new Console({ stdout: process.stderr, stderr: process.stde
 for (const method of ['log', 'info', 'debug', 'trace', 'warn', 'error', 'dir', 'dirxml', 'table', 'group', 'groupCollapsed', 'groupEnd', 'time', 'timeEnd', 'timeLog', 'count', 'countReset', 'assert']) {
   if (typeof stderrConsole[method] === 'function') console[method] = stderrConsole[method].bind(stderrConsole);
 }
-
-const require = createRequire(import.meta.url);
-const { Client } = require('@twilio/conversations');
-
-const ADAPTER_NAME = 'twilio-conversations-js';
-const PROTOCOL_VERSION = 1;
-const SDK_VERSION = Client.version;
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'];
 const requestedLog = (process.env.REHEARSAL_ADAPTER_LOG || '').toLowerCase();
@@ -87,13 +86,15 @@ const MUTANTS = {
 };
 
 function parseArgs(argv) {
-  const opts = { observed: false, mutant: null, listMutants: false };
+  const opts = { observed: false, mutant: null, listMutants: false, sdk: null };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--observed') opts.observed = true;
     else if (arg === '--list-mutants') opts.listMutants = true;
     else if (arg === '--mutant') opts.mutant = argv[++i] ?? '';
     else if (arg.startsWith('--mutant=')) opts.mutant = arg.slice('--mutant='.length);
+    else if (arg === '--sdk') opts.sdk = argv[++i] ?? '';
+    else if (arg.startsWith('--sdk=')) opts.sdk = arg.slice('--sdk='.length);
     else log(`ignoring unknown argument ${JSON.stringify(arg)}`);
   }
   if (!opts.observed && /^(1|true|yes)$/i.test(process.env.REHEARSAL_OBSERVED ?? '')) opts.observed = true;
@@ -101,6 +102,7 @@ function parseArgs(argv) {
   return opts;
 }
 
+const ADAPTER_DIR = path.dirname(fileURLToPath(import.meta.url));
 const OPTIONS = parseArgs(process.argv.slice(2));
 if (OPTIONS.listMutants) {
   for (const [name, what] of Object.entries(MUTANTS)) process.stdout.write(`${name}\t${what}\n`);
@@ -110,6 +112,80 @@ if (OPTIONS.mutant !== null && !Object.hasOwn(MUTANTS, OPTIONS.mutant)) {
   log(`unknown mutant ${JSON.stringify(OPTIONS.mutant)}; known: ${Object.keys(MUTANTS).join(', ')}`);
   process.exit(2);
 }
+
+/**
+ * The SDK release to drive: this folder's own dependency (3.0.1), or with
+ * `--sdk VERSION` the one `install-sdk.sh VERSION` put in sdk/VERSION/.
+ * Exits 2 with the install command when that release is not installed.
+ * Only its package.json is read here; the SDK itself is loaded by
+ * `sdkClient()`, once, at startup (below).
+ */
+function locateSdk(version) {
+  let requireSdk = createRequire(import.meta.url);
+  if (version !== null) {
+    // An exact version, never a path: it names a folder under sdk/.
+    if (!/^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$/.test(version)) {
+      log(`--sdk ${JSON.stringify(version)} is not an exact version such as 2.6.0`);
+      process.exit(2);
+    }
+    const root = path.join(ADAPTER_DIR, 'sdk', version);
+    if (!existsSync(path.join(root, 'node_modules', '@twilio', 'conversations', 'package.json'))) {
+      log(`@twilio/conversations ${version} is not installed; install it with: bash ${path.relative(process.cwd(), path.join(ADAPTER_DIR, 'install-sdk.sh')) || 'install-sdk.sh'} ${version}`);
+      process.exit(2);
+    }
+    requireSdk = createRequire(path.join(root, 'package.json'));
+  }
+  let installed;
+  try {
+    // The real release, from the package that will be loaded (no release has an "exports" map).
+    installed = requireSdk('@twilio/conversations/package.json').version;
+  } catch (err) {
+    const fix = version === null ? `npm ci in ${path.relative(process.cwd(), ADAPTER_DIR) || '.'}` : `bash install-sdk.sh ${version}`;
+    log(`cannot find @twilio/conversations (${err.message.split('\n')[0]}); install it with: ${fix}`);
+    process.exit(2);
+  }
+  if (version !== null && installed !== version) {
+    log(`sdk/${version} holds @twilio/conversations ${installed}, not ${version}; reinstall it with install-sdk.sh ${version}`);
+    process.exit(2);
+  }
+  return { requireSdk, version: installed };
+}
+
+const SDK = locateSdk(OPTIONS.sdk);
+const SDK_VERSION = SDK.version;
+let loadedClient = null;
+
+/** The SDK's `Client` class. */
+function sdkClient() {
+  if (loadedClient === null) {
+    try {
+      loadedClient = SDK.requireSdk('@twilio/conversations').Client;
+    } catch (err) {
+      log(`cannot load @twilio/conversations ${SDK_VERSION}: ${err.message.split('\n')[0]}`);
+      process.exit(2);
+    }
+  }
+  return loadedClient;
+}
+// Loaded now, before `hello` is answered: loading takes seconds on a busy machine, and the
+// harness bounds `connect` more tightly than `hello`.
+sdkClient();
+
+/**
+ * How this release reports the end of initialisation, found by feature
+ * detection: later 2.x releases (2.6.0 and 2.7.0 among them) and 3.x declare the static event
+ * names `Client.initialized` / `Client.initFailed` and emit `initialized` and
+ * `initFailed({error})`; 2.0.0 has only `stateChanged` with "initialized" or
+ * "failed" (@twilio/conversations 2.0.0 dist/lib.js, Client constructor and
+ * `_initialize`). Later releases emit both, so the newer events are preferred.
+ */
+function initEvents() {
+  const Client = sdkClient();
+  return typeof Client.initialized === 'string' && typeof Client.initFailed === 'string' ? 'events' : 'stateChanged';
+}
+
+const ADAPTER_NAME = 'twilio-conversations-js';
+const PROTOCOL_VERSION = 1;
 const MUTANT = OPTIONS.mutant;
 const mutant = (name) => MUTANT === name;
 if (MUTANT) log(`mutant "${MUTANT}" planted: ${MUTANTS[MUTANT]}`);
@@ -270,7 +346,7 @@ class Session {
     }
     let client;
     try {
-      client = new Client(this.token, this.clientOptions());
+      client = new (sdkClient())(this.token, this.clientOptions());
     } catch (err) {
       throw failed(errorInfo(err).message, errorInfo(err));
     }
@@ -352,29 +428,16 @@ class Session {
         this.settleConnect({ ok: false, error: this.failureInfo(undefined, 'connection failed') });
       }
     });
-    this.on(client, 'initialized', () => {
-      this.initialized = true;
-      this.event('initialized');
-      this.settleConnect?.({ ok: true });
-      // MUTANT late-listeners: like an app that subscribes to events only after
-      // it has loaded its conversation list, so the conversationJoined events
-      // fired while the list loads are never seen.
-      // (twilio/twilio-conversations-demo-react#26, "conversationAdded event never hit?")
-      if (mutant('late-listeners')) {
-        client
-          .getSubscribedConversations()
-          .catch((err) => log(`[${this.name}] getSubscribedConversations failed:`, err))
-          .finally(() => this.attachContent(client));
-      }
-    });
-    this.on(client, 'initFailed', (data) => {
-      this.event('init_failed', { error: errorInfo(data?.error, { message: 'client initialisation failed' }) });
-      // On a denial the SDK emits initFailed ("Twilsock has disconnected.")
-      // before the connectionError that carries the Twilio error code, which
-      // then settles `connect`; other initialisation failures settle it now.
-      if (client.connectionState === 'denied') this.failConnectSoon(data?.error);
-      else this.settleConnect?.({ ok: false, error: this.failureInfo(data?.error, 'client initialisation failed') });
-    });
+    if (initEvents() === 'events') {
+      this.on(client, 'initialized', () => this.onInitialized(client));
+      this.on(client, 'initFailed', (data) => this.onInitFailed(client, data?.error));
+    } else {
+      // 2.0.0: `stateChanged` carries "initialized" or "failed" (no error object).
+      this.on(client, 'stateChanged', (state) => {
+        if (state === 'initialized') this.onInitialized(client);
+        else if (state === 'failed') this.onInitFailed(client, undefined);
+      });
+    }
     this.on(client, 'tokenAboutToExpire', () => {
       this.event('token_about_to_expire');
       // MUTANT ignore-expiry-warning: the warning is reported but not acted on.
@@ -394,6 +457,33 @@ class Session {
       this.conversations.delete(c.sid);
     });
     if (!mutant('late-listeners')) this.attachContent(client);
+  }
+
+  /** The client finished initialising (`initialized`, or 2.0.0's `stateChanged` "initialized"). */
+  onInitialized(client) {
+    this.initialized = true;
+    this.event('initialized');
+    this.settleConnect?.({ ok: true });
+    // MUTANT late-listeners: like an app that subscribes to events only after
+    // it has loaded its conversation list, so the conversationJoined events
+    // fired while the list loads are never seen.
+    // (twilio/twilio-conversations-demo-react#26, "conversationAdded event never hit?")
+    if (mutant('late-listeners')) {
+      client
+        .getSubscribedConversations()
+        .catch((err) => log(`[${this.name}] getSubscribedConversations failed:`, err))
+        .finally(() => this.attachContent(client));
+    }
+  }
+
+  /** Initialisation failed (`initFailed`, or 2.0.0's `stateChanged` "failed"). */
+  onInitFailed(client, error) {
+    this.event('init_failed', { error: errorInfo(error, { message: 'client initialisation failed' }) });
+    // On a denial the SDK emits initFailed ("Twilsock has disconnected.")
+    // before the connectionError that carries the Twilio error code, which
+    // then settles `connect`; other initialisation failures settle it now.
+    if (client.connectionState === 'denied') this.failConnectSoon(error);
+    else this.settleConnect?.({ ok: false, error: this.failureInfo(error, 'client initialisation failed') });
   }
 
   /** Conversation, message, participant and typing events. */
@@ -489,7 +579,7 @@ class Session {
       if (burst > 0) log(`[${this.name}] [mutant] connection dropped: creating ${burst} new clients`);
       for (let i = 0; i < burst; i++) {
         try {
-          this.strays.push(new Client(this.token, this.clientOptions()));
+          this.strays.push(new (sdkClient())(this.token, this.clientOptions()));
         } catch (err) {
           log(`[${this.name}] [mutant] new Client() threw:`, err);
         }

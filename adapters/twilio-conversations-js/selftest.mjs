@@ -371,3 +371,28 @@ test('mutant duplicate-message: every message_added is reported twice', async (t
   assert.deepEqual(exit, { code: 0, signal: null });
   adapter.assertClean();
 });
+
+test('--sdk VERSION: a release that is not installed exits 2 naming the install command', async () => {
+  const child = spawn(process.execPath, [ADAPTER, '--sdk', '0.0.0-not-installed'], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
+  children.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const exit = await withTimeout(new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))), WAIT_MS, 'adapter exit');
+  children.delete(child);
+  assert.deepEqual(exit, { code: 2, signal: null }, stderr);
+  assert.equal(stdout, '', 'nothing on the protocol stream');
+  assert.match(stderr, /install-sdk\.sh 0\.0\.0-not-installed/);
+});
+
+test('--sdk VERSION: not a path, only an exact version', async () => {
+  const child = spawn(process.execPath, [ADAPTER, '--sdk', '../..'], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
+  children.add(child);
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const exit = await withTimeout(new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))), WAIT_MS, 'adapter exit');
+  children.delete(child);
+  assert.deepEqual(exit, { code: 2, signal: null }, stderr);
+  assert.match(stderr, /not an exact version/);
+});

@@ -434,6 +434,53 @@ test('read horizon: unread count, participantUpdated on the other client, REST',
   assert.equal(await aliceGeneral.getUnreadMessagesCount(), 1);
 });
 
+test('read horizon on a conversation created over REST settles: no update per write (demo app loop)', async (t) => {
+  // Twilio's demo React app (twilio-conversations-demo-react: AppContainer.tsx reloads the
+  // messages on every `conversationUpdated`; MessagesBox.tsx sets the read horizon to the first
+  // loaded message whenever its messages change) loops without end if each read-horizon write
+  // makes the SDK emit `updated`. Seen with a conversation created over REST only: the SDK
+  // read its `createdBy` as changed on every update.
+  const env = await sdkEnv(t);
+  const conv = await env.rest('POST', '/v1/Conversations', { UniqueName: 'made-over-rest', FriendlyName: 'Made over REST' });
+  await env.rest('POST', `/v1/Conversations/${conv.sid}/Participants`, { Identity: 'alice' });
+  for (const body of ['one', 'two', 'three']) {
+    await env.rest('POST', `/v1/Conversations/${conv.sid}/Messages`, { Author: 'bob', Body: body });
+  }
+  const alice = await env.connect('alice');
+  const made = byUniqueName(alice, 'made-over-rest');
+  assert.equal(made.createdBy, 'system', 'a conversation created over REST has the system as its creator');
+
+  const MAX_WRITES = 30;
+  let writes = 0;
+  const reasons = [];
+  const markRead = async () => {
+    writes += 1;
+    if (writes > MAX_WRITES) return;
+    const page = await made.getMessages();
+    await made.updateLastReadMessageIndex(page.items[0].index);
+  };
+  const onUpdated = ({ conversation, updateReasons }) => {
+    if (conversation.sid !== made.sid) return;
+    reasons.push(updateReasons);
+    markRead().catch((err) => console.error(`[sdk] markRead: ${err.message}`));
+  };
+  alice.client.on('conversationUpdated', onUpdated);
+  t.after(() => alice.client.removeListener('conversationUpdated', onUpdated));
+
+  await markRead();
+  await alice.rec.waitFor('conversationUpdated', ({ conversation }) => conversation.sid === made.sid && conversation.lastReadMessageIndex === 0, {
+    what: 'alice sees her read horizon at 0',
+  });
+  // Settled: nothing in flight and nothing crossing the socket (a loop never gets here within
+  // its bound of writes, and then shows in `writes`).
+  await env.tap.waitIdle({ quietMs: 500, ms: 20_000 });
+  assert.ok(
+    writes <= 2,
+    `the read horizon was written ${writes} times (updates: ${JSON.stringify(reasons.slice(0, 5))}…); one write, and one more for the update it caused, settle it`,
+  );
+  assert.ok(!reasons.flat().includes('createdBy'), `no update reports a changed creator: ${JSON.stringify(reasons)}`);
+});
+
 test('updateToken while connected replaces the token: new warning, no expiry at the old exp', async (t) => {
   const env = await sdkEnv(t);
   // alice's first token and bob's (the control) expire in a few seconds;

@@ -73,6 +73,12 @@ fn parse_body(req: &UpstreamRequest) -> Result<Value, UpstreamResponse> {
             serde_json::from_str(&s).map_err(|e| UpstreamResponse::error(400, 20001, format!("request body is not JSON: {e}")))
         }
         Value::Object(_) => Ok(v),
+        // A body of `null`: @twilio/conversations 2.0.0 sends its DELETEs (`leave()`,
+        // `removeParticipant`, message `remove()`) with one — dist/lib.js,
+        // `CommandExecutor._makeRequest`: `transport.delete(url, headers, null, …)`, and twilsock
+        // 0.12.2 `preparePayload` serializes any object, null included, with `JSON.stringify`.
+        // 3.x sends `{}`. Both mean "no fields".
+        Value::Null => Ok(json!({})),
         _ => Err(UpstreamResponse::error(400, 20001, "request body must be a JSON object")),
     }
 }

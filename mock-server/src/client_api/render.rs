@@ -72,7 +72,7 @@ pub fn conversation(l: &Links, _svc: &ChatService, e: &ConversationEntry, me: &s
         "friendly_name": c.friendly_name,
         "unique_name": c.unique_name,
         "attributes": c.attributes,
-        "created_by": c.created_by,
+        "created_by": c.creator(),
         "date_created": c.date_created.rfc3339(),
         "date_updated": c.date_updated.rfc3339(),
         "status": if p.is_some() { "joined" } else { "notParticipating" },

@@ -61,6 +61,24 @@ pub struct Conversation {
     pub timers: Timers,
 }
 
+/// `created_by` of a conversation nobody created as a user (over REST, from the control plane
+/// as the API): Twilio's Chat backend, which Conversations is built on, defaults the creator to
+/// `system` (Chat v2 Channel resource, `CreatedBy`: "Default is: system"). The SDK needs a
+/// string: @twilio/conversations 3.0.1 `Conversation.createdBy` returns
+/// `this._internalState.createdBy ?? ""`, and `Conversation._update` (dist/conversation.js)
+/// compares that getter with each update's `createdBy`, so a `null` there reads as a change on
+/// every update of the conversation — one `updated` event (reason `createdBy`) per read-horizon
+/// write, which an app that sets its read horizon on `updated` turns into an endless loop.
+pub const SYSTEM_CREATOR: &str = "system";
+
+impl Conversation {
+    /// The creator as Twilio reports it: the identity of the user who created it, else
+    /// [`SYSTEM_CREATOR`].
+    pub fn creator(&self) -> &str {
+        self.created_by.as_deref().unwrap_or(SYSTEM_CREATOR)
+    }
+}
+
 /// A conversation with its members and history.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConversationEntry {

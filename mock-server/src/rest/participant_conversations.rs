@@ -59,7 +59,7 @@ async fn list(scope: Scope, Query(q): Query) -> Result<Json<Value>, ApiError> {
                     "conversation_attributes": c.attributes,
                     "conversation_date_created": c.date_created.rfc3339(),
                     "conversation_date_updated": c.date_updated.rfc3339(),
-                    "conversation_created_by": c.created_by,
+                    "conversation_created_by": c.creator(),
                     "conversation_state": c.state.as_str(),
                     "conversation_timers": timers_json(&c.timers),
                     "links": {

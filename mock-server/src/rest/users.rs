@@ -68,7 +68,7 @@ fn render_user_conversation(scope: &Scope, user: &User, e: &ConversationEntry) -
         "attributes": c.attributes,
         "date_created": c.date_created.rfc3339(),
         "date_updated": c.date_updated.rfc3339(),
-        "created_by": c.created_by,
+        "created_by": c.creator(),
         "notification_level": p.notification_level,
         "unique_name": c.unique_name,
         "url": scope.url(&format!("/Users/{}/Conversations/{}", user.sid, c.sid)),

@@ -124,7 +124,7 @@ pub fn channel_data(e: &ConversationEntry) -> Value {
         "friendlyName": c.friendly_name,
         "uniqueName": c.unique_name,
         "attributes": c.attributes,
-        "createdBy": c.created_by,
+        "createdBy": c.creator(),
         "dateCreated": c.date_created.iso_millis(),
         "dateUpdated": c.date_updated.iso_millis(),
         "state": { "current": c.state.as_str(), "dateUpdated": c.date_updated.iso_millis() },
@@ -192,7 +192,7 @@ pub fn my_conversation_data(e: &ConversationEntry, p: &Participant) -> Value {
         "friendlyName": c.friendly_name,
         "uniqueName": c.unique_name,
         "attributes": c.attributes,
-        "createdBy": c.created_by,
+        "createdBy": c.creator(),
         "dateCreated": c.date_created.iso_millis(),
         "dateUpdated": c.date_updated.iso_millis(),
     })

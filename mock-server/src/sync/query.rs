@@ -166,42 +166,233 @@ fn items(base: &str, p: &Projection, state: &AccountState, obj: &ObjectRef, req:
             None => return err(400, BAD_REQUEST, format!("From {f:?} is not valid for this object")),
         },
     };
-    let (page, has_before, has_more): (Vec<Key>, bool, bool) = match obj {
-        ObjectRef::Messages(c) => {
-            let Some((_, e)) = object::find_conversation(state, c) else {
-                return err(404, NOT_FOUND, "list not found");
-            };
-            let from = from.and_then(|k| if let Key::Index(i) = k { Some(i) } else { None });
-            let w = e.messages.page_from(from, size, order);
-            let has_before = from.is_some() && w.has_before;
-            (w.items.iter().map(|(i, _)| Key::Index(*i)).collect(), has_before, w.has_more)
-        }
-        _ => {
-            let keys = object::current_keys(state, obj).unwrap_or_default();
-            let mut ordered: Vec<Key> = keys;
-            if order == Order::Desc {
-                ordered.reverse();
-            }
-            let start = match &from {
-                None => 0,
-                Some(f) => ordered
-                    .iter()
-                    .position(|k| if order == Order::Asc { k >= f } else { k <= f })
-                    .unwrap_or(ordered.len()),
-            };
-            let page: Vec<Key> = ordered[start..].iter().take(size).cloned().collect();
-            (page, start > 0, ordered.len() > start + size)
-        }
+    let walker = match Walker::new(state, obj) {
+        Some(w) => w,
+        None => return err(404, NOT_FOUND, "list not found"),
     };
-    let items: Vec<Value> = page.iter().filter_map(|k| item_descriptor(base, p, state, obj, k)).collect();
+    // A page token stands for the whole query (order, size, position): twilio-sync 3.1.0
+    // (pinned `~3.1.0` by @twilio/conversations 2.6.0) walks on by sending back only
+    // `PageToken` (twilio-sync 3.1.0 builds/lib.js, `SyncListImpl.queryItems` and
+    // `SyncMapImpl.queryItems`: `this.queryItems({ pageToken })`), while later releases page by
+    // `From` and read only the tokens' truthiness. See PROTOCOL-NOTES-SDK2.md.
+    let (order, size, page) = match req.param("PageToken") {
+        Some(raw) => match PageToken::decode(raw, obj.kind()) {
+            Some(t) => (t.order, t.size, walker.after_token(&t)),
+            None => return err(400, BAD_REQUEST, format!("PageToken {raw:?} is not valid")),
+        },
+        None => (order, size, walker.from(from.as_ref(), size, order)),
+    };
+    let items: Vec<Value> = page.keys.iter().filter_map(|k| item_descriptor(base, p, state, obj, k)).collect();
+    let token = |dir: TokenDir, key: &Key| {
+        PageToken {
+            dir,
+            order,
+            size,
+            key: key.clone(),
+        }
+        .encode()
+    };
     UpstreamResponse::ok(json!({
         "items": items,
         "meta": {
-            "previous_token": if has_before { Some("prev") } else { None },
-            "next_token": if has_more { Some("next") } else { None },
+            "previous_token": page.before.as_ref().map(|k| token(TokenDir::Previous, k)),
+            "next_token": page.after.as_ref().map(|k| token(TokenDir::Next, k)),
             "page_size": size,
         }
     }))
+}
+
+/// Which way a page token walks from its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenDir {
+    /// The page of items after the key (exclusive), in the query's order.
+    Next,
+    /// The page of items before the key (exclusive), in the query's order.
+    Previous,
+}
+
+/// A Sync item query's page token: opaque to the client, it carries the order, the page size
+/// and the key the page starts after (or ends before), so that it stays valid while items
+/// arrive or go. Encoded as `PT` + URL-safe base64 of `n|a|30|i42` (dir, order, size, key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PageToken {
+    dir: TokenDir,
+    order: Order,
+    size: usize,
+    key: Key,
+}
+
+impl PageToken {
+    fn encode(&self) -> String {
+        use base64::Engine;
+        let dir = match self.dir {
+            TokenDir::Next => 'n',
+            TokenDir::Previous => 'p',
+        };
+        let order = match self.order {
+            Order::Asc => 'a',
+            Order::Desc => 'd',
+        };
+        let key = match &self.key {
+            Key::Index(i) => format!("i{i}"),
+            Key::Name(n) => format!("k{n}"),
+        };
+        let raw = format!("{dir}|{order}|{}|{key}", self.size);
+        format!("PT{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
+    }
+
+    /// `None` for anything this server did not mint for an object of `kind`.
+    fn decode(token: &str, kind: Kind) -> Option<PageToken> {
+        use base64::Engine;
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.strip_prefix("PT")?)
+            .ok()?;
+        let raw = String::from_utf8(raw).ok()?;
+        let mut parts = raw.splitn(4, '|');
+        let dir = match parts.next()? {
+            "n" => TokenDir::Next,
+            "p" => TokenDir::Previous,
+            _ => return None,
+        };
+        let order = match parts.next()? {
+            "a" => Order::Asc,
+            "d" => Order::Desc,
+            _ => return None,
+        };
+        let size: usize = parts.next()?.parse().ok()?;
+        if !(1..=100).contains(&size) {
+            return None;
+        }
+        let key = parts.next()?;
+        let key = match (kind, key.split_at_checked(1)?) {
+            (Kind::List, ("i", i)) => Key::Index(i.parse().ok()?),
+            (Kind::Map, ("k", n)) => Key::Name(n.to_owned()),
+            _ => return None,
+        };
+        Some(PageToken { dir, order, size, key })
+    }
+}
+
+/// One page of keys, with the keys to page on from: the first key when items exist before
+/// it, the last when items exist after it.
+struct KeyPage {
+    keys: Vec<Key>,
+    before: Option<Key>,
+    after: Option<Key>,
+}
+
+/// Where a walk starts, in its order.
+enum Start<'k> {
+    First,
+    At(&'k Key),
+    After(&'k Key),
+}
+
+/// Keyset walks over one object's current items, in either order.
+enum Walker<'s> {
+    /// Messages: the conversation's keyset-paged collection (O(log n + page)).
+    Messages(&'s crate::domain::collection::Collection<crate::domain::message::Message>),
+    /// Maps and other lists: their (small) sorted key set.
+    Keys(Vec<Key>),
+}
+
+fn reverse(order: Order) -> Order {
+    match order {
+        Order::Asc => Order::Desc,
+        Order::Desc => Order::Asc,
+    }
+}
+
+impl<'s> Walker<'s> {
+    fn new(state: &'s AccountState, obj: &ObjectRef) -> Option<Walker<'s>> {
+        match obj {
+            ObjectRef::Messages(c) => object::find_conversation(state, c).map(|(_, e)| Walker::Messages(&e.messages)),
+            _ => object::current_keys(state, obj).map(Walker::Keys),
+        }
+    }
+
+    /// Up to `size` keys from `start`, walking in `order`; and whether more follow.
+    fn walk(&self, start: Start<'_>, size: usize, order: Order) -> (Vec<Key>, bool) {
+        match self {
+            Walker::Messages(messages) => {
+                let from = match start {
+                    Start::First => None,
+                    Start::At(Key::Index(i)) => Some(*i),
+                    Start::After(Key::Index(i)) => {
+                        let next = match order {
+                            Order::Asc => i.checked_add(1),
+                            Order::Desc => i.checked_sub(1),
+                        };
+                        // Past either end of the index space there is nothing to walk.
+                        let Some(next) = next else { return (Vec::new(), false) };
+                        Some(next)
+                    }
+                    Start::At(Key::Name(_)) | Start::After(Key::Name(_)) => return (Vec::new(), false),
+                };
+                let w = messages.page_from(from, size, order);
+                (w.items.iter().map(|(i, _)| Key::Index(*i)).collect(), w.has_more)
+            }
+            Walker::Keys(keys) => {
+                let ordered: Box<dyn Iterator<Item = &Key>> = match order {
+                    Order::Asc => Box::new(keys.iter()),
+                    Order::Desc => Box::new(keys.iter().rev()),
+                };
+                let ahead = |k: &Key, f: &Key, inclusive: bool| match (order, inclusive) {
+                    (Order::Asc, true) => k >= f,
+                    (Order::Asc, false) => k > f,
+                    (Order::Desc, true) => k <= f,
+                    (Order::Desc, false) => k < f,
+                };
+                let mut it = ordered.skip_while(|k| match start {
+                    Start::First => false,
+                    Start::At(f) => !ahead(k, f, true),
+                    Start::After(f) => !ahead(k, f, false),
+                });
+                let page: Vec<Key> = it.by_ref().take(size).cloned().collect();
+                (page, it.next().is_some())
+            }
+        }
+    }
+
+    /// Whether any item lies before `key` (exclusive) in `order`.
+    fn any_before(&self, key: &Key, order: Order) -> bool {
+        !self.walk(Start::After(key), 1, reverse(order)).0.is_empty()
+    }
+
+    /// A query by `From` (inclusive) or from the first item. `previous_token` is set only when
+    /// items exist before `From` (wire protocol: "previous_token non-null ⇔ items exist before
+    /// From in the requested order"); a query without `From` starts at the first item.
+    fn from(&self, from: Option<&Key>, size: usize, order: Order) -> KeyPage {
+        let start = from.map_or(Start::First, Start::At);
+        let (keys, more) = self.walk(start, size, order);
+        let before = from
+            .filter(|f| self.any_before(f, order))
+            .map(|f| keys.first().unwrap_or(f).clone());
+        let after = if more { keys.last().cloned() } else { None };
+        KeyPage { keys, before, after }
+    }
+
+    /// The page a token stands for.
+    fn after_token(&self, t: &PageToken) -> KeyPage {
+        match t.dir {
+            TokenDir::Next => {
+                let (keys, more) = self.walk(Start::After(&t.key), t.size, t.order);
+                let first = keys.first().unwrap_or(&t.key);
+                let before = self.any_before(first, t.order).then(|| first.clone());
+                let after = if more { keys.last().cloned() } else { None };
+                KeyPage { keys, before, after }
+            }
+            TokenDir::Previous => {
+                // Walk backwards from the key, then present the page in the query's order.
+                let (mut keys, more_before) = self.walk(Start::After(&t.key), t.size, reverse(t.order));
+                keys.reverse();
+                let before = if more_before { keys.first().cloned() } else { None };
+                let last = keys.last().unwrap_or(&t.key);
+                let after = (!self.walk(Start::After(last), 1, t.order).0.is_empty()).then(|| last.clone());
+                KeyPage { keys, before, after }
+            }
+        }
+    }
 }
 
 /// `POST /v4/Subscriptions`: establish (with replay) or cancel. Replayed events and the

@@ -684,6 +684,133 @@ async fn list_item_queries_page_by_index() {
     assert!(item.get("date_expires").is_some(), "{item:#}");
 }
 
+/// Follows `meta.{which}` with nothing but `PageToken`, as twilio-sync 3.1.0 does
+/// (`SyncListImpl.queryItems` / `SyncMapImpl.queryItems`: `this.queryItems({ pageToken })`), and
+/// returns the keys of every page walked (the first included), at most `limit` pages.
+async fn walk_tokens(c: &mut Client, descriptor: &Value, first: &[(&str, &str)], which: &str, limit: usize) -> Vec<Vec<Value>> {
+    let mut page = c.items(descriptor, first).await;
+    let mut pages = vec![page_keys(&page)];
+    while let Some(token) = page["meta"][which].as_str().map(str::to_owned) {
+        assert!(pages.len() < limit, "{which} walk from {first:?} does not end: {pages:?}");
+        page = c.items(descriptor, &[("PageToken", &token)]).await;
+        pages.push(page_keys(&page));
+    }
+    pages
+}
+
+#[tokio::test]
+async fn page_tokens_alone_continue_the_query() {
+    let (server, api) = support::start().await;
+    let history = support::conversation_sid(&api, "history").await;
+    let mut alice = Client::connect(&server, &token_for(&server, "alice")).await;
+    let objects = alice.conversation_objects(&history).await;
+    let list = alice.descriptor("Lists", &objects.messages).await;
+    let chunks = |it: Vec<u64>, n: usize| -> Vec<Vec<Value>> { it.chunks(n).map(|c| indices(c.iter().copied())).collect() };
+
+    // conversations 2.6.0 getMessages(30) then prevPage()…: Order=desc, then Sync's next pages.
+    let backwards = walk_tokens(&mut alice, &list, &[("Order", "desc"), ("PageSize", "30")], "next_token", 10).await;
+    assert_eq!(backwards, chunks((0..120).rev().collect(), 30));
+    // Forwards from an anchor.
+    let forwards = walk_tokens(
+        &mut alice,
+        &list,
+        &[("From", "7"), ("Order", "asc"), ("PageSize", "25")],
+        "next_token",
+        10,
+    )
+    .await;
+    assert_eq!(forwards, chunks((7..120).collect(), 25));
+    // Back from an anchor with previous_token: the pages before it, each in the query's order.
+    let back = walk_tokens(
+        &mut alice,
+        &list,
+        &[("From", "60"), ("Order", "asc"), ("PageSize", "25")],
+        "previous_token",
+        10,
+    )
+    .await;
+    assert_eq!(back, vec![indices(60..85), indices(35..60), indices(10..35), indices(0..10)]);
+    let back_desc = walk_tokens(
+        &mut alice,
+        &list,
+        &[("From", "100"), ("Order", "desc"), ("PageSize", "8")],
+        "previous_token",
+        10,
+    )
+    .await;
+    assert_eq!(
+        back_desc,
+        vec![
+            indices((93..=100).rev()),
+            indices((101..109).rev()),
+            indices((109..117).rev()),
+            indices((117..120).rev())
+        ]
+    );
+
+    // A page reached by a token has both neighbours' tokens, and they lead back and forth.
+    let first = alice.items(&list, &[("Order", "desc"), ("PageSize", "30")]).await;
+    let second = alice
+        .items(&list, &[("PageToken", first["meta"]["next_token"].as_str().expect("next_token"))])
+        .await;
+    let again = alice
+        .items(
+            &list,
+            &[("PageToken", second["meta"]["previous_token"].as_str().expect("previous_token"))],
+        )
+        .await;
+    assert_eq!(page_keys(&again), page_keys(&first), "previous of next is the first page again");
+
+    // Items arriving meanwhile do not disturb a walk in progress: a token holds a position.
+    let page = alice.items(&list, &[("Order", "asc"), ("PageSize", "50")]).await;
+    let token = page["meta"]["next_token"].as_str().expect("next_token").to_owned();
+    post_message(&api, &history, "alice", "late").await;
+    let next = alice.items(&list, &[("PageToken", &token)]).await;
+    assert_eq!(page_keys(&next), indices(50..100));
+
+    // Maps too: the roster of a conversation walked one participant at a time.
+    let general = support::conversation_sid(&api, "general").await;
+    let objects = alice.conversation_objects(&general).await;
+    let roster = alice.descriptor("Maps", &objects.roster).await;
+    let all = page_keys(&alice.items(&roster, &[("Order", "asc"), ("PageSize", "50")]).await);
+    let walked: Vec<Value> = walk_tokens(&mut alice, &roster, &[("Order", "asc"), ("PageSize", "1")], "next_token", 10)
+        .await
+        .concat();
+    assert_eq!(walked, all);
+
+    // Something this server did not mint is Sync's 400, not a page from the start.
+    // Not ours, undecodable, page size 0, a map key for a list, an unknown direction.
+    for bad in ["next", "PT", "PT!!", "PTbnxhfDB8aTU", "PTbnxhfDMwfGthYmM", "PTeHxhfDMwfGk1"] {
+        let answer = alice
+            .get(list["links"]["items"].as_str().expect("links.items"), &[("PageToken", bad)])
+            .await;
+        answer.error(400, 54011, &format!("PageToken={bad}"));
+    }
+}
+
+#[tokio::test]
+async fn a_delete_with_a_null_body_leaves_the_conversation() {
+    // @twilio/conversations 2.0.0 `leave()`: `CommandExecutor._makeRequest` sends its DELETEs
+    // with a body of `null`, which twilsock 0.12.2 serializes as the payload `null`.
+    let (server, api) = support::start().await;
+    let general = support::conversation_sid(&api, "general").await;
+    let mut alice = Client::connect(&server, &token_for(&server, "alice")).await;
+    let path = format!("/Client/v2/Services/{SERVICE_SID}/Conversations/{general}/Participants/alice");
+    // Anything but an object or null is still refused.
+    let answer = alice.request("DELETE", &path, &[], Some(&json!([1]))).await;
+    assert_eq!(answer.status, 400, "{:#}", answer.body);
+    let answer = alice.request("DELETE", &path, &[], Some(&Value::Null)).await;
+    assert_eq!(answer.status, 200, "{:#}", answer.body);
+    let participants = expect(200, api.get(&format!("/v1/Conversations/{general}/Participants")).await);
+    let identities: Vec<Value> = participants["participants"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .map(|p| p["identity"].clone())
+        .collect();
+    assert!(!identities.contains(&json!("alice")), "alice left: {identities:?}");
+}
+
 #[tokio::test]
 async fn a_removed_message_leaves_a_hole_in_the_list() {
     let (server, api) = support::start().await;
