@@ -30,6 +30,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "Rust tests (also builds target/debug/rehearsal for the suites below)"
 CI=${CI:-true} cargo test --workspace --locked
 
+step "building the Rust adapter (a second implementation the matrix grades)"
+cargo build --locked -p rehearsal-adapter-rust
+
 step "Node suites (official SDK and twilio helper library)"
 export REHEARSAL_BIN="$root/target/debug/rehearsal"
 (cd e2e && npm test)
@@ -42,9 +45,20 @@ e2e/python/.venv/bin/python -m pytest e2e/python -q
 # mostly wait on the SDK's timers (README "How long it takes"). Per client: a JUnit, JSON and HTML
 # run report (target/rehearsal/NAME.*); for all: the matrix (JSON, HTML, Markdown) and a badge per
 # client. Exit 0 only if every client passes (the highest of the clients' exit codes).
+step "installing the SDK releases the matrix plays (adapters/twilio-conversations-js/sdk/VERSION)"
+for v in 3.0.1 2.7.0 2.6.0 2.0.0; do
+  bash adapters/twilio-conversations-js/install-sdk.sh "$v"
+done
+
+js="node adapters/twilio-conversations-js/adapter.mjs"
 step "conformance: the compatibility matrix, the whole scenario library against each client (must exit 0)"
 "$REHEARSAL_BIN" run --jobs 6 --no-progress \
-  --client "sdk-3.0.1=node adapters/twilio-conversations-js/adapter.mjs" \
+  --client "sdk-3.0.1=$js --sdk 3.0.1" \
+  --client "sdk-2.7.0=$js --sdk 2.7.0" \
+  --client "sdk-2.6.0=$js --sdk 2.6.0" \
+  --client "sdk-2.0.0=$js --sdk 2.0.0" \
+  --deviations "sdk-2.0.0=adapters/twilio-conversations-js/sdk/2.0.0/deviations.toml" \
+  --client "rust=$root/target/debug/rehearsal-adapter-rust" \
   --report "junit=target/rehearsal/{client}.xml" --report "json=target/rehearsal/{client}.json" \
   --report "html=target/rehearsal/{client}.html" \
   --report matrix-json=target/rehearsal/matrix.json --report matrix-html=target/rehearsal/matrix.html \
