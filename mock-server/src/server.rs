@@ -115,7 +115,7 @@ pub fn app(state: AppState) -> Router {
         .route("/token", get(dev_token).layer(cors));
     // A route that exists only in this crate's unit tests, to prove the panic layer below.
     #[cfg(test)]
-    let router = router.route(tests::PANIC_PATH, get(|| async { panic!("a handler panicked on purpose") }));
+    let router = router.route(tests::PANIC_PATH, get(tests::panics));
     router
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .with_state(state)
@@ -393,6 +393,10 @@ impl Drop for MockServer {
 #[cfg(test)]
 mod tests {
     pub(super) const PANIC_PATH: &str = "/_test/panic";
+
+    pub(super) async fn panics() -> axum::http::StatusCode {
+        panic!("a handler panicked on purpose")
+    }
 
     #[tokio::test]
     async fn a_panicking_handler_answers_twilios_500_and_the_server_goes_on() {
