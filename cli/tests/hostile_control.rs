@@ -328,6 +328,43 @@ async fn a_half_sent_request_line_is_closed_after_the_header_read_timeout() {
 }
 
 #[tokio::test]
+async fn a_stalled_request_body_is_closed_after_the_idle_timeout() {
+    let s = Served::start(&["--idle-timeout-ms", "300"]);
+    let mut stalled = TcpStream::connect(&s.addr).unwrap();
+    let auth = {
+        use base64::Engine;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT}:{AUTH_TOKEN}"))
+        )
+    };
+    // The head is complete (so the header-read timeout is not what ends it); the body stops.
+    write!(
+        stalled,
+        "POST /v1/Conversations HTTP/1.1\r\nHost: localhost\r\nAuthorization: {auth}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nFriendlyName=sta"
+    )
+    .unwrap();
+    let started = Instant::now();
+    assert!(closed_by_peer(&mut stalled, ANSWER), "the stalled request was not closed");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "closed before the timeout: {:?}",
+        started.elapsed()
+    );
+    s.assert_serves_another_tenant().await;
+    // Nothing of the stalled request was created.
+    let res = client()
+        .get(format!("{}/v1/Conversations", s.url))
+        .basic_auth(ACCOUNT, Some(AUTH_TOKEN))
+        .send()
+        .await
+        .unwrap();
+    let text = res.text().await.unwrap();
+    assert!(!text.contains("\"sta\""), "{text}");
+}
+
+#[tokio::test]
 async fn connections_over_the_cap_are_closed_while_open_ones_work() {
     let s = Served::start(&["--max-connections", "2"]);
     // Two connections, each proven accepted by an answer, kept alive.

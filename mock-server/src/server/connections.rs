@@ -152,7 +152,7 @@ async fn serve_one(
 ) {
     let upgraded = Arc::new(AtomicBool::new(false));
     let io = Watched {
-        tcp,
+        io: tcp,
         _permit: permit,
         idle: limits.idle_timeout,
         upgraded: upgraded.clone(),
@@ -204,8 +204,8 @@ async fn serve_one(
 /// A TCP stream whose writes may not stay pending longer than the idle timeout (a peer that
 /// does not read its response), until the connection is upgraded. It holds the connection's
 /// place under the cap for as long as the socket lives, upgraded (a WebSocket) or not.
-struct Watched {
-    tcp: TcpStream,
+struct Watched<T> {
+    io: T,
     _permit: OwnedSemaphorePermit,
     idle: Duration,
     upgraded: Arc<AtomicBool>,
@@ -213,7 +213,7 @@ struct Watched {
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-impl Watched {
+impl<Io> Watched<Io> {
     /// After a pending write: an error once the write has been pending for the idle timeout.
     fn pending_write<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
         if self.upgraded.load(Ordering::Relaxed) {
@@ -237,16 +237,16 @@ impl Watched {
     }
 }
 
-impl AsyncRead for Watched {
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
     }
 }
 
-impl AsyncWrite for Watched {
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.tcp).poll_write(cx, buf) {
+        match Pin::new(&mut this.io).poll_write(cx, buf) {
             Poll::Ready(r) => this.progressed(r),
             Poll::Pending => this.pending_write(cx),
         }
@@ -254,21 +254,76 @@ impl AsyncWrite for Watched {
 
     fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs) {
+        match Pin::new(&mut this.io).poll_write_vectored(cx, bufs) {
             Poll::Ready(r) => this.progressed(r),
             Poll::Pending => this.pending_write(cx),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
+        self.io.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    use super::*;
+
+    fn watched(io: DuplexStream, idle: Duration) -> (Watched<DuplexStream>, Arc<AtomicBool>) {
+        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().expect("a permit");
+        let upgraded = Arc::new(AtomicBool::new(false));
+        let w = Watched {
+            io,
+            _permit: permit,
+            idle,
+            upgraded: upgraded.clone(),
+            stalled: None,
+        };
+        (w, upgraded)
+    }
+
+    #[tokio::test]
+    async fn a_response_the_peer_does_not_read_fails_after_the_idle_timeout() {
+        let (near, _far) = tokio::io::duplex(64);
+        let (mut w, _) = watched(near, Duration::from_millis(100));
+        let started = std::time::Instant::now();
+        let r = tokio::time::timeout(Duration::from_secs(5), w.write_all(&[0u8; 1024]))
+            .await
+            .expect("the write ends by itself");
+        assert_eq!(r.expect_err("a stalled write fails").kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_reads_is_never_cut_however_long_the_transfer() {
+        let (near, mut far) = tokio::io::duplex(64);
+        let (mut w, _) = watched(near, Duration::from_millis(100));
+        let reader = tokio::spawn(async move {
+            let mut sink = Vec::new();
+            far.read_to_end(&mut sink).await.map(|_| sink.len())
+        });
+        w.write_all(&[1u8; 256 * 1024]).await.expect("written");
+        w.shutdown().await.expect("shut down");
+        drop(w);
+        assert_eq!(reader.await.expect("reader").expect("read"), 256 * 1024);
+    }
+
+    #[tokio::test]
+    async fn an_upgraded_connection_keeps_its_own_liveness_rules() {
+        let (near, _far) = tokio::io::duplex(64);
+        let (mut w, upgraded) = watched(near, Duration::from_millis(50));
+        upgraded.store(true, Ordering::Relaxed);
+        let r = tokio::time::timeout(Duration::from_millis(400), w.write_all(&[0u8; 1024])).await;
+        assert!(r.is_err(), "the write stays pending instead of failing: {r:?}");
     }
 }
