@@ -202,6 +202,23 @@ struct ServeArgs {
     /// that does not answer in time lets the action proceed; a post-action attempt is retried.
     #[arg(long, value_name = "MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     webhook_timeout_ms: u64,
+    /// HTTP connections open at once (WebSockets included); more are closed as they arrive,
+    /// with a log line.
+    #[arg(long, value_name = "N", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
+    /// How long a request's head may take to arrive, counted from when the server waits for it
+    /// (connection opened or previous response sent): silent and idle keep-alive connections
+    /// are closed after it.
+    #[arg(long, value_name = "MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    header_read_timeout_ms: u64,
+    /// How long a request body may send nothing, or a response go unread, before the connection
+    /// is closed (WebSockets keep their own liveness rules).
+    #[arg(long, value_name = "MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    idle_timeout_ms: u64,
+    /// On SIGINT/SIGTERM, how long open requests may finish before their connections are dropped
+    /// (the --state export happens after it either way).
+    #[arg(long, value_name = "MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    shutdown_timeout_ms: u64,
     /// Play the server side of this library scenario (see `rehearsal scenarios list`) against
     /// whatever connects: the default account starts from the scenario's seed, and the play
     /// starts when your app connects as one of its identities (again after each play).
@@ -416,6 +433,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         (None, false) => Some(Seed::default_seed()),
     };
+    if let Some(path) = &args.state {
+        remove_stale_temporaries(path);
+    }
     let state_json = match &args.state {
         Some(p) if p.exists() => Some(std::fs::read_to_string(p).with_context(|| format!("reading state {}", p.display()))?),
         _ => None,
@@ -433,6 +453,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         webhooks: rehearsal_mock_server::webhooks::WebhookSettings {
             timeout: std::time::Duration::from_millis(args.webhook_timeout_ms),
             ..Default::default()
+        },
+        connections: rehearsal_mock_server::server::ConnectionLimits {
+            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+            header_read_timeout: std::time::Duration::from_millis(args.header_read_timeout_ms),
+            idle_timeout: std::time::Duration::from_millis(args.idle_timeout_ms),
+            shutdown_timeout: std::time::Duration::from_millis(args.shutdown_timeout_ms),
         },
         ..Default::default()
     };
@@ -458,12 +484,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ));
     }
     let domain = state.domain.clone();
-    run(listener, state, shutdown_signal()).await?;
+    // `run` ends within the shutdown timeout whatever the peers do; the state is exported even
+    // if serving failed, so nothing acknowledged since start is lost.
+    let served = run(listener, state, shutdown_signal()).await;
     if let Some(path) = &args.state {
         export_state(&domain, path)?;
         eprintln!("rehearsal: state written to {}", path.display());
     }
-    Ok(())
+    Ok(served?)
 }
 
 fn print_scenario_banner(loaded: &rehearsal_scenarios::Loaded) {
@@ -520,13 +548,83 @@ fn print_banner(state: &rehearsal_mock_server::AppState, addr: SocketAddr) {
     let _ = stdout.flush();
 }
 
-fn export_state(domain: &rehearsal_mock_server::domain::Domain, path: &Path) -> anyhow::Result<()> {
-    let json = serde_json::to_vec_pretty(&domain.export(None))?;
+/// The temporary files an export of `path` writes: `.{name}.*.tmp` beside it (and the fixed
+/// `.{name}.tmp` older versions used).
+fn temporary_name_parts(path: &Path) -> (PathBuf, String) {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("state")));
-    std::fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
+    (dir.to_path_buf(), format!(".{name}."))
+}
+
+/// Writes the state atomically and durably: a uniquely named temporary file beside `path`
+/// (mode 0600: the state holds auth tokens and API secrets), fsynced, renamed over `path`, and
+/// the directory fsynced so the rename itself survives a crash.
+fn export_state(domain: &rehearsal_mock_server::domain::Domain, path: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    let json = serde_json::to_vec_pretty(&domain.export(None))?;
+    let (dir, prefix) = temporary_name_parts(path);
+    // tempfile creates the file with mode 0600 on Unix.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(&json).with_context(|| format!("writing {}", tmp.path().display()))?;
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("syncing {}", tmp.path().display()))?;
+    tmp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
+    #[cfg(unix)]
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing the directory {}", dir.display()))?;
     Ok(())
+}
+
+/// Removes what an export interrupted by a crash left behind (they would pile up otherwise,
+/// each a full copy of the state with its secrets).
+fn remove_stale_temporaries(path: &Path) {
+    let (dir, prefix) = temporary_name_parts(path);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(&prefix) && name.ends_with(".tmp") {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => tracing::info!(file = %entry.path().display(), "removed a stale temporary state file"),
+                Err(e) => tracing::warn!(file = %entry.path().display(), error = %e, "could not remove a stale temporary state file"),
+            }
+        }
+    }
+}
+
+/// The first SIGINT (Ctrl-C) or SIGTERM: `rehearsal run` then cancels like a test runner. The
+/// adapters run in their own process groups, so a terminal's Ctrl-C reaches only this process,
+/// which must stop them.
+async fn interruption() -> rehearsal_harness::Interruption {
+    use rehearsal_harness::Interruption;
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let why = tokio::select! {
+        () = ctrl_c => Interruption::Interrupt,
+        () = term => Interruption::Terminate,
+    };
+    eprintln!("rehearsal: {}: stopping the adapters and writing the reports", why.signal_name());
+    why
 }
 
 async fn shutdown_signal() {

@@ -113,6 +113,7 @@ pub fn run(args: Args) -> ExitCode {
         deviations,
         rehearsal_harness::Engine::default(),
         &mut observer,
+        crate::interruption(),
     ));
     let run = match played {
         Ok(run) => run,

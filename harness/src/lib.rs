@@ -45,5 +45,8 @@ pub use matrix::{ClientSpec, MatrixRun, OutputSpec, run_matrix};
 pub use process::ProcessDriver;
 pub use redact::Redactor;
 pub use report::{ReportKind, ReportSpec, Reporter};
-pub use runner::{ClientInfo, Engine, Play, RunError, RunEvent, RunInfo, RunOptions, RunReport, RunSummary, ScenarioResult, run, run_with};
+pub use runner::{
+    ClientInfo, Engine, Interruption, Play, RunError, RunEvent, RunInfo, RunOptions, RunReport, RunSummary, ScenarioResult, run, run_until,
+    run_with,
+};
 pub use select::Selection;

@@ -179,12 +179,43 @@ pub struct RunSummary {
     pub failed: usize,
     /// Of the above, how many were matched by a deviation (counted under their verdict too).
     pub deviated: usize,
-    /// Selected but not played (`--fail-fast` stopped the run), in library order.
+    /// Selected but not played (`--fail-fast` or an interruption stopped the run), in library
+    /// order; a scenario an interruption cut short is here too.
     pub not_run: Vec<String>,
+    /// The signal that interrupted the run, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interruption>,
     /// Milliseconds.
     pub duration_ms: u64,
-    /// [`exit::OK`] or [`exit::FAILED`] (a run that could not run has no summary).
+    /// [`exit::OK`], [`exit::FAILED`], or for an interrupted run [`exit::INTERRUPTED`] /
+    /// [`exit::TERMINATED`] (a run that could not run has no summary).
     pub exit_code: u8,
+}
+
+/// What interrupted a run: cancelled like a test runner, adapters stopped, reports written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Interruption {
+    /// Ctrl-C.
+    #[serde(rename = "SIGINT")]
+    Interrupt,
+    #[serde(rename = "SIGTERM")]
+    Terminate,
+}
+
+impl Interruption {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Interruption::Interrupt => exit::INTERRUPTED,
+            Interruption::Terminate => exit::TERMINATED,
+        }
+    }
+
+    pub fn signal_name(self) -> &'static str {
+        match self {
+            Interruption::Interrupt => "SIGINT",
+            Interruption::Terminate => "SIGTERM",
+        }
+    }
 }
 
 impl RunSummary {
@@ -211,6 +242,15 @@ impl RunSummary {
             exit::OK
         };
         s
+    }
+
+    /// Marks the run interrupted: its exit code says by what.
+    pub fn interrupted_by(mut self, why: Option<Interruption>) -> RunSummary {
+        if let Some(i) = why {
+            self.interrupted = Some(i);
+            self.exit_code = i.exit_code();
+        }
+        self
     }
 
     /// Whether the run passes (exit code 0).
@@ -280,11 +320,41 @@ impl Play for Engine {
 /// Runs the selected scenarios against `opts.client` with the real engine, feeding
 /// `reporters`, and returns the report once every reporter has finished.
 pub async fn run(opts: RunOptions, reporters: Vec<Box<dyn Reporter>>) -> Result<RunReport, RunError> {
-    run_with(opts, Engine::default(), reporters).await
+    run_until(opts, Engine::default(), reporters, std::future::pending()).await
 }
 
 /// [`run`] with another [`Play`] (tests).
 pub async fn run_with<P: Play>(opts: RunOptions, player: P, reporters: Vec<Box<dyn Reporter>>) -> Result<RunReport, RunError> {
+    run_until(opts, player, reporters, std::future::pending()).await
+}
+
+/// [`run_with`], cancelled when `interrupt` completes: no scenario starts after it, the ones
+/// playing are stopped (their adapters' process groups killed) and reported not run with the
+/// rest, the reporters still write their reports, and the exit code says which signal it was.
+pub async fn run_until<P: Play>(
+    opts: RunOptions,
+    player: P,
+    reporters: Vec<Box<dyn Reporter>>,
+    interrupt: impl Future<Output = Interruption> + Send + 'static,
+) -> Result<RunReport, RunError> {
+    let (interrupted_tx, interrupted) = tokio::sync::watch::channel(None::<Interruption>);
+    let watcher = tokio::spawn(async move {
+        let why = interrupt.await;
+        let _ = interrupted_tx.send(Some(why));
+        // Keep the sender alive so receivers see the value rather than a closed channel.
+        std::future::pending::<()>().await;
+    });
+    let report = run_inner(opts, player, reporters, interrupted).await;
+    watcher.abort();
+    report
+}
+
+async fn run_inner<P: Play>(
+    opts: RunOptions,
+    player: P,
+    reporters: Vec<Box<dyn Reporter>>,
+    interrupted: tokio::sync::watch::Receiver<Option<Interruption>>,
+) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let started_at = now_rfc3339();
     let library = match &opts.scenarios_dir {
@@ -334,8 +404,11 @@ pub async fn run_with<P: Play>(opts: RunOptions, player: P, reporters: Vec<Box<d
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::with_capacity(selected.len());
     for (index, loaded) in selected.iter().cloned().enumerate() {
-        let permit = semaphore.clone().acquire_owned().await.expect("the semaphore is never closed");
-        if stop.load(Ordering::SeqCst) {
+        let permit = tokio::select! {
+            p = semaphore.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            () = interruption(interrupted.clone()) => break,
+        };
+        if stop.load(Ordering::SeqCst) || interrupted.borrow().is_some() {
             break;
         }
         let ctx = ScenarioCtx {
@@ -346,6 +419,7 @@ pub async fn run_with<P: Play>(opts: RunOptions, player: P, reporters: Vec<Box<d
             client_speaks_protocol: hello.is_some(),
             events: events_tx.clone(),
             stop: stop.clone(),
+            interrupted: interrupted.clone(),
             opts: opts.clone(),
         };
         tasks.push(tokio::spawn(async move {
@@ -357,7 +431,9 @@ pub async fn run_with<P: Play>(opts: RunOptions, player: P, reporters: Vec<Box<d
     let mut results: Vec<(usize, ScenarioResult)> = Vec::with_capacity(tasks.len());
     for t in tasks {
         match t.await {
-            Ok(r) => results.push(r),
+            Ok((index, Some(r))) => results.push((index, r)),
+            // Cut short by an interruption: reported as not run.
+            Ok((_, None)) => {}
             // play_one catches the engine's panics; this is the runner's own bug.
             Err(e) => tracing::error!("a scenario task failed: {e}"),
         }
@@ -371,7 +447,8 @@ pub async fn run_with<P: Play>(opts: RunOptions, player: P, reporters: Vec<Box<d
         .map(|(_, l)| l.scenario.id.clone())
         .collect();
     let results: Vec<ScenarioResult> = results.into_iter().map(|(_, r)| r).collect();
-    let summary = RunSummary::of(selected.len(), &results, not_run, started.elapsed());
+    let why = *interrupted.borrow();
+    let summary = RunSummary::of(selected.len(), &results, not_run, started.elapsed()).interrupted_by(why);
     emit(RunEvent::RunFinished { summary: summary.clone() }).await;
     drop(events_tx);
     match reporting.await {
@@ -393,10 +470,20 @@ struct ScenarioCtx<P> {
     client_speaks_protocol: bool,
     events: mpsc::Sender<RunEvent>,
     stop: Arc<AtomicBool>,
+    interrupted: tokio::sync::watch::Receiver<Option<Interruption>>,
     opts: RunOptions,
 }
 
-async fn play_one<P: Play>(index: usize, loaded: Loaded, ctx: ScenarioCtx<P>) -> ScenarioResult {
+/// Completes once the run is interrupted.
+async fn interruption(mut interrupted: tokio::sync::watch::Receiver<Option<Interruption>>) {
+    if interrupted.wait_for(Option::is_some).await.is_err() {
+        // The watcher is gone without an interruption: never.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Plays one scenario; `None` when an interruption cut it short.
+async fn play_one<P: Play>(index: usize, loaded: Loaded, ctx: ScenarioCtx<P>) -> Option<ScenarioResult> {
     let s = &loaded.scenario;
     let _ = ctx
         .events
@@ -420,7 +507,7 @@ async fn play_one<P: Play>(index: usize, loaded: Loaded, ctx: ScenarioCtx<P>) ->
             Duration::ZERO,
         )
     } else {
-        play_guarded(&loaded, &ctx).await
+        play_guarded(&loaded, &ctx).await?
     };
     let deviation = ctx.deviations.find(&s.id, ctx.implementation.as_deref()).cloned();
     let result = ScenarioResult {
@@ -438,11 +525,12 @@ async fn play_one<P: Play>(index: usize, loaded: Loaded, ctx: ScenarioCtx<P>) ->
             result: result.clone(),
         })
         .await;
-    result
+    Some(result)
 }
 
 /// Plays with the engine under a watchdog, catching panics; the adapter is always stopped.
-async fn play_guarded<P: Play>(loaded: &Loaded, ctx: &ScenarioCtx<P>) -> ScenarioOutcome {
+/// `None`: the run was interrupted meanwhile, and the adapter's process group killed.
+async fn play_guarded<P: Play>(loaded: &Loaded, ctx: &ScenarioCtx<P>) -> Option<ScenarioOutcome> {
     let started = Instant::now();
     let budget = loaded.scenario.timeout() + ctx.opts.hello_timeout + ctx.opts.shutdown_grace + WATCHDOG_MARGIN;
     let (server, player, scenario) = (ctx.server.clone(), ctx.player.clone(), loaded.clone());
@@ -471,7 +559,18 @@ async fn play_guarded<P: Play>(loaded: &Loaded, ctx: &ScenarioCtx<P>) -> Scenari
         }
     });
     let abort = task.abort_handle();
-    match tokio::time::timeout(budget + Duration::from_secs(15), task).await {
+    let mut task = task;
+    let finished = tokio::select! {
+        r = tokio::time::timeout(budget + Duration::from_secs(15), &mut task) => r,
+        () = interruption(ctx.interrupted.clone()) => {
+            // Dropping the aborted task's driver kills the adapter's process group; wait for
+            // that to have happened before the run reports and exits.
+            task.abort();
+            let _ = task.await;
+            return None;
+        }
+    };
+    Some(match finished {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(e)) => {
             let why = if e.is_panic() {
@@ -497,7 +596,7 @@ async fn play_guarded<P: Play>(loaded: &Loaded, ctx: &ScenarioCtx<P>) -> Scenari
                 started.elapsed(),
             )
         }
-    }
+    })
 }
 
 /// Longest string kept in a timeline entry's `detail` or an expectation's `evidence` (a

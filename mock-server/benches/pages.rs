@@ -53,9 +53,15 @@ fn bench(c: &mut Criterion) {
                 .expect("conversation");
             c["sid"].as_str().map(str::to_owned).unwrap_or_else(|| "bench".into())
         });
-        let generate = serde_json::from_value::<Action>(json!({"action": "generate_messages", "conversation": "bench", "count": history}))
-            .expect("action");
-        server.control().act(ACCOUNT, None, generate).expect("history");
+        // In chunks: one call appends at most `MAX_GENERATED_MESSAGES`.
+        let chunk = rehearsal_mock_server::control::limits::MAX_GENERATED_MESSAGES;
+        for start in (0..history).step_by(chunk as usize) {
+            let count = chunk.min(history - start);
+            let generate =
+                serde_json::from_value::<Action>(json!({"action": "generate_messages", "conversation": "bench", "count": count}))
+                    .expect("action");
+            server.control().act(ACCOUNT, None, generate).expect("history");
+        }
         let list = format!("/v1/Conversations/{sid}/Messages?PageSize={PAGE}");
         // The page in the middle of the history: page tokens are opaque, so walk `next_page_url`
         // there once (in process this takes well under a second even at 1M).

@@ -5,10 +5,15 @@
 //! control plane) can freeze it, advance it and resume it. The clock is a cheap `Clone` handle;
 //! waiters are woken whenever the clock is changed by hand, because a deadline may have been
 //! reached without any real time passing.
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
+
+/// The latest instant a clock may show: 9999-12-31T23:59:59.999Z, the last one Twilio's date
+/// formats (four-digit years) can write. The control plane refuses to move a clock past it, and
+/// the arithmetic below saturates at the `i64` bounds so that no input can wrap time around.
+pub const MAX_CLOCK_MS: i64 = 253_402_300_799_999;
 
 /// Milliseconds since the Unix epoch, on the server's clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
@@ -125,6 +130,13 @@ impl Clock {
         }
     }
 
+    /// The mode, whatever a panicking holder left behind: a clock is read by every request, so
+    /// one panic must not turn into a failure of every later read (the value is a `Copy` enum,
+    /// always whole).
+    fn lock_mode(&self) -> MutexGuard<'_, ClockMode> {
+        self.inner.mode.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn base_now(&self) -> i64 {
         match &self.inner.parent {
             Some(p) => p.now().0,
@@ -147,14 +159,15 @@ impl Clock {
     }
 
     pub fn now(&self) -> Millis {
-        match *self.inner.mode.lock().expect("clock lock poisoned") {
-            ClockMode::Running { offset_ms } => Millis(self.base_now() + offset_ms),
+        let mode = *self.lock_mode();
+        match mode {
+            ClockMode::Running { offset_ms } => Millis(self.base_now().saturating_add(offset_ms)),
             ClockMode::Frozen { at } => at,
         }
     }
 
     pub fn mode(&self) -> ClockMode {
-        *self.inner.mode.lock().expect("clock lock poisoned")
+        *self.lock_mode()
     }
 
     /// Stops the clock at the current time.
@@ -164,7 +177,7 @@ impl Clock {
     }
 
     pub fn freeze_at(&self, at: Millis) {
-        *self.inner.mode.lock().expect("clock lock poisoned") = ClockMode::Frozen { at };
+        *self.lock_mode() = ClockMode::Frozen { at };
         self.bump();
     }
 
@@ -172,7 +185,7 @@ impl Clock {
     pub fn advance(&self, by: Duration) {
         let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
         {
-            let mut mode = self.inner.mode.lock().expect("clock lock poisoned");
+            let mut mode = self.lock_mode();
             *mode = match *mode {
                 ClockMode::Running { offset_ms } => ClockMode::Running {
                     offset_ms: offset_ms.saturating_add(by),
@@ -188,10 +201,11 @@ impl Clock {
     /// Lets a frozen clock run again from where it stands.
     pub fn resume(&self) {
         {
-            let mut mode = self.inner.mode.lock().expect("clock lock poisoned");
+            let base = self.base_now();
+            let mut mode = self.lock_mode();
             if let ClockMode::Frozen { at } = *mode {
                 *mode = ClockMode::Running {
-                    offset_ms: at.0 - self.base_now(),
+                    offset_ms: at.0.saturating_sub(base),
                 };
             }
         }
@@ -225,7 +239,7 @@ impl Clock {
             if now >= deadline {
                 return;
             }
-            let wait = Duration::from_millis((deadline.0 - now.0) as u64);
+            let wait = Duration::from_millis(u64::try_from(deadline.0.saturating_sub(now.0)).unwrap_or(u64::MAX));
             let frozen = self.stands_still();
             let any_change = futures_util::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
             if frozen {
@@ -234,7 +248,8 @@ impl Clock {
                 }
             } else {
                 tokio::select! {
-                    _ = tokio::time::sleep_until((Instant::now() + wait).into()) => {}
+                    // `sleep` clamps a far deadline instead of overflowing an `Instant`.
+                    _ = tokio::time::sleep(wait) => {}
                     (r, _, _) = any_change => if r.is_err() { return },
                 }
             }
@@ -281,6 +296,22 @@ mod tests {
         assert_eq!(child.now(), Millis(7000));
         parent.advance(Duration::from_secs(1));
         assert_eq!(child.now(), Millis(8000));
+    }
+
+    #[test]
+    fn extreme_moves_saturate_instead_of_wrapping_or_panicking() {
+        let c = Clock::system();
+        c.advance(Duration::from_millis(u64::MAX));
+        assert_eq!(c.now(), Millis(i64::MAX), "saturates, never wraps negative");
+        c.freeze_at(Millis(i64::MIN));
+        c.resume();
+        assert!(c.now().0 < i64::MIN / 2, "{:?}", c.now());
+        c.freeze_at(Millis(i64::MIN));
+        let child = Clock::child_of(&c);
+        child.advance(Duration::from_millis(u64::MAX));
+        assert_eq!(child.now(), Millis(-1), "i64::MIN + i64::MAX");
+        child.advance(Duration::from_millis(u64::MAX));
+        assert_eq!(child.now(), Millis(-1), "the offset stays saturated");
     }
 
     #[tokio::test]

@@ -15,6 +15,11 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tower_http::cors::{Any, CorsLayer};
 
+mod connections;
+pub use connections::{
+    ConnectionLimits, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_TIMEOUT,
+};
+
 use crate::auth::identity;
 use crate::clock::Clock;
 use crate::domain::seed::Seed;
@@ -43,6 +48,8 @@ pub struct ServerConfig {
     pub journal_size: usize,
     /// Webhook timeout (Twilio's 5 s by default), post-action retries and queue bounds.
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// Connection cap, header-read and idle timeouts, shutdown deadline.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +63,7 @@ impl Default for ServerConfig {
             control_open_loopback: false,
             journal_size: crate::control::journal::DEFAULT_CAPACITY,
             webhooks: crate::webhooks::WebhookSettings::default(),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -101,33 +109,43 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             crate::control::middleware::observe,
         ));
-    Router::new()
+    let router = Router::new()
         .merge(observed)
         .merge(crate::control::http::router(&state))
         .route(twilsock::session::PATH, twilsock::session::route(endpoint))
-        .route("/token", get(dev_token).layer(cors))
+        .route("/token", get(dev_token).layer(cors));
+    // A route that exists only in this crate's unit tests, to prove the panic layer below.
+    #[cfg(test)]
+    let router = router.route(tests::PANIC_PATH, get(tests::panics));
+    router
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .with_state(state)
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then finishes in-flight requests.
+/// What a handler that panicked answers, on every route: Twilio's own 500 body (code 20500), so
+/// clients see a server error they know rather than a connection reset, and the panic is logged.
+/// Nothing a client sends should reach this; it is the last line of defence.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(not a string)");
+    tracing::error!(panic = detail, "a request handler panicked; answered 500");
+    ApiError::new(500, 20500, "Internal Server Error").into_response()
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests finish
+/// for at most `config.connections.shutdown_timeout` (a peer holding a half-sent request cannot
+/// keep the server up) and closes the live sessions.
 pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
     let stop = state.stop.clone();
-    // Small frames (twilsock replies, Sync pushes) must not wait for Nagle's algorithm and the
-    // peer's delayed ACK (about 40 ms each time).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    // The peer address lets the control plane recognise loopback callers.
-    axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Upgraded WebSockets are not part of graceful shutdown: tell sessions to close.
-            let _ = stop.send(true);
-        })
-        .await
+    let limits = state.config.connections.clone();
+    connections::serve(listener, app(state), limits, shutdown, move || {
+        // Upgraded WebSockets are not part of graceful shutdown: tell sessions to close.
+        let _ = stop.send(true);
+    })
+    .await
 }
 
 async fn fallback(method: Method, uri: Uri) -> Response {
@@ -418,5 +436,38 @@ impl Drop for MockServer {
         if let Some(t) = self.task.take() {
             t.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    pub(super) const PANIC_PATH: &str = "/_test/panic";
+
+    pub(super) async fn panics() -> axum::http::StatusCode {
+        panic!("a handler panicked on purpose")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_twilios_500_and_the_server_goes_on() {
+        let server = super::MockServer::start().await;
+        let http = reqwest::Client::new();
+        let res = http
+            .get(format!("{}{PANIC_PATH}", server.url()))
+            .send()
+            .await
+            .expect("an answer, not a reset");
+        assert_eq!(res.status(), 500);
+        let body: serde_json::Value = res.json().await.expect("JSON");
+        assert_eq!(body["code"], 20500);
+        assert_eq!(body["status"], 500);
+        assert_eq!(body["more_info"], "https://www.twilio.com/docs/errors/20500");
+        let c = server.credentials().expect("seeded");
+        let ok = http
+            .get(format!("{}/v1/Conversations", server.url()))
+            .basic_auth(&c.account_sid, Some(&c.auth_token))
+            .send()
+            .await
+            .expect("served");
+        assert_eq!(ok.status(), 200);
     }
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crate::exit;
 use crate::redact::Redactor;
 use crate::report::{ReportKind, ReportSpec, Reporter};
-use crate::runner::{Play, RunError, RunOptions, RunReport, run_with};
+use crate::runner::{Interruption, Play, RunError, RunOptions, RunReport, run_until};
 
 pub mod badge;
 pub mod doc;
@@ -276,19 +276,39 @@ pub async fn run_matrix<P: Play + Clone>(
     deviations_of: impl Fn(&ClientSpec) -> Option<PathBuf>,
     player: P,
     observer: &mut dyn MatrixObserver,
+    interrupt: impl Future<Output = Interruption> + Send + 'static,
 ) -> Result<MatrixRun, RunError> {
+    // One signal watcher for the whole matrix: each client's run is cancelled by it, and no
+    // client starts after it fired.
+    let (interrupted_tx, interrupted) = tokio::sync::watch::channel(None::<Interruption>);
+    let watcher = tokio::spawn(async move {
+        let why = interrupt.await;
+        let _ = interrupted_tx.send(Some(why));
+        std::future::pending::<()>().await;
+    });
     let started = Instant::now();
     let started_at = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
     let mut implementations = Vec::with_capacity(clients.len());
     for (index, client) in clients.iter().enumerate() {
+        if interrupted.borrow().is_some() {
+            break;
+        }
         let mut opts = base.clone();
         opts.client = client.command.clone();
         opts.deviations = deviations_of(client);
         let reporters = observer.reporters(client, index, clients.len());
-        let outcome = run_with(opts.clone(), player.clone(), reporters).await;
+        let mut signal = interrupted.clone();
+        let this_run = async move {
+            match signal.wait_for(Option::is_some).await {
+                Ok(why) => why.unwrap_or(Interruption::Interrupt),
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let outcome = run_until(opts.clone(), player.clone(), reporters, this_run).await;
         if let Err(e @ (RunError::Library(_) | RunError::Select(_))) = outcome {
+            watcher.abort();
             return Err(e);
         }
         let run = ImplementationRun {
@@ -299,6 +319,7 @@ pub async fn run_matrix<P: Play + Clone>(
         observer.finished(&run);
         implementations.push(run);
     }
+    watcher.abort();
     Ok(MatrixRun {
         implementations,
         started_at,

@@ -298,13 +298,21 @@ pub fn closing(s: &RunSummary) -> String {
         out.push_str(&format!(" ({} deviated)", s.deviated));
     }
     if !s.not_run.is_empty() {
-        out.push_str(&format!(", {} not run (--fail-fast)", s.not_run.len()));
+        let why = match s.interrupted {
+            Some(i) => format!("interrupted by {}", i.signal_name()),
+            None => "--fail-fast".to_owned(),
+        };
+        out.push_str(&format!(", {} not run ({why})", s.not_run.len()));
     }
     out.push_str(&format!(" in {}\n", secs(Duration::from_millis(s.duration_ms))));
-    out.push_str(if s.passed() {
-        "PASSED (exit 0)\n"
-    } else {
-        "FAILED (exit 1): some scenario FAILED\n"
-    });
+    match s.interrupted {
+        Some(i) => out.push_str(&format!(
+            "INTERRUPTED (exit {}): {} stopped the run; the adapters were stopped\n",
+            s.exit_code,
+            i.signal_name()
+        )),
+        None if s.passed() => out.push_str("PASSED (exit 0)\n"),
+        None => out.push_str("FAILED (exit 1): some scenario FAILED\n"),
+    }
     out
 }

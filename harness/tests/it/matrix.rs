@@ -366,6 +366,7 @@ async fn a_matrix_of_two_implementations_and_one_that_does_not_start() {
         move |c: &ClientSpec| (c.name == "v2").then(|| dev_path.clone()),
         ByVersion,
         &mut observer,
+        std::future::pending(),
     )
     .await
     .expect("the matrix runs");
@@ -461,6 +462,7 @@ async fn a_selection_that_matches_nothing_ends_the_matrix_at_once() {
         |_: &ClientSpec| None::<PathBuf>,
         ByVersion,
         &mut observer,
+        std::future::pending(),
     )
     .await
     .unwrap_err();

@@ -3,10 +3,12 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::limits::MAX_GENERATED_MESSAGES;
 use crate::domain::conversation::{ConversationUpdate, NewConversation};
 use crate::domain::message::{MessageUpdate, NewMessage};
 use crate::domain::participant::{NewParticipant, ParticipantUpdate};
 use crate::domain::{Account, DomainError, Origin};
+use crate::media::DEFAULT_MAX_UPLOAD_BYTES;
 
 /// One action. `conversation` is a SID or unique name; `message` a SID or index.
 #[derive(Debug, Clone, Deserialize)]
@@ -113,6 +115,8 @@ pub enum ActError {
     NeedsIdentity(&'static str),
     #[error("media: {0}")]
     Media(String),
+    #[error("{0}")]
+    OutOfRange(String),
 }
 
 fn identity<'a>(who: Option<&'a str>, action: &'static str) -> Result<&'a str, ActError> {
@@ -294,6 +298,11 @@ pub fn act(account: &Account, who: Option<&str>, action: Action) -> Result<Value
             authors,
             body_prefix,
         } => {
+            if count > MAX_GENERATED_MESSAGES {
+                return Err(ActError::OutOfRange(format!(
+                    "count {count} is more than {MAX_GENERATED_MESSAGES} messages per call; generate in chunks"
+                )));
+            }
             let prefix = body_prefix.unwrap_or_else(|| "message".into());
             let mut first = None;
             let mut last = None;
@@ -345,6 +354,9 @@ fn media_bytes(m: &MediaSpec) -> Result<Vec<u8>, ActError> {
         (Some(b), _) => base64::engine::general_purpose::STANDARD
             .decode(b)
             .map_err(|e| ActError::Media(format!("base64: {e}"))),
+        (None, Some(n)) if n > DEFAULT_MAX_UPLOAD_BYTES => Err(ActError::OutOfRange(format!(
+            "media size {n} is more than the largest upload, {DEFAULT_MAX_UPLOAD_BYTES} bytes"
+        ))),
         (None, Some(n)) => Ok((0..n).map(|i| (i % 251) as u8).collect()),
         (None, None) => Err(ActError::Media("give base64 or size".into())),
     }

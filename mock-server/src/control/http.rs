@@ -54,6 +54,7 @@ use tokio::sync::{broadcast, watch};
 use super::actors::{ActError, Action};
 use super::faults::{HttpFault, HttpRule, InitDenial};
 use super::journal::{Entry, Filter, Kind};
+use super::limits::MAX_DURATION_MS;
 use super::sessions::Target;
 use super::{ClockAction, ClockView, ControlError, NewTenant};
 use crate::domain::CreateAccountError;
@@ -192,6 +193,7 @@ impl From<ControlError> for Error {
                 message,
                 twilio_code: Some(d.code()),
             },
+            ControlError::Act(ActError::OutOfRange(_)) | ControlError::OutOfRange(_) => Error::bad_body(message),
             ControlError::Act(_) => Error::new(StatusCode::BAD_REQUEST, "invalid_request", message),
             ControlError::Invalid(_) => Error::invalid(message),
         }
@@ -360,8 +362,19 @@ async fn list_tenants(State(st): State<AppState>) -> Json<Value> {
     Json(json!({ "tenants": st.control.tenants() }))
 }
 
+/// Runs a heavy control operation (seeding, generating history, importing or exporting a
+/// snapshot: up to seconds of CPU) on the blocking pool, so the async workers keep serving
+/// every other connection meanwhile. A panic in it resumes here, where the panic layer answers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("blocking control operation cancelled: {e}"),
+    }
+}
+
 async fn create_tenant(State(st): State<AppState>, JsonBody(req): JsonBody<NewTenant>) -> Answer<(StatusCode, Json<Value>)> {
-    let t = st.control.create_tenant(req)?;
+    let t = blocking(move || st.control.create_tenant(req)).await?;
     Ok((StatusCode::CREATED, Json(json!(t))))
 }
 
@@ -370,7 +383,11 @@ async fn get_tenant(State(st): State<AppState>, Tenant(sid): Tenant) -> Answer {
 }
 
 async fn reset_tenant(State(st): State<AppState>, Tenant(sid): Tenant) -> Answer {
-    match st.control.reset_tenant(&sid) {
+    let reset = {
+        let (st, sid) = (st.clone(), sid.clone());
+        blocking(move || st.control.reset_tenant(&sid)).await
+    };
+    match reset {
         Ok(t) => Ok(Json(json!(t))),
         // Imported (or bare) accounts have no seed to go back to.
         Err(ControlError::NoTenant(_)) if st.domain.account(&sid).is_some() => Err(Error::new(
@@ -388,22 +405,23 @@ async fn delete_tenant(State(st): State<AppState>, Tenant(sid): Tenant) -> Answe
 }
 
 async fn export_tenant(State(st): State<AppState>, Tenant(sid): Tenant) -> Answer {
-    Ok(Json(st.control.export(&sid)?))
+    Ok(Json(blocking(move || st.control.export(&sid)).await?))
 }
 
 async fn import_tenant(State(st): State<AppState>, Tenant(sid): Tenant, body: Bytes) -> Answer {
-    let text = std::str::from_utf8(&body).map_err(|e| Error::bad_body(format!("the snapshot is not UTF-8: {e}")))?;
-    st.control.import_tenant(&sid, text)?;
-    Ok(Json(json!({ "imported": [sid] })))
+    std::str::from_utf8(&body).map_err(|e| Error::bad_body(format!("the snapshot is not UTF-8: {e}")))?;
+    let imported = sid.clone();
+    blocking(move || st.control.import_tenant(&sid, std::str::from_utf8(&body).unwrap_or_default())).await?;
+    Ok(Json(json!({ "imported": [imported] })))
 }
 
 async fn export_all(State(st): State<AppState>) -> Answer {
-    Ok(Json(st.control.export_all()?))
+    Ok(Json(blocking(move || st.control.export_all()).await?))
 }
 
 async fn import_all(State(st): State<AppState>, body: Bytes) -> Answer {
-    let text = std::str::from_utf8(&body).map_err(|e| Error::bad_body(format!("the snapshot is not UTF-8: {e}")))?;
-    let imported = st.control.import(text)?;
+    std::str::from_utf8(&body).map_err(|e| Error::bad_body(format!("the snapshot is not UTF-8: {e}")))?;
+    let imported = blocking(move || st.control.import(std::str::from_utf8(&body).unwrap_or_default())).await?;
     Ok(Json(json!({ "imported": imported })))
 }
 
@@ -521,6 +539,13 @@ impl SessionAction {
     /// The session command this action sends.
     pub fn command(self) -> Result<SessionCommand, Error> {
         use base64::Engine;
+        let duration_ms = |field: &str, ms: u64| {
+            if ms > MAX_DURATION_MS {
+                Err(Error::bad_body(format!("{field} {ms} is more than {MAX_DURATION_MS} ms")))
+            } else {
+                Ok(ms)
+            }
+        };
         Ok(match self {
             SessionAction::Drop => SessionCommand::Drop,
             SessionAction::Close {
@@ -558,7 +583,7 @@ impl SessionAction {
                     status,
                     description: description.unwrap_or(standard_description),
                     error_code: error_code.or(standard_error_code),
-                    backoff_min_ms: backoff_ms,
+                    backoff_min_ms: backoff_ms.map(|ms| duration_ms("backoff_ms", ms)).transpose()?,
                 }
             }
             SessionAction::WarnTokenExpiry => SessionCommand::WarnTokenExpiry,
@@ -584,7 +609,7 @@ impl SessionAction {
                 }
                 _ => return Err(Error::invalid("inject_frame takes either frame_base64 or header (+ payload)")),
             },
-            SessionAction::Latency { ms } => SessionCommand::SetLatency(Duration::from_millis(ms)),
+            SessionAction::Latency { ms } => SessionCommand::SetLatency(Duration::from_millis(duration_ms("ms", ms)?)),
             SessionAction::HoldNotifications => SessionCommand::HoldNotifications,
             SessionAction::ReleaseNotifications => SessionCommand::ReleaseNotifications,
             SessionAction::Stall => SessionCommand::Stall,
@@ -632,6 +657,9 @@ struct Refuse {
 }
 
 async fn refuse_connections(State(st): State<AppState>, Tenant(sid): Tenant, JsonBody(r): JsonBody<Refuse>) -> Answer {
+    if r.for_ms > MAX_DURATION_MS {
+        return Err(Error::bad_body(format!("for_ms {} is more than {MAX_DURATION_MS} ms", r.for_ms)));
+    }
     st.control.refuse_connections(&sid, Duration::from_millis(r.for_ms))?;
     let until = st.control.faults.list().2.into_iter().find(|r| r.account == sid).map(|r| r.until);
     Ok(Json(json!({ "until": until })))
@@ -652,6 +680,9 @@ async fn deny_inits(
     if !(100..=999).contains(&d.status) {
         return Err(Error::invalid(format!("status {} is not a twilsock status", d.status)));
     }
+    if let Some(ms) = d.backoff_ms.filter(|ms| *ms > MAX_DURATION_MS) {
+        return Err(Error::bad_body(format!("backoff_ms {ms} is more than {MAX_DURATION_MS} ms")));
+    }
     d.account = Some(sid);
     let id = st.control.deny_inits(d);
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
@@ -668,7 +699,7 @@ async fn act(State(st): State<AppState>, Tenant(sid): Tenant, JsonBody(body): Js
         Some(Value::String(s)) if !s.is_empty() => Some(s),
         Some(other) => return Err(Error::bad_body(format!("\"as\" must be an identity or null, not {other}"))),
     };
-    Ok(Json(st.control.act(&sid, who.as_deref(), action)?))
+    Ok(Json(blocking(move || st.control.act(&sid, who.as_deref(), action)).await?))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -741,10 +772,17 @@ fn arm(st: &AppState, rule: HttpRule) -> Answer<(StatusCode, Json<Value>)> {
     if !rule.path.starts_with('/') && !rule.path.starts_with('*') {
         return Err(Error::invalid("path must start with / (or be a * glob)"));
     }
-    if let HttpFault::Fail { status, .. } = &rule.fault {
-        if !(400..=599).contains(status) {
+    match &rule.fault {
+        HttpFault::Fail { status, .. } if !(400..=599).contains(status) => {
             return Err(Error::invalid(format!("a failure status must be 400-599, not {status}")));
         }
+        HttpFault::Delay { by } if by.as_millis() > u128::from(MAX_DURATION_MS) => {
+            return Err(Error::bad_body(format!(
+                "a delay of {} ms is more than {MAX_DURATION_MS} ms",
+                by.as_millis()
+            )));
+        }
+        _ => {}
     }
     let id = st.control.faults.add_http(rule);
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))))

@@ -62,6 +62,23 @@ pub enum ControlError {
     Act(#[from] actors::ActError),
     #[error("{0}")]
     Invalid(String),
+    /// A number from outside is beyond what the control plane accepts (see [`limits`]).
+    #[error("{0}")]
+    OutOfRange(String),
+}
+
+/// Bounds on the numbers the control plane takes from outside, so that no request can make the
+/// server allocate without end, sleep past the end of time or wrap a clock around.
+pub mod limits {
+    pub use crate::domain::limits::MAX_GENERATED_MESSAGES;
+    /// Longest a clock may be moved forward in one `advance`: 100 years, far past any token
+    /// lifetime or timer a test can exercise; the result must also stay before
+    /// [`crate::clock::MAX_CLOCK_MS`].
+    pub const MAX_CLOCK_ADVANCE_MS: u64 = 100 * 366 * 24 * 3600 * 1000;
+    /// Longest duration a control request may ask for (upstream latency, connection refusals,
+    /// backoff hints): one day. Longer than any test's own timeout, short enough that no deadline
+    /// arithmetic overflows.
+    pub const MAX_DURATION_MS: u64 = 24 * 3600 * 1000;
 }
 
 /// 32 lowercase hex digits (128 bits) from the operating system's random source.
@@ -509,6 +526,21 @@ impl Control {
     pub fn clock_action(&self, account: Option<&str>, action: ClockAction) -> Result<ClockView, ControlError> {
         let clock = self.clock(account)?;
         let summary = match action {
+            ClockAction::Freeze { at: Some(at) } if !(0..=crate::clock::MAX_CLOCK_MS).contains(&at) => {
+                return Err(ControlError::OutOfRange(format!(
+                    "at {at} is outside 0..={} (Unix ms up to 9999-12-31T23:59:59.999Z)",
+                    crate::clock::MAX_CLOCK_MS
+                )));
+            }
+            ClockAction::Advance { by_ms }
+                if by_ms > limits::MAX_CLOCK_ADVANCE_MS || clock.now().0.saturating_add(by_ms as i64) > crate::clock::MAX_CLOCK_MS =>
+            {
+                return Err(ControlError::OutOfRange(format!(
+                    "by_ms {by_ms} is out of range: at most {} in one step, and the clock must stay before \
+                     9999-12-31T23:59:59.999Z",
+                    limits::MAX_CLOCK_ADVANCE_MS
+                )));
+            }
             ClockAction::Freeze { at: Some(at) } => {
                 clock.freeze_at(Millis(at));
                 format!("clock frozen at {at}")

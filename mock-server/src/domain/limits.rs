@@ -1,6 +1,12 @@
 //! Twilio's published Conversations limits, enforced by the domain.
 use serde::{Deserialize, Serialize};
 
+/// Messages one `generate_messages` (a control-plane action, or a seeded conversation's field)
+/// may append. Deep-history scenarios need about 10,000; `rehearsal bench pagination` sends its
+/// histories in chunks of this size. A message costs about 1 KB with its Sync state, so one
+/// request stays near 100 MB at most instead of growing the server without end.
+pub const MAX_GENERATED_MESSAGES: u64 = 100_000;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Limits {

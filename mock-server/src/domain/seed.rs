@@ -103,6 +103,13 @@ pub enum SeedError {
         what: String,
         source: DomainError,
     },
+    #[error("account {index}: conversation {conversation}: generate_messages {count} is more than {max}")]
+    TooManyGenerated {
+        index: usize,
+        conversation: String,
+        count: u64,
+        max: u64,
+    },
     #[error("account {account}: media for message {index} of {conversation} is not valid base64")]
     Media {
         account: String,
@@ -129,6 +136,19 @@ impl Seed {
 
     /// Creates the seed's accounts and their content in `domain`. Returns the account SIDs.
     pub fn apply(&self, domain: &Domain) -> Result<Vec<String>, SeedError> {
+        // Checked before anything is created, so a refused seed leaves no half-built account.
+        for (index, a) in self.accounts.iter().enumerate() {
+            for c in &a.conversations {
+                if c.generate_messages > super::limits::MAX_GENERATED_MESSAGES {
+                    return Err(SeedError::TooManyGenerated {
+                        index,
+                        conversation: c.unique_name.clone().or_else(|| c.friendly_name.clone()).unwrap_or_default(),
+                        count: c.generate_messages,
+                        max: super::limits::MAX_GENERATED_MESSAGES,
+                    });
+                }
+            }
+        }
         let mut created = Vec::new();
         for (index, a) in self.accounts.iter().enumerate() {
             let account = domain
