@@ -1497,3 +1497,26 @@ async fn a_replay_larger_than_the_outbox_keeps_the_session() {
     let ev = alice.item_events(1).await;
     assert_eq!(briefs(&ev)[0].0, "list_item_added", "{ev:#?}");
 }
+
+#[tokio::test]
+async fn a_last_event_id_past_every_id_replays_nothing_and_live_events_still_flow() {
+    let (server, api) = support::start().await;
+    let history = support::conversation_sid(&api, "history").await;
+    let mut alice = Client::connect(&server, &token_for(&server, "alice")).await;
+    let o = alice.conversation_objects(&history).await;
+    alice.descriptor("Lists", &o.messages).await;
+    // The largest id a client can send: nothing is newer (it overflowed `after + 1` before).
+    let (events, control) = alice
+        .subscriptions(
+            "establish",
+            json!([{"object_sid": o.messages, "object_type": "list", "last_event_id": u64::MAX}]),
+        )
+        .await;
+    assert_eq!(control["event_type"], "subscription_established", "{control:#}");
+    assert!(events.is_empty(), "replayed: {events:#?}");
+    // The session is not wedged behind the subscription's reply gate.
+    post_message(&api, "history", "alice", "after the subscription").await;
+    let ev = alice.item_events(1).await;
+    assert_eq!(ev[0]["event_type"], "list_item_added", "{ev:#?}");
+    assert_eq!(ev[0]["item_data"]["text"], "after the subscription", "{ev:#?}");
+}
