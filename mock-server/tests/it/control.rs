@@ -877,7 +877,9 @@ async fn wait_for_backlog(ctl: &Ctl) {
     let deadline = Instant::now() + WAIT;
     loop {
         let list = connections(ctl, "?identity=alice").await;
-        if list.first().and_then(|s| s["queue_depth"].as_u64()).is_some_and(|d| d >= 1) {
+        let queued = |field: &str| list.first().and_then(|s| s[field].as_u64()).is_some_and(|n| n >= 1);
+        // Frames kept back count in bytes too, until written.
+        if queued("queue_depth") && queued("queue_bytes") {
             return;
         }
         assert!(Instant::now() < deadline, "nothing kept back: {list:#?}");
@@ -902,7 +904,7 @@ async fn connections_are_listed_and_dropped_by_identity() {
     assert_eq!(a["account"], ACCOUNT_SID);
     assert_eq!(a["state"], "connected");
     assert!(
-        a["since"].is_i64() && a["queue_depth"].is_u64() && a["subscriptions"].is_array(),
+        a["since"].is_i64() && a["queue_depth"].is_u64() && a["queue_bytes"].is_u64() && a["subscriptions"].is_array(),
         "{a:#}"
     );
     let all = expect(200, ctl.get(&format!("/connections?account={ACCOUNT_SID}")).await);
