@@ -156,6 +156,18 @@ impl Drop for ReplyGate {
     }
 }
 
+/// A value alone on its cache line (no false sharing with its neighbours).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct CacheLine<T>(T);
+
+impl<T> std::ops::Deref for CacheLine<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// What the pushing side and the writing side of one outbox share.
 #[derive(Debug, Default)]
 struct Shared {
@@ -164,7 +176,9 @@ struct Shared {
     cause: AtomicU8,
     kill: Notify,
     /// Bytes of the frames queued or kept back by the writer, not yet written to the socket.
-    bytes: AtomicUsize,
+    /// On its own cache line: the writer updates it for every frame it writes, while pushers on
+    /// other cores read the fields above for every frame they queue.
+    bytes: CacheLine<AtomicUsize>,
     /// The bound on `bytes` (see [`Outbox::push`]).
     max_bytes: usize,
     /// Frames the writer took from the queue but keeps back (held notifications, a stall,
