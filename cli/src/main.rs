@@ -198,6 +198,16 @@ struct ServeArgs {
     /// Journal entries kept before the oldest are dropped (and counted).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     journal_size: u64,
+    /// Journal size bound in MiB: the oldest entries are dropped (and counted) beyond it.
+    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    journal_max_mib: u64,
+    /// Bytes (MiB) a twilsock connection may have waiting to be written before it is closed as a
+    /// slow consumer.
+    #[arg(long, value_name = "MIB", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    outbox_max_mib: u64,
+    /// Media (MCS uploads) one tenant may store, in MiB; uploads past it get 413 (code 50512).
+    #[arg(long, value_name = "MIB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
+    media_quota_mib: u64,
     /// How long a webhook may take to answer, in milliseconds (Twilio: 5000). A pre-action hook
     /// that does not answer in time lets the action proceed; a post-action attempt is retried.
     #[arg(long, value_name = "MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
@@ -450,6 +460,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         control_token: args.control_token.clone(),
         control_open_loopback: args.control_open_loopback,
         journal_size: usize::try_from(args.journal_size).unwrap_or(usize::MAX),
+        journal_bytes: mib_to_bytes(args.journal_max_mib),
+        session: rehearsal_mock_server::twilsock::SessionConfig {
+            outbox_bytes: mib_to_bytes(args.outbox_max_mib),
+            ..Default::default()
+        },
+        media: rehearsal_mock_server::media::MediaConfig {
+            quota_bytes: args.media_quota_mib.saturating_mul(1024 * 1024),
+            ..Default::default()
+        },
         webhooks: rehearsal_mock_server::webhooks::WebhookSettings {
             timeout: std::time::Duration::from_millis(args.webhook_timeout_ms),
             ..Default::default()
@@ -647,4 +666,9 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down");
+}
+
+/// A size given in MiB, in bytes (saturating on 32-bit targets).
+fn mib_to_bytes(mib: u64) -> usize {
+    usize::try_from(mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
 }

@@ -46,6 +46,14 @@ pub struct ServerConfig {
     pub control_open_loopback: bool,
     /// Entries the journal keeps before it drops the oldest (and counts them).
     pub journal_size: usize,
+    /// Bytes the journal's entries may take before it drops the oldest (and counts them).
+    /// Default [`crate::control::journal::DEFAULT_MAX_BYTES`].
+    pub journal_bytes: usize,
+    /// Per-connection twilsock settings (outbox bounds in frames and bytes, requests in flight,
+    /// timeouts).
+    pub session: twilsock::SessionConfig,
+    /// Media (MCS) settings: upload size, per-tenant quota, temporary URL lifetime.
+    pub media: crate::media::MediaConfig,
     /// Webhook timeout (Twilio's 5 s by default), post-action retries and queue bounds.
     pub webhooks: crate::webhooks::WebhookSettings,
     /// Connection cap, header-read and idle timeouts, shutdown deadline.
@@ -62,6 +70,9 @@ impl Default for ServerConfig {
             control_token: None,
             control_open_loopback: false,
             journal_size: crate::control::journal::DEFAULT_CAPACITY,
+            journal_bytes: crate::control::journal::DEFAULT_MAX_BYTES,
+            session: twilsock::SessionConfig::default(),
+            media: crate::media::MediaConfig::default(),
             webhooks: crate::webhooks::WebhookSettings::default(),
             connections: ConnectionLimits::default(),
         }
@@ -97,13 +108,13 @@ pub fn app(state: AppState) -> Router {
     let endpoint = twilsock::Endpoint::new(
         Arc::new(state.realtime.clone()),
         state.domain.clock().clone(),
-        twilsock::SessionConfig::default(),
+        state.config.session.clone(),
         state.stop.subscribe(),
     );
     // HTTP faults and the journal wrap the Twilio-facing HTTP routes (and the 404 fallback), not
     // the control plane, the WebSocket or the development token endpoint.
     let observed = crate::rest::router()
-        .merge(crate::media::router())
+        .merge(crate::media::router_with(state.config.media.clone()))
         .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -297,7 +308,8 @@ pub fn prepare(listener_addr: SocketAddr, mut startup: Startup) -> Result<AppSta
         .into();
     let hub = SyncHub::new(base_url.clone());
     domain.observe(hub.clone());
-    let control = crate::control::Control::new(domain.clone(), hub.clone()).with_journal_capacity(startup.config.journal_size);
+    let control = crate::control::Control::new(domain.clone(), hub.clone())
+        .with_journal_bounds(startup.config.journal_size, startup.config.journal_bytes);
     hub.set_journal(control.journal.clone());
     let stop = Arc::new(tokio::sync::watch::channel(false).0);
     let webhooks = crate::webhooks::Webhooks::new(

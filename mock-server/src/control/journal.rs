@@ -2,9 +2,12 @@
 //! (summarised), upstream requests, REST requests, Sync pushes, faults applied, webhook
 //! deliveries — in a bounded ring, queryable with filters and streamable live.
 //!
-//! Bounded on purpose: a long-running server keeps the newest `capacity` entries and counts what
-//! it dropped, so memory never grows without limit. Live followers get a bounded broadcast; a
-//! follower that lags is told how many entries it missed.
+//! Bounded on purpose, in entries and in bytes: a long-running server keeps the newest
+//! `capacity` entries, at most `max_bytes` of them, and counts what it dropped, so memory never
+//! grows without limit. Every string an entry keeps (summary, identity, account, each string in
+//! `detail`) is cut to [`MAX_FIELD_BYTES`] with a visible `…[truncated N bytes]` marker, so that
+//! one request with a 64 KB path costs the journal a few KB, not hundreds. Live followers get a
+//! bounded broadcast; a follower that lags is told how many entries it missed.
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
@@ -102,9 +105,13 @@ impl Filter {
 #[derive(Debug, Clone, Serialize)]
 pub struct Page {
     pub entries: Vec<Entry>,
-    /// Entries evicted from the ring since the server started.
+    /// Entries evicted from the ring since the server started (for the entry or the byte bound).
     pub dropped: u64,
     pub capacity: usize,
+    /// The bound on `bytes`.
+    pub max_bytes: usize,
+    /// What the retained entries take, estimated (strings plus a fixed cost per entry and value).
+    pub bytes: usize,
     /// The newest `seq` recorded so far (0 when empty).
     pub last_seq: u64,
 }
@@ -115,13 +122,86 @@ pub struct Journal {
 }
 
 struct Ring {
-    entries: VecDeque<Entry>,
+    /// Each entry with its estimated size.
+    entries: VecDeque<(Entry, usize)>,
     capacity: usize,
+    max_bytes: usize,
+    /// The sum of the sizes in `entries`.
+    bytes: usize,
     dropped: u64,
     next_seq: u64,
 }
 
+/// Entries kept by default: hours of a busy test run, a few MB at typical entry sizes.
 pub const DEFAULT_CAPACITY: usize = 10_000;
+
+/// Bytes the retained entries may take by default: 64 MiB. [`DEFAULT_CAPACITY`] typical entries
+/// (a few hundred bytes each) take a few MB, so this only bites when entries are large — a
+/// stream of requests with maximal paths or webhook payloads — which otherwise grew the server
+/// by more than a GB for 10,000 entries.
+pub const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// The longest string an entry keeps whole: 34 KiB, so a maximal message body (32 KiB, e.g. in
+/// a webhook's parameters, which scenarios match) is never cut; anything longer (paths, raw
+/// bodies, header values a client chose) keeps its first bytes and a `…[truncated N bytes]`
+/// marker.
+pub const MAX_FIELD_BYTES: usize = 34 * 1024;
+
+/// What an entry costs besides its strings (the struct, the ring slot), for the byte bound.
+const ENTRY_OVERHEAD: usize = std::mem::size_of::<Entry>() + 16;
+
+/// What a JSON value costs besides its strings (the node, a map slot).
+const VALUE_OVERHEAD: usize = std::mem::size_of::<Value>() + 16;
+
+/// Cuts `s` to at most [`MAX_FIELD_BYTES`] (on a character boundary) plus a marker saying how
+/// many bytes were cut.
+fn truncate(s: &mut String) {
+    if s.len() <= MAX_FIELD_BYTES {
+        return;
+    }
+    let mut end = MAX_FIELD_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = s.len() - end;
+    s.truncate(end);
+    s.push_str(&format!("…[truncated {cut} bytes]"));
+}
+
+/// Truncates every string in `v` (keys included) and returns its estimated size.
+fn bound_value(v: &mut Value) -> usize {
+    VALUE_OVERHEAD
+        + match v {
+            Value::String(s) => {
+                truncate(s);
+                s.len()
+            }
+            Value::Array(items) => items.iter_mut().map(bound_value).sum(),
+            Value::Object(map) => {
+                if map.keys().any(|k| k.len() > MAX_FIELD_BYTES) {
+                    let old = std::mem::take(map);
+                    for (mut k, v) in old {
+                        truncate(&mut k);
+                        map.insert(k, v);
+                    }
+                }
+                map.iter_mut().map(|(k, v)| k.len() + bound_value(v)).sum()
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        }
+}
+
+/// Truncates the entry's strings and returns its estimated size.
+fn bound_entry(e: &mut Entry) -> usize {
+    let mut size = ENTRY_OVERHEAD;
+    truncate(&mut e.summary);
+    size += e.summary.len();
+    for s in [&mut e.account, &mut e.identity].into_iter().flatten() {
+        truncate(s);
+        size += s.len();
+    }
+    size + bound_value(&mut e.detail)
+}
 
 /// The system clock in Unix microseconds (0 if it reads before 1970).
 fn wall_now_us() -> i64 {
@@ -131,12 +211,21 @@ fn wall_now_us() -> i64 {
 }
 
 impl Journal {
+    /// A journal of `capacity` entries and [`DEFAULT_MAX_BYTES`].
     pub fn new(capacity: usize) -> Journal {
+        Journal::bounded(capacity, DEFAULT_MAX_BYTES)
+    }
+
+    /// A journal of at most `capacity` entries taking at most `max_bytes` (the newest entry is
+    /// always kept, whatever its size).
+    pub fn bounded(capacity: usize, max_bytes: usize) -> Journal {
         let capacity = capacity.max(1);
         Journal {
             inner: Mutex::new(Ring {
                 entries: VecDeque::with_capacity(capacity.min(4096)),
                 capacity,
+                max_bytes,
+                bytes: 0,
                 dropped: 0,
                 next_seq: 1,
             }),
@@ -145,25 +234,33 @@ impl Journal {
     }
 
     pub fn record(&self, o: Observation) {
+        let mut e = Entry {
+            seq: 0,
+            at: o.at,
+            wall_us: 0,
+            kind: o.kind,
+            account: o.account,
+            session: o.session,
+            identity: o.identity,
+            summary: o.summary,
+            detail: o.detail,
+        };
+        // Outside the lock: the work is the caller's, not every recorder's.
+        let size = bound_entry(&mut e);
         let entry = {
             let mut r = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            let e = Entry {
-                seq: r.next_seq,
-                at: o.at,
-                wall_us: wall_now_us(),
-                kind: o.kind,
-                account: o.account,
-                session: o.session,
-                identity: o.identity,
-                summary: o.summary,
-                detail: o.detail,
-            };
+            e.seq = r.next_seq;
+            // Under the lock, so that wall time never decreases along `seq`.
+            e.wall_us = wall_now_us();
             r.next_seq += 1;
-            if r.entries.len() == r.capacity {
-                r.entries.pop_front();
-                r.dropped += 1;
+            while !r.entries.is_empty() && (r.entries.len() >= r.capacity || r.bytes.saturating_add(size) > r.max_bytes) {
+                if let Some((_, old)) = r.entries.pop_front() {
+                    r.bytes -= old;
+                    r.dropped += 1;
+                }
             }
-            r.entries.push_back(e.clone());
+            r.bytes += size;
+            r.entries.push_back((e.clone(), size));
             e
         };
         // No receivers is fine: nobody is following.
@@ -173,7 +270,7 @@ impl Journal {
     pub fn query(&self, f: &Filter) -> Page {
         let r = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let limit = f.limit.unwrap_or(usize::MAX);
-        let mut entries: Vec<Entry> = r.entries.iter().filter(|e| f.matches(e)).cloned().collect();
+        let mut entries: Vec<Entry> = r.entries.iter().map(|(e, _)| e).filter(|e| f.matches(e)).cloned().collect();
         if entries.len() > limit {
             entries.drain(..entries.len() - limit);
         }
@@ -181,6 +278,8 @@ impl Journal {
             entries,
             dropped: r.dropped,
             capacity: r.capacity,
+            max_bytes: r.max_bytes,
+            bytes: r.bytes,
             last_seq: r.next_seq - 1,
         }
     }
@@ -193,7 +292,8 @@ impl Journal {
     /// Forgets an account's entries (tenant reset or deletion).
     pub fn forget_account(&self, account: &str) {
         let mut r = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        r.entries.retain(|e| e.account.as_deref() != Some(account));
+        r.entries.retain(|(e, _)| e.account.as_deref() != Some(account));
+        r.bytes = r.entries.iter().map(|(_, size)| size).sum();
     }
 }
 
@@ -258,5 +358,60 @@ mod tests {
         let e = &j.query(&Filter::default()).entries[0];
         assert_eq!(e.at, Millis(7), "`at` is the account time given");
         assert!((before..=after).contains(&e.wall_us), "{before} <= {} <= {after}", e.wall_us);
+    }
+
+    #[test]
+    fn long_strings_are_cut_with_a_marker() {
+        let j = Journal::new(4);
+        let long = "é".repeat(MAX_FIELD_BYTES); // two bytes each: cut inside a character
+        j.record(Observation {
+            at: Millis(1),
+            kind: Kind::Rest,
+            account: Some(long.clone()),
+            session: None,
+            identity: Some("alice".into()),
+            summary: format!("GET /{long}"),
+            detail: serde_json::json!({ "path": long, "nested": [long], long.clone(): 1 }),
+        });
+        let e = &j.query(&Filter::default()).entries[0];
+        let cut = |s: &str| {
+            assert!(s.len() < MAX_FIELD_BYTES + 40, "{} bytes kept", s.len());
+            let (kept, marker) = s.split_once("…[truncated ").expect("a marker");
+            let n: usize = marker.trim_end_matches(" bytes]").parse().expect("a count");
+            assert!(kept.len() <= MAX_FIELD_BYTES);
+            n
+        };
+        // "GET /" puts the characters at odd offsets: the cut moves back one byte.
+        assert_eq!(cut(&e.summary), long.len() + 5 - (MAX_FIELD_BYTES - 1));
+        assert_eq!(cut(e.account.as_deref().unwrap()), long.len() - MAX_FIELD_BYTES);
+        assert_eq!(e.identity.as_deref(), Some("alice"), "short strings are kept whole");
+        cut(e.detail["path"].as_str().unwrap());
+        cut(e.detail["nested"][0].as_str().unwrap());
+        let key = e.detail.as_object().unwrap().keys().find(|k| k.len() > 100).unwrap();
+        cut(key);
+    }
+
+    #[test]
+    fn the_ring_is_bounded_in_bytes_and_counts_what_it_dropped() {
+        let j = Journal::bounded(1000, 64 * 1024);
+        for n in 0..100 {
+            let mut o = obs(n, "AC1");
+            o.detail = Value::String("x".repeat(10_000));
+            j.record(o);
+        }
+        let p = j.query(&Filter::default());
+        assert!(p.bytes <= 64 * 1024, "{} bytes kept", p.bytes);
+        assert!(p.bytes > 50 * 1024, "{} bytes kept: evicted too much", p.bytes);
+        assert_eq!(p.dropped as usize + p.entries.len(), 100);
+        assert_eq!(p.entries.last().map(|e| e.seq), Some(100), "the newest are kept");
+        assert_eq!(p.max_bytes, 64 * 1024);
+        // An entry larger than the whole budget is still kept, alone.
+        let j = Journal::bounded(10, 100);
+        j.record(obs(1, "AC1"));
+        j.record(obs(2, "AC1"));
+        let p = j.query(&Filter::default());
+        assert_eq!(p.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2]);
+        j.forget_account("AC1");
+        assert_eq!(j.query(&Filter::default()).bytes, 0, "forgotten entries leave the budget");
     }
 }

@@ -490,6 +490,12 @@ impl Control {
         self
     }
 
+    /// Builds the control plane with a journal of `capacity` entries and `max_bytes` bytes.
+    pub fn with_journal_bounds(mut self, capacity: usize, max_bytes: usize) -> Control {
+        self.journal = Arc::new(Journal::bounded(capacity, max_bytes));
+        self
+    }
+
     /// Every tenant (account), by SID.
     pub fn tenants(&self) -> Vec<Tenant> {
         self.domain.accounts().iter().filter_map(|a| self.tenant(&a.sid).ok()).collect()

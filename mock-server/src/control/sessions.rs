@@ -34,6 +34,8 @@ pub struct SessionView {
     pub token_updates: u32,
     /// Frames waiting in the outbound queue.
     pub queue_depth: usize,
+    /// Bytes waiting in the outbound queue (bounded by the session's `outbox_bytes`).
+    pub queue_bytes: usize,
     pub subscriptions: Vec<String>,
 }
 
@@ -88,6 +90,7 @@ impl Sessions {
                 token_expires_at: l.info.caller.claims.expires_at,
                 token_updates: l.token_updates,
                 queue_depth: l.info.outbox.depth(),
+                queue_bytes: l.info.outbox.queued_bytes(),
                 subscriptions: Vec::new(),
             })
             .collect();

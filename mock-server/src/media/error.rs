@@ -84,6 +84,21 @@ impl McsError {
         McsError::new(413, TOO_LARGE, format!("Media size is too large: the limit is {limit} bytes"))
     }
 
+    /// The upload would take the tenant past its media quota. Twilio documents no MCS storage
+    /// quota; its closest documented answer is the size limit's, 50512 "Message media size is
+    /// too large" (<https://www.twilio.com/docs/api/errors/50512>), with 413, so a client that
+    /// handles one handles the other. The message says which limit it was.
+    pub(super) fn quota_exceeded(quota: u64, used: u64, size: usize) -> McsError {
+        McsError::new(
+            413,
+            TOO_LARGE,
+            format!(
+                "Media storage quota exceeded: the account stores {used} of {quota} bytes and this upload has {size}; \
+                 delete the tenant's media (reset or delete the tenant) or raise the quota"
+            ),
+        )
+    }
+
     pub(super) fn bad_content_type(message: impl Into<String>) -> McsError {
         McsError::new(400, BAD_CONTENT_TYPE, message)
     }

@@ -144,16 +144,49 @@ pub(super) async fn upload(
         return Err(McsError::invalid("The media content is empty"));
     }
     let who = plan.principal;
+    let quota = mcs.config.quota_bytes;
+    // The other services' media, then this one's under the write lock: exact for one service
+    // (every tenant has one unless it made more); concurrent uploads to two services of one
+    // tenant may pass the quota by one upload each.
+    let elsewhere: u64 = who.account.read(|state| {
+        state
+            .services
+            .iter()
+            .filter(|(_, s)| s.sid != plan.service)
+            .map(|(_, s)| media_bytes(s))
+            .sum()
+    });
+    let size = bytes.len();
     let media = who
         .account
         .write(&who.origin(), Some(&plan.service), |svc, cx| {
-            Ok(svc.store_media(cx, bytes, content_type, filename, plan.category, Some(who.author())))
+            let used = elsewhere.saturating_add(media_bytes(svc));
+            if used.saturating_add(size as u64) > quota {
+                return Ok(Err(used));
+            }
+            Ok(Ok(svc.store_media(
+                cx,
+                bytes,
+                content_type,
+                filename,
+                plan.category,
+                Some(who.author()),
+            )))
         })
-        .map_err(|e| McsError::from(crate::rest::ApiError::from(e)))?;
+        .map_err(|e| McsError::from(crate::rest::ApiError::from(e)))?
+        .map_err(|used| {
+            tracing::info!(account = %who.account.sid, used, quota, size, "media upload over the tenant's quota refused");
+            McsError::quota_exceeded(quota, used, size)
+        })?;
     Ok(json_response(
         StatusCode::CREATED,
         mcs.record(&st, &who.account.sid, &plan.service, &media),
     ))
+}
+
+/// Bytes of media content a service stores.
+fn media_bytes(svc: &crate::domain::ChatService) -> u64 {
+    svc.media.iter().map(|(_, m)| m.size() as u64).sum()
 }
 
 /// Everything about an upload that can be checked before reading the body.

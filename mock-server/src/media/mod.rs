@@ -49,6 +49,13 @@ pub const DEFAULT_MAX_UPLOAD_MB: usize = 16;
 /// The largest upload accepted by default: [`DEFAULT_MAX_UPLOAD_MB`] MiB.
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = DEFAULT_MAX_UPLOAD_MB * 1024 * 1024;
 
+/// Bytes of media one tenant (account) may store by default, over all its services: 256 MiB,
+/// sixteen maximal uploads. Media is kept in memory for the life of the tenant (there is no
+/// delete in MCS); without a quota, 20 uploads of 16 MiB with a development token added 330 MB
+/// to the server for good. A test suite that needs more raises it (`rehearsal serve
+/// --media-quota-mib`, [`MediaConfig::quota_bytes`]); a tenant reset or deletion frees it.
+pub const DEFAULT_QUOTA_BYTES: u64 = 256 * 1024 * 1024;
+
 /// How long a temporary content URL works by default (Twilio's are short-lived).
 pub const DEFAULT_URL_TTL_SECS: u64 = 300;
 
@@ -60,6 +67,9 @@ pub const TOKEN_HEADER: &str = "x-twilio-token";
 pub struct MediaConfig {
     /// The largest media content accepted, in bytes (for multipart uploads: the file part).
     pub max_upload_bytes: usize,
+    /// Bytes of media content one tenant may store, over all its services (uploads only: seeds
+    /// and the control plane are trusted). Default [`DEFAULT_QUOTA_BYTES`].
+    pub quota_bytes: u64,
     /// Lifetime of `links.content_direct_temporary`, in seconds.
     pub url_ttl_secs: u64,
     /// The HMAC key for temporary URLs; `None`: 32 random bytes drawn when the router is built.
@@ -70,6 +80,7 @@ impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            quota_bytes: DEFAULT_QUOTA_BYTES,
             url_ttl_secs: DEFAULT_URL_TTL_SECS,
             signing_key: None,
         }
@@ -81,6 +92,7 @@ impl std::fmt::Debug for MediaConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MediaConfig")
             .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("quota_bytes", &self.quota_bytes)
             .field("url_ttl_secs", &self.url_ttl_secs)
             .field("signing_key", &self.signing_key.as_ref().map(|_| "[redacted]"))
             .finish()

@@ -314,13 +314,18 @@ impl Projection {
                 ));
             }
         } else {
-            for (eid, k) in o.by_event.range(after + 1..) {
+            // Nothing is newer than the largest id (a client can send any u64): replay nothing,
+            // as for any id at or past the object's own.
+            let Some(first) = after.checked_add(1) else {
+                return Vec::new();
+            };
+            for (eid, k) in o.by_event.range(first..) {
                 let meta = o.items[k];
                 let ch = if meta.created > after { Change::Added } else { Change::Updated };
                 let data = object::item_data(state, obj, Some(k)).unwrap_or(Value::Null);
                 out.push((*eid, item_event(o.kind, &id, *eid, k, data, Some(*eid), ch, meta.updated, base)));
             }
-            for (eid, (k, data)) in o.tombstones.range(after + 1..) {
+            for (eid, (k, data)) in o.tombstones.range(first..) {
                 out.push((
                     *eid,
                     item_event(o.kind, &id, *eid, k, data.clone(), None, Change::Removed, o.date_updated, base),

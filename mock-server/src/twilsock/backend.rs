@@ -7,7 +7,7 @@
 //! [`Backend::observe`] as [`SessionObservation`]s.
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc};
@@ -44,7 +44,7 @@ impl UpstreamRequest {
 
 /// The HTTP answer to an upstream request; goes back in a `reply` with twilsock status 200 and
 /// this as `http_status`, `Content-Type: application/json`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct UpstreamResponse {
     pub status: u16,
     pub body: serde_json::Value,
@@ -81,6 +81,15 @@ impl UpstreamResponse {
     }
 }
 
+/// Which bound a session's outbound queue overflowed (for the log line that ends it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverflowCause {
+    /// More frames than `SessionConfig::outbox_capacity`, queued or kept back.
+    Frames,
+    /// More bytes than `SessionConfig::outbox_bytes`, queued or kept back.
+    Bytes,
+}
+
 /// Why a session's outbound queue refused a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxError {
@@ -108,6 +117,14 @@ pub(in crate::twilsock) enum Frame {
 }
 
 impl Frame {
+    /// Bytes on the wire (none for gate markers).
+    fn len(&self) -> usize {
+        match self {
+            Frame::Push(b) | Frame::Own(b) => b.len(),
+            Frame::Gate(_) | Frame::Ungate(_) => 0,
+        }
+    }
+
     /// What goes on the wire, if anything (gate markers do not).
     pub(in crate::twilsock) fn into_bytes(self) -> Option<Bytes> {
         match self {
@@ -119,14 +136,51 @@ impl Frame {
 
 /// A gate opened in an outbox by an upstream handler ([`Outbox::gate`]); put it in the reply
 /// ([`UpstreamResponse::with_gate`]) and the session releases it right after queueing the reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplyGate(u64);
+///
+/// Released on drop, whatever happens to the reply: a handler that panics, fails or is aborted
+/// with a gate open must never keep every later push of the session behind it. (The session
+/// drops the gate right after queueing the reply, which is the release it is made for.)
+#[derive(Debug)]
+#[must_use = "dropping a gate releases it at once"]
+pub struct ReplyGate {
+    id: u64,
+    outbox: Outbox,
+}
+
+impl Drop for ReplyGate {
+    fn drop(&mut self) {
+        // A full or closed outbox is ending the session anyway: nothing is left to release.
+        if let Err(e) = self.outbox.send(Frame::Ungate(self.id)) {
+            tracing::debug!(error = ?e, gate = self.id, "gate release not queued");
+        }
+    }
+}
+
+/// A value alone on its cache line (no false sharing with its neighbours).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct CacheLine<T>(T);
+
+impl<T> std::ops::Deref for CacheLine<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
 
 /// What the pushing side and the writing side of one outbox share.
 #[derive(Debug, Default)]
 struct Shared {
     overflowed: AtomicBool,
+    /// An [`OverflowCause`] as `u8` (0: frames, 1: bytes), set with `overflowed`.
+    cause: AtomicU8,
     kill: Notify,
+    /// Bytes of the frames queued or kept back by the writer, not yet written to the socket.
+    /// On its own cache line: the writer updates it for every frame it writes, while pushers on
+    /// other cores read the fields above for every frame they queue.
+    bytes: CacheLine<AtomicUsize>,
+    /// The bound on `bytes` (see [`Outbox::push`]).
+    max_bytes: usize,
     /// Frames the writer took from the queue but keeps back (held notifications, a stall,
     /// pushes behind a reply gate).
     backlog: AtomicUsize,
@@ -138,6 +192,12 @@ struct Shared {
 ///
 /// A push never waits: a full queue means a consumer that cannot keep up, and the policy is to
 /// end that session with a recorded reason (`overflowed()`), never to drop frames silently.
+///
+/// Bounded twice: in frames (the channel's capacity, which also bounds what the writer keeps
+/// back) and in bytes. A frame is refused, and the outbox overflows, when it would take the
+/// bytes not yet written past `max_bytes` while other frames are already waiting: a single
+/// frame larger than the whole budget (a big page read by a client that keeps up) still goes
+/// through, so the budget bounds a session's memory to `max_bytes` plus one frame.
 #[derive(Debug, Clone)]
 pub struct Outbox {
     tx: mpsc::Sender<Frame>,
@@ -145,10 +205,14 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// A queue of `capacity` frames, and its receiving end for the socket writer.
-    pub(in crate::twilsock) fn new(capacity: usize) -> (Outbox, Frames) {
+    /// A queue of `capacity` frames and `max_bytes` bytes, and its receiving end for the socket
+    /// writer.
+    pub(in crate::twilsock) fn new(capacity: usize, max_bytes: usize) -> (Outbox, Frames) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            max_bytes: max_bytes.max(1),
+            ..Shared::default()
+        });
         (
             Outbox {
                 tx,
@@ -173,33 +237,69 @@ impl Outbox {
     /// subscription's replay and `subscription_established`) opens one first, so that the client
     /// sees its reply before them, as it would from Twilio (which answers the request at once and
     /// delivers the events later), while the pushes still keep their order with every live event.
+    ///
+    /// The gate is released when the returned [`ReplyGate`] is dropped.
     pub fn gate(&self) -> Result<ReplyGate, OutboxError> {
         let id = self.shared.gates.fetch_add(1, Ordering::Relaxed);
         self.send(Frame::Gate(id))?;
-        Ok(ReplyGate(id))
-    }
-
-    /// Releases a gate (after its reply has been queued).
-    pub(in crate::twilsock) fn ungate(&self, gate: ReplyGate) -> Result<(), OutboxError> {
-        self.send(Frame::Ungate(gate.0))
+        Ok(ReplyGate { id, outbox: self.clone() })
     }
 
     fn send(&self, frame: Frame) -> Result<(), OutboxError> {
         if self.overflowed() {
             return Err(OutboxError::Overflow);
         }
+        let len = frame.len();
+        if len > 0 {
+            let before = self.shared.bytes.fetch_add(len, Ordering::Relaxed);
+            if before > 0 && before.saturating_add(len) > self.shared.max_bytes {
+                self.shared.bytes.fetch_sub(len, Ordering::Relaxed);
+                self.shared.mark_overflowed(OverflowCause::Bytes);
+                return Err(OutboxError::Overflow);
+            }
+        }
         match self.tx.try_send(frame) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.shared.mark_overflowed();
-                Err(OutboxError::Overflow)
+            Err(e) => {
+                self.shared.bytes.fetch_sub(len, Ordering::Relaxed);
+                match e {
+                    mpsc::error::TrySendError::Full(_) => {
+                        self.shared.mark_overflowed(OverflowCause::Frames);
+                        Err(OutboxError::Overflow)
+                    }
+                    mpsc::error::TrySendError::Closed(_) => Err(OutboxError::Closed),
+                }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(OutboxError::Closed),
         }
     }
 
     pub fn overflowed(&self) -> bool {
         self.shared.overflowed.load(Ordering::Relaxed)
+    }
+
+    /// Which bound overflowed, once [`Outbox::overflowed`].
+    pub fn overflow_cause(&self) -> Option<OverflowCause> {
+        self.overflowed().then(|| match self.shared.cause.load(Ordering::Relaxed) {
+            1 => OverflowCause::Bytes,
+            _ => OverflowCause::Frames,
+        })
+    }
+
+    /// Ends the session as a slow consumer for a bound the session itself applies (replies
+    /// waiting out a latency).
+    pub(in crate::twilsock) fn overflow_now(&self, cause: OverflowCause) {
+        self.shared.mark_overflowed(cause);
+    }
+
+    /// Bytes waiting to be written: queued, plus those the writer keeps back (held
+    /// notifications, a stall, pushes behind a reply gate).
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.bytes.load(Ordering::Relaxed)
+    }
+
+    /// The bound on [`Outbox::queued_bytes`].
+    pub fn max_bytes(&self) -> usize {
+        self.shared.max_bytes
     }
 
     /// Completes when the queue overflowed (the session must then close).
@@ -224,8 +324,11 @@ impl Outbox {
 }
 
 impl Shared {
-    fn mark_overflowed(&self) {
-        self.overflowed.store(true, Ordering::Relaxed);
+    fn mark_overflowed(&self, cause: OverflowCause) {
+        // The first cause wins: later refusals are consequences.
+        if !self.overflowed.swap(true, Ordering::Relaxed) {
+            self.cause.store(u8::from(cause == OverflowCause::Bytes), Ordering::Relaxed);
+        }
         self.kill.notify_one();
     }
 }
@@ -265,7 +368,12 @@ impl Frames {
     /// The writer kept back more than the capacity: the session ends as a slow consumer, and
     /// every later push is refused.
     pub(in crate::twilsock) fn mark_overflowed(&self) {
-        self.shared.mark_overflowed();
+        self.shared.mark_overflowed(OverflowCause::Frames);
+    }
+
+    /// `n` bytes of frames taken from the queue were handed to the socket.
+    pub(in crate::twilsock) fn wrote(&self, n: usize) {
+        self.shared.bytes.fetch_sub(n, Ordering::Relaxed);
     }
 }
 
@@ -381,6 +489,8 @@ pub enum EndReason {
     Shutdown,
     /// A frame that is not twilsock: close 406.
     ProtocolError,
+    /// A WebSocket message or frame over the size limit: WebSocket close 1009.
+    MessageTooBig,
 }
 
 impl EndReason {
@@ -397,6 +507,7 @@ impl EndReason {
             EndReason::InitTimeout => "init_timeout",
             EndReason::Shutdown => "shutdown",
             EndReason::ProtocolError => "protocol_error",
+            EndReason::MessageTooBig => "message_too_big",
         }
     }
 }
@@ -430,5 +541,61 @@ pub trait Backend: Send + Sync + 'static {
     /// task, in order, at every point [`SessionObservation`] lists; keep it cheap.
     fn observe(&self, session: u64, info: Option<&SessionInfo>, what: SessionObservation<'_>) {
         let _ = (session, info, what);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(frames: &mut Frames) -> Vec<String> {
+        std::iter::from_fn(|| frames.try_recv())
+            .map(|f| match f {
+                Frame::Push(b) => format!("push {}", b.len()),
+                Frame::Own(b) => format!("own {}", b.len()),
+                Frame::Gate(n) => format!("gate {n}"),
+                Frame::Ungate(n) => format!("ungate {n}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_gate_dropped_without_its_reply_releases_itself() {
+        let (outbox, mut frames) = Outbox::new(8, 1024);
+        let gate = outbox.gate().expect("opens");
+        outbox.push(Bytes::from_static(b"x")).expect("queued");
+        // What a panicking or aborted handler does to the gate it opened.
+        drop(gate);
+        assert_eq!(drain(&mut frames), ["gate 0", "push 1", "ungate 0"]);
+    }
+
+    #[test]
+    fn the_byte_bound_refuses_a_frame_past_it_but_lets_one_big_frame_through() {
+        let (outbox, mut frames) = Outbox::new(64, 10);
+        outbox.push(Bytes::from_static(b"123456")).expect("6 of 10");
+        assert_eq!(outbox.queued_bytes(), 6);
+        assert_eq!(outbox.push(Bytes::from_static(b"123456")), Err(OutboxError::Overflow));
+        assert_eq!(outbox.overflow_cause(), Some(OverflowCause::Bytes));
+        assert_eq!(outbox.queued_bytes(), 6, "a refused frame is not counted");
+        assert_eq!(drain(&mut frames), ["push 6"]);
+
+        let (outbox, frames) = Outbox::new(64, 10);
+        outbox
+            .push(Bytes::from(vec![0; 100]))
+            .expect("alone, a frame over the budget passes");
+        frames.wrote(100);
+        assert_eq!(outbox.queued_bytes(), 0, "written frames leave the budget");
+        outbox.push_own(Bytes::from_static(b"0123456789")).expect("exactly the budget");
+        assert!(!outbox.overflowed());
+        assert_eq!(outbox.gate().map(|g| g.id), Ok(0), "gate markers take no bytes");
+    }
+
+    #[test]
+    fn the_frame_bound_names_its_cause() {
+        let (outbox, _frames) = Outbox::new(1, 1024);
+        outbox.push(Bytes::from_static(b"a")).expect("1 of 1");
+        assert_eq!(outbox.push(Bytes::from_static(b"b")), Err(OutboxError::Overflow));
+        assert_eq!(outbox.overflow_cause(), Some(OverflowCause::Frames));
+        assert_eq!(outbox.queued_bytes(), 1);
     }
 }

@@ -34,19 +34,24 @@
 //!   close packet and everything queued before it are written; `Drop` drops the socket as it
 //!   is.
 //!
-//! Frames kept back by a hold or a stall count against `SessionConfig::outbox_capacity`: more
-//! than that ends the session as a slow consumer.
+//! Frames kept back by a hold or a stall count against `SessionConfig::outbox_capacity` and
+//! `SessionConfig::outbox_bytes`: more than that ends the session as a slow consumer.
 //!
 //! **Observation.** The session reports what it does to [`Backend::observe`] — socket accepted,
 //! `init`/`update` outcomes, each packet in, each upstream reply, close packets, commands
 //! applied, and why it ended — but never backend pushes.
 //!
-//! **Bounds.** Frames: the outbox (`SessionConfig::outbox_capacity`); a full outbox ends the
-//! session (slow consumer: logged at `warn`, the socket is dropped so that the SDK reconnects and
-//! resynchronises; never a silent drop of one frame). Upstream requests in flight:
-//! `SessionConfig::max_inflight_upstream`; at the limit the driver stops reading the socket
-//! until one completes. Control channels (writer commands, [`SessionCommand`]s) are small and
-//! bounded.
+//! **Bounds.** The outbox, in frames (`SessionConfig::outbox_capacity`) and in bytes not yet
+//! written (`SessionConfig::outbox_bytes`; replies waiting out a latency count too); past either
+//! the session ends (slow consumer: logged at `warn` with the bound, the socket is dropped so
+//! that the SDK reconnects and resynchronises; never a silent drop of one frame). Upstream
+//! requests in flight: `SessionConfig::max_inflight_upstream`; at the limit the driver stops
+//! reading the socket until one completes. Inbound messages: [`SessionConfig::max_message_bytes`];
+//! a larger one closes the socket with 1009 ("message too big"). Control channels (writer
+//! commands, [`SessionCommand`]s) are small and bounded.
+//!
+//! A reply gate ([`ReplyGate`]) releases itself when dropped, so an upstream handler that panics
+//! or is aborted with a gate open never keeps the session's later pushes behind it.
 //!
 //! **Time.** Token timers run on the server [`Clock`], so freezing and advancing it fires them;
 //! liveness pings and the init and close timeouts run on real (tokio) time, because they are
@@ -74,7 +79,8 @@ use tokio::time::{self, Instant, MissedTickBehavior};
 use tracing::Instrument;
 
 use super::backend::{
-    Backend, EndReason, InitRejection, Outbox, ReplyGate, RequestLine, SessionInfo, SessionObservation, UpstreamRequest, UpstreamResponse,
+    Backend, EndReason, InitRejection, Outbox, OverflowCause, ReplyGate, RequestLine, SessionInfo, SessionObservation, UpstreamRequest,
+    UpstreamResponse,
 };
 use super::codec::{self, DecodeError, Limits, Packet};
 use crate::auth::TokenError;
@@ -107,12 +113,35 @@ const SESSION_COMMANDS: usize = 16;
 /// Source of session ids: unique per process, also across several servers in one test binary.
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Frames a session's outbox holds (queued or kept back) before the session is closed as a slow
+/// consumer: far more than a healthy client ever has queued, few enough to bound the bookkeeping
+/// per socket. Memory is bounded by [`DEFAULT_OUTBOX_BYTES`].
+pub const DEFAULT_OUTBOX_CAPACITY: usize = 1024;
+
+/// Bytes a session's outbox holds (queued or kept back, not yet written) before the session is
+/// closed as a slow consumer: 8 MiB. A healthy client never comes near it — the largest burst it
+/// causes is a subscription replay of a 100-item page of maximal messages (about 4 MiB), and a
+/// single frame over the budget (a maximal page read, up to ~21 MiB of escaped JSON) still goes
+/// through when nothing else waits — while a client that pipelines page reads without reading
+/// the answers, or a subscriber that stops reading, is cut off after a few MiB instead of the
+/// hundreds of MiB that 1,024 large frames took.
+pub const DEFAULT_OUTBOX_BYTES: usize = 8 * 1024 * 1024;
+
+/// Upstream requests a session has in flight (handled concurrently, or answered and waiting out
+/// a latency) before it stops reading the socket until one completes. The SDK's own bursts (a
+/// subscription batch, a page read per conversation at start) stay far below; each request in
+/// flight may be building a reply of several MiB, so the bound is also one on memory.
+pub const DEFAULT_MAX_INFLIGHT_UPSTREAM: usize = 64;
+
 /// Per-session settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionConfig {
-    /// Frames the outbox holds before the session is closed as a slow consumer. Default 1024: far
-    /// more than a healthy client ever has queued, few enough to bound memory per socket.
+    /// Frames the outbox holds before the session is closed as a slow consumer. Default
+    /// [`DEFAULT_OUTBOX_CAPACITY`].
     pub outbox_capacity: usize,
+    /// Bytes the outbox holds (queued or kept back, including replies waiting out a latency)
+    /// before the session is closed as a slow consumer. Default [`DEFAULT_OUTBOX_BYTES`].
+    pub outbox_bytes: usize,
     /// How long before the token's `exp` the session sends `client_update` /
     /// `token_about_to_expire` (the SDK's `tokenAboutToExpire`). Default 3 minutes, the lead time
     /// Twilio documents for that event. A token that already expires within the lead gets the
@@ -131,7 +160,7 @@ pub struct SessionConfig {
     /// socket before closing it itself. Default 3 s, the SDK's own disconnect timer.
     pub close_grace: Duration,
     /// Upstream requests handled concurrently; at the limit the session stops reading until one
-    /// completes. Default 64.
+    /// completes. Default [`DEFAULT_MAX_INFLIGHT_UPSTREAM`].
     pub max_inflight_upstream: usize,
     /// Frame size limits; the WebSocket message limit is derived from them.
     pub limits: Limits,
@@ -140,13 +169,14 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
-            outbox_capacity: 1024,
+            outbox_capacity: DEFAULT_OUTBOX_CAPACITY,
+            outbox_bytes: DEFAULT_OUTBOX_BYTES,
             token_warning_lead: Duration::from_secs(180),
             ping_interval: Duration::from_secs(30),
             pong_timeout: Duration::from_secs(15),
             init_timeout: Duration::from_secs(30),
             close_grace: Duration::from_secs(3),
-            max_inflight_upstream: 64,
+            max_inflight_upstream: DEFAULT_MAX_INFLIGHT_UPSTREAM,
             limits: Limits::default(),
         }
     }
@@ -326,7 +356,7 @@ async fn run_session<B: Backend>(
 ) {
     tracing::debug!("socket connected");
     let (sink, mut stream) = socket.split();
-    let (outbox, frames) = Outbox::new(config.outbox_capacity);
+    let (outbox, frames) = Outbox::new(config.outbox_capacity, config.outbox_bytes);
     let (writer_tx, writer_rx) = mpsc::channel(WRITER_COMMANDS);
     let (mode_tx, mode_rx) = watch::channel(Mode::default());
     let (commands_tx, mut commands_rx) = mpsc::channel(SESSION_COMMANDS);
@@ -491,8 +521,16 @@ impl<B: Backend> Session<B> {
                     EndReason::Shutdown,
                 ),
                 Event::Overflow => {
+                    let bound = match self.outbox.overflow_cause() {
+                        Some(OverflowCause::Bytes) => "bytes",
+                        _ => "frames",
+                    };
                     tracing::warn!(
+                        bound,
                         capacity = self.config.outbox_capacity,
+                        max_bytes = self.config.outbox_bytes,
+                        queued_bytes = self.outbox.queued_bytes(),
+                        waiting_replies_bytes = self.upstream.delayed_bytes,
                         "closing session: outbound queue overflow (slow consumer)"
                     );
                     Flow::Close(Closing::Abrupt, EndReason::Overflow)
@@ -511,6 +549,7 @@ impl<B: Backend> Session<B> {
                 Event::Upstream(done) => {
                     self.upstream.complete(done);
                     self.send_due_replies();
+                    self.bound_waiting_replies();
                     Flow::Continue
                 }
                 Event::RepliesDue => {
@@ -520,6 +559,20 @@ impl<B: Backend> Session<B> {
                 Event::Inbound(None) => {
                     tracing::debug!("client went away");
                     Flow::Close(Closing::Abrupt, EndReason::ConnectionLost)
+                }
+                Event::Inbound(Some(Err(e))) if is_too_big(&e) => {
+                    tracing::info!(
+                        error = %e,
+                        limit = self.config.max_message_bytes(),
+                        "message over the size limit: closing with 1009"
+                    );
+                    Flow::Close(
+                        Closing::Socket {
+                            code: 1009,
+                            reason: "message too big",
+                        },
+                        EndReason::MessageTooBig,
+                    )
                 }
                 Event::Inbound(Some(Err(e))) => {
                     tracing::debug!(error = %e, "socket read failed");
@@ -663,16 +716,24 @@ impl<B: Backend> Session<B> {
         self.observe(SessionObservation::TokenWarningSent);
     }
 
+    /// Replies waiting out a latency are the session's too: they count against its byte budget
+    /// as if queued (with the outbox's allowance for one frame larger than the whole budget).
+    fn bound_waiting_replies(&self) {
+        let waiting = self.upstream.delayed_bytes;
+        let queued = self.outbox.queued_bytes();
+        let frames = self.upstream.delayed.len() + usize::from(queued > 0);
+        if waiting > 0 && frames > 1 && queued.saturating_add(waiting) > self.config.outbox_bytes {
+            self.outbox.overflow_now(OverflowCause::Bytes);
+        }
+    }
+
     /// Queues the upstream replies whose latency has passed, in completion order.
     fn send_due_replies(&mut self) {
         let now = Instant::now();
         while let Some(done) = self.upstream.pop_due(now, self.latency) {
             self.send(done.frame);
-            if let Some(gate) = done.gate
-                && let Err(e) = self.outbox.ungate(gate)
-            {
-                tracing::debug!(error = ?e, "gate release not queued");
-            }
+            // Released right after its reply (a gate releases itself when dropped).
+            drop(done.gate);
             let waited = now.saturating_duration_since(done.request.started);
             self.observe(SessionObservation::UpstreamReply {
                 id: &done.request.packet_id,
@@ -1019,6 +1080,8 @@ struct Upstream {
     requests: HashMap<task::Id, InFlight>,
     /// Replies of completed requests not queued yet, in completion order.
     delayed: VecDeque<Completed>,
+    /// Bytes of the encoded replies in `delayed`.
+    delayed_bytes: usize,
 }
 
 /// What the reply to an upstream request needs, and its observation.
@@ -1070,8 +1133,10 @@ impl Upstream {
                 (request, UpstreamResponse::error(500, 20500, "Internal Server Error"))
             }
         };
+        let frame = packets::reply_upstream(&request.packet_id, &resp);
+        self.delayed_bytes += frame.len();
         self.delayed.push_back(Completed {
-            frame: packets::reply_upstream(&request.packet_id, &resp),
+            frame,
             status: resp.status,
             gate: resp.gate,
             request,
@@ -1087,7 +1152,9 @@ impl Upstream {
 
     fn pop_due(&mut self, now: Instant, latency: Duration) -> Option<Completed> {
         if self.next_due(latency)? <= now {
-            self.delayed.pop_front()
+            let done = self.delayed.pop_front()?;
+            self.delayed_bytes -= done.frame.len();
+            Some(done)
         } else {
             None
         }
@@ -1111,6 +1178,19 @@ fn salvage_header(frame: &[u8], limits: &Limits) -> Option<(String, String)> {
     };
     let field = |name: &str| h.get(name).and_then(Value::as_str).map(str::to_owned);
     Some((field("id")?, field("method")?))
+}
+
+/// Whether a read failed because the peer sent a message or frame over the size limit (the
+/// socket is still usable for our close frame, 1009 "message too big").
+fn is_too_big(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = err.downcast_ref::<tungstenite::Error>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// Completes when shutdown was requested or the shutdown sender is gone.

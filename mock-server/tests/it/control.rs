@@ -877,7 +877,9 @@ async fn wait_for_backlog(ctl: &Ctl) {
     let deadline = Instant::now() + WAIT;
     loop {
         let list = connections(ctl, "?identity=alice").await;
-        if list.first().and_then(|s| s["queue_depth"].as_u64()).is_some_and(|d| d >= 1) {
+        let queued = |field: &str| list.first().and_then(|s| s[field].as_u64()).is_some_and(|n| n >= 1);
+        // Frames kept back count in bytes too, until written.
+        if queued("queue_depth") && queued("queue_bytes") {
             return;
         }
         assert!(Instant::now() < deadline, "nothing kept back: {list:#?}");
@@ -902,7 +904,7 @@ async fn connections_are_listed_and_dropped_by_identity() {
     assert_eq!(a["account"], ACCOUNT_SID);
     assert_eq!(a["state"], "connected");
     assert!(
-        a["since"].is_i64() && a["queue_depth"].is_u64() && a["subscriptions"].is_array(),
+        a["since"].is_i64() && a["queue_depth"].is_u64() && a["queue_bytes"].is_u64() && a["subscriptions"].is_array(),
         "{a:#}"
     );
     let all = expect(200, ctl.get(&format!("/connections?account={ACCOUNT_SID}")).await);
@@ -1173,4 +1175,42 @@ async fn a_stalled_session_writes_nothing_until_unstalled() {
         session_action(&ctl, json!({"target": {"identity": "alice"}, "action": "unstall"})).await,
     );
     assert_eq!(alice.until("notification").await.id(), Some("TMstalled"));
+}
+
+#[tokio::test]
+async fn the_journal_cuts_long_fields_and_is_bounded_in_bytes() {
+    const MAX: u64 = 1024 * 1024;
+    let (server, ctl) = start_with(ServerConfig {
+        journal_bytes: MAX as usize,
+        ..Default::default()
+    })
+    .await;
+    let api = Api::new(&server.url(), Auth::basic(ACCOUNT_SID, AUTH_TOKEN));
+    // 60 KB paths: before, each request kept them twice (summary and detail) in full.
+    let long = "a".repeat(60 * 1024);
+    for _ in 0..40 {
+        expect_error(404, 20404, api.get(&format!("/v1/Conversations/{long}")).await);
+    }
+    let page = ctl.journal("").await;
+    let bytes = page["bytes"].as_u64().expect("the journal reports its bytes");
+    assert!(bytes <= MAX, "{bytes} bytes kept, more than {MAX}");
+    assert_eq!(page["max_bytes"], MAX);
+    assert!(page["dropped"].as_u64().unwrap() > 0, "40 entries of 120 KB fit in 1 MiB?");
+    let entries = page["entries"].as_array().unwrap();
+    assert!(!entries.is_empty());
+    for e in entries {
+        let summary = e["summary"].as_str().unwrap();
+        assert!(summary.len() < 40 * 1024, "{} bytes of summary kept", summary.len());
+        assert!(summary.contains("…[truncated "), "no marker in {summary:.80}…");
+        let path = e["detail"]["path"].as_str().unwrap_or_default();
+        assert!(path.len() < 40 * 1024, "{} bytes of path kept", path.len());
+    }
+    // Still journaling, and serving, afterwards.
+    expect(200, api.get("/v1/Conversations").await);
+    let page = ctl.journal("").await;
+    let newest = page["entries"].as_array().unwrap().last().cloned().unwrap();
+    assert!(
+        newest["summary"].as_str().unwrap().starts_with("GET /v1/Conversations "),
+        "{newest:#}"
+    );
 }

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rehearsal_mock_server::MockServer;
 use rehearsal_mock_server::auth::token::{MintRequest, mint};
-use rehearsal_mock_server::media::{DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_URL_TTL_SECS};
+use rehearsal_mock_server::media::{DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_URL_TTL_SECS, MediaConfig};
+use rehearsal_mock_server::{MockServer, ServerConfig, Startup};
 use reqwest::header::{self, HeaderMap};
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
@@ -77,7 +77,16 @@ impl Answer {
 
 impl Mcs {
     async fn start() -> Mcs {
-        let server = MockServer::start().await;
+        Mcs::start_with(ServerConfig::default()).await
+    }
+
+    async fn start_with(config: ServerConfig) -> Mcs {
+        let server = MockServer::start_with(Startup {
+            config,
+            ..Startup::default()
+        })
+        .await
+        .expect("the default seed starts");
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(60))
@@ -782,4 +791,52 @@ async fn media_transfers_are_journaled_with_sizes_types_and_owners() {
     assert_eq!(download.account.as_deref(), Some(ACCOUNT_SID), "the service's account");
     assert_eq!(download.identity, None, "a temporary URL names nobody");
     assert_eq!(download.detail["response"], json!({ "content_type": "image/png", "size": 1234 }));
+}
+
+#[tokio::test]
+async fn a_tenant_past_its_media_quota_is_refused_until_it_is_reset() {
+    const UPLOAD: usize = 100_000;
+    // The seed's PNG counts too: room for it and three uploads.
+    let quota = (SEED_PNG.len() + 3 * UPLOAD) as u64;
+    let mcs = Mcs::start_with(ServerConfig {
+        media: MediaConfig {
+            quota_bytes: quota,
+            ..MediaConfig::default()
+        },
+        ..ServerConfig::default()
+    })
+    .await;
+    for n in 0..3 {
+        mcs.upload("", "application/octet-stream", vec![n; UPLOAD]).await;
+    }
+    let over = mcs
+        .send(mcs.upload_req(&mcs.token("alice"), "", Some("text/plain"), b"one byte more".to_vec()))
+        .await;
+    let body = over.assert_error(413, 50512);
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("quota") && message.contains(&quota.to_string()), "{message}");
+
+    // Another tenant has its own quota.
+    let other = crate::support::add_account(&mcs.server, 2);
+    let token = mint(&MintRequest {
+        account_sid: other.account_sid.clone(),
+        api_key_sid: other.api_key.clone(),
+        api_key_secret: other.api_secret.clone(),
+        identity: "zoe".into(),
+        service_sid: Some(other.service_sid.clone()),
+        ttl_secs: 3600,
+        now_unix: mcs.server.domain().clock().now().unix_secs(),
+        nbf_unix: None,
+    });
+    let url = format!("{}/v1/Services/{}/Media", mcs.server.url(), other.service_sid);
+    let a = mcs
+        .send(mcs.http.post(url).header("X-Twilio-Token", token).body(vec![7u8; 2 * UPLOAD]))
+        .await;
+    assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.bytes));
+
+    // A reset frees the tenant's media (the seed's PNG comes back with the seed).
+    mcs.server.control().reset_tenant(ACCOUNT_SID).expect("reset");
+    for n in 0..3 {
+        mcs.upload("", "application/octet-stream", vec![n; UPLOAD]).await;
+    }
 }

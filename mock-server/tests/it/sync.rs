@@ -1624,3 +1624,71 @@ async fn a_replay_larger_than_the_outbox_keeps_the_session() {
     let ev = alice.item_events(1).await;
     assert_eq!(briefs(&ev)[0].0, "list_item_added", "{ev:#?}");
 }
+
+#[tokio::test]
+async fn a_last_event_id_past_every_id_replays_nothing_and_live_events_still_flow() {
+    let (server, api) = support::start().await;
+    let history = support::conversation_sid(&api, "history").await;
+    let mut alice = Client::connect(&server, &token_for(&server, "alice")).await;
+    let o = alice.conversation_objects(&history).await;
+    alice.descriptor("Lists", &o.messages).await;
+    // The largest id a client can send: nothing is newer (it overflowed `after + 1` before).
+    let (events, control) = alice
+        .subscriptions(
+            "establish",
+            json!([{"object_sid": o.messages, "object_type": "list", "last_event_id": u64::MAX}]),
+        )
+        .await;
+    assert_eq!(control["event_type"], "subscription_established", "{control:#}");
+    assert!(events.is_empty(), "replayed: {events:#?}");
+    // The session is not wedged behind the subscription's reply gate.
+    post_message(&api, "history", "alice", "after the subscription").await;
+    let ev = alice.item_events(1).await;
+    assert_eq!(ev[0]["event_type"], "list_item_added", "{ev:#?}");
+    assert_eq!(ev[0]["item_data"]["text"], "after the subscription", "{ev:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_pipelining_page_reads_without_reading_is_closed_and_others_are_served() {
+    // The default bounds: this is the reported attack (pipelined item pages of maximal messages),
+    // made smaller: 100 messages of 32 KB, so a page is about 3.4 MB.
+    let (server, api) = support::start().await;
+    let history = support::conversation_sid(&api, "history").await;
+    let body = "x".repeat(32 * 1024);
+    for _ in 0..100 {
+        post_message(&api, "history", "alice", &body).await;
+    }
+    let mut journal = server.control().journal.follow();
+    let mut alice = Client::connect(&server, &token_for(&server, "alice")).await;
+    let o = alice.conversation_objects(&history).await;
+    let url = format!("/v3/Lists/{}/Items", enc(&o.messages));
+    const REQUESTS: usize = 40;
+    for _ in 0..REQUESTS {
+        alice
+            .send_request("GET", &url, &[("PageSize", "100"), ("Order", "desc")], None)
+            .await;
+    }
+    // Nothing is read until the server gave up on the session: it must do so on its own.
+    let ended = timeout(Duration::from_secs(30), async {
+        loop {
+            match journal.recv().await {
+                Ok(e) if e.summary.starts_with("session ended") && e.identity.as_deref() == Some("alice") => return e,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("journal closed: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the session is closed while its client reads nothing");
+    assert_eq!(ended.summary, "session ended: overflow", "{ended:?}");
+    let mut delivered = 0;
+    while alice.try_recv().await.is_some() {
+        delivered += 1;
+    }
+    assert!(delivered < REQUESTS, "all {delivered} pages were delivered");
+
+    // Another session of the same tenant is served as before.
+    let mut bob = Client::connect(&server, &token_for(&server, "bob")).await;
+    let page = bob.get(&url, &[("PageSize", "2")]).await.ok("a page");
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(2), "{page:#}");
+}

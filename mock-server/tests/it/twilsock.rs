@@ -43,6 +43,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// Upper bound for every wait.
 const WAIT: Duration = Duration::from_secs(5);
 
+/// The size of the fake backend's `/big` replies.
+const BIG_REPLY_BYTES: usize = 1024 * 1024;
+
 /// Where the frozen server clock starts (Unix millis).
 const T0: Millis = Millis(1_700_000_000_000);
 
@@ -191,10 +194,19 @@ impl Backend for Fake {
         let gate = self.gate.clone();
         let completions = self.completions.clone();
         let identity = session.caller.identity().to_owned();
+        let outbox = session.outbox.clone();
         async move {
             match req.path.as_str() {
                 "/slow" => gate.acquire().await.expect("gate open").forget(),
                 "/panic" => panic!("the fake backend panics on purpose"),
+                "/gate-then-panic" => {
+                    let _gate = outbox.gate().expect("the gate opens");
+                    panic!("the fake backend panics with a reply gate open");
+                }
+                "/big" => {
+                    let _ = completions.send(req.path.clone());
+                    return UpstreamResponse::ok(json!({ "filler": "x".repeat(BIG_REPLY_BYTES) }));
+                }
                 _ => {}
             }
             let _ = completions.send(req.path.clone());
@@ -517,6 +529,23 @@ impl Client {
             b"",
         )
         .await;
+    }
+
+    /// Reads until the socket ends (close frame, reset or end of stream); returns how many
+    /// twilsock packets came before.
+    async fn packets_until_end(&mut self) -> usize {
+        let mut n = 0;
+        let end = async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Binary(_))) => n += 1,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(_) | Err(_)) | None => return,
+                }
+            }
+        };
+        timeout(WAIT, end).await.expect("socket ended in time");
+        n
     }
 
     /// How many twilsock packets can be read right now without waiting (pings skipped).
@@ -1538,4 +1567,141 @@ async fn realtime_journals_sessions_and_refused_connections_keep_the_socket_usab
     }
     assert_eq!(entries[6].detail["status"], 200);
     assert!(entries[6].detail["duration_ms"].is_u64());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounds: bytes queued per session, reply gates, message size
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_pipelining_big_requests_without_reading_is_closed_at_the_byte_bound() {
+    const MAX: usize = 1024 * 1024;
+    let mut h = start(SessionConfig {
+        outbox_bytes: MAX,
+        ..SessionConfig::default()
+    })
+    .await;
+    let (mut c, info) = h.session("good:alice").await;
+    // 48 replies of 1 MiB fit the 1,024-frame bound many times over; the client
+    // reads none of them.
+    for n in 0..48 {
+        c.send_get(&format!("TMbig{n}"), "/big").await;
+    }
+    assert_eq!(h.closed().await, info.id, "the session ends");
+    assert_eq!(
+        info.outbox.overflow_cause(),
+        Some(rehearsal_mock_server::twilsock::OverflowCause::Bytes)
+    );
+    // The budget, or one frame alone when it is larger than the budget (a big page still goes
+    // to a client that keeps up).
+    let queued = info.outbox.queued_bytes();
+    assert!(
+        queued <= MAX.max(BIG_REPLY_BYTES + 1024),
+        "{queued} bytes queued, more than the {MAX} allowed"
+    );
+    let ended = h.observed_until(info.id, &Obs::Ended(EndReason::Overflow)).await;
+    assert!(!ended.is_empty());
+    let read = c.packets_until_end().await;
+    assert!(read < 48, "all {read} replies were delivered: the session was never cut off");
+
+    // Another session is unaffected.
+    let (mut other, _) = h.session("good:bob").await;
+    let reply = other.get("TMok", "/big").await;
+    assert_eq!(reply.header["http_status"]["code"], 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscriber_is_closed_at_the_byte_bound_long_before_the_frame_bound() {
+    const MAX: usize = 1024 * 1024;
+    let mut h = start(SessionConfig {
+        outbox_bytes: MAX,
+        ..SessionConfig::default()
+    })
+    .await;
+    let (c, info) = h.session("good:alice").await;
+    let push = codec::encode(
+        object(json!({"method": "notification", "id": "TSn", "message_type": "twilio.sync.event"})),
+        &vec![b' '; 32 * 1024],
+    );
+    let mut pushed = 0usize;
+    let refused = timeout(WAIT, async {
+        loop {
+            match info.outbox.push(push.clone()) {
+                Ok(()) => {
+                    pushed += 1;
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => return e,
+            }
+        }
+    })
+    .await
+    .expect("the outbox refuses in time");
+    assert_eq!(refused, OutboxError::Overflow);
+    assert!(pushed < 1024, "{pushed} frames of 32 KiB were accepted: no byte bound");
+    assert!(info.outbox.queued_bytes() <= MAX, "{} bytes queued", info.outbox.queued_bytes());
+    assert_eq!(
+        info.outbox.overflow_cause(),
+        Some(rehearsal_mock_server::twilsock::OverflowCause::Bytes)
+    );
+    assert_eq!(h.closed().await, info.id);
+    drop(c);
+    let (mut other, _) = h.session("good:bob").await;
+    other.probe("TMp").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_waiting_out_a_latency_count_against_the_byte_bound() {
+    const MAX: usize = 1024 * 1024;
+    let mut h = start(SessionConfig {
+        outbox_bytes: MAX,
+        ..SessionConfig::default()
+    })
+    .await;
+    let (mut c, info) = h.session("good:alice").await;
+    h.command(&info, SessionCommand::SetLatency(Duration::from_secs(3600))).await;
+    // Nothing reaches the outbox: the replies wait out the latency, 1 MiB each.
+    for n in 0..8 {
+        c.send_get(&format!("TMbig{n}"), "/big").await;
+    }
+    assert_eq!(h.closed().await, info.id, "the session ends");
+    assert_eq!(
+        info.outbox.overflow_cause(),
+        Some(rehearsal_mock_server::twilsock::OverflowCause::Bytes)
+    );
+    let (mut other, _) = h.session("good:bob").await;
+    other.probe("TMp").await;
+}
+
+#[tokio::test]
+async fn a_gate_left_open_by_a_panicking_handler_releases_itself() {
+    let mut h = start(SessionConfig::default()).await;
+    let (mut c, info) = h.session("good:alice").await;
+    let reply = c.get("TMg", "/gate-then-panic").await;
+    assert_eq!(reply.header["http_status"]["code"], 500, "{reply:?}");
+    // A push queued after the failed request is not kept behind its gate.
+    info.outbox.push(notification("TSafter")).expect("queued");
+    let p = c.recv().await;
+    assert_eq!(p.method(), Some("notification"), "{p:?}");
+    assert_eq!(p.id(), Some("TSafter"));
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_is_closed_with_1009() {
+    let config = SessionConfig {
+        limits: Limits {
+            max_payload_bytes: 4096,
+            ..Limits::default()
+        },
+        ..SessionConfig::default()
+    };
+    let too_big = config.max_message_bytes() + 1;
+    let mut h = start(config).await;
+    let (mut c, info) = h.session("good:alice").await;
+    c.send_raw(Message::Binary(Bytes::from(vec![b'x'; too_big]))).await;
+    assert_eq!(c.ending().await, Ending::CloseFrame(1009));
+    assert_eq!(h.closed().await, info.id);
+    h.observed_until(info.id, &Obs::Ended(EndReason::MessageTooBig)).await;
+    let (mut other, _) = h.session("good:bob").await;
+    other.probe("TMp").await;
 }

@@ -21,7 +21,9 @@
 //! driver changed the mode is always placed by the new mode. The writer keeps taking frames in
 //! both modes, so what is kept back is bounded here: more than the outbox capacity kept back
 //! marks the outbox overflowed, and the session ends as for any slow consumer (the outbox
-//! refuses every frame from then on, so nothing grows while the driver reacts).
+//! refuses every frame from then on, so nothing grows while the driver reacts). Bytes are
+//! bounded by the outbox itself: a frame's bytes count from its push until the writer has fed
+//! it to the socket, so kept-back frames count until they are written.
 //!
 //! Invariant: every stalled frame was queued after every held one (held frames are only added
 //! when not stalled, and the stalled ones are placed before any newer frame), so writing the
@@ -124,9 +126,14 @@ impl Writer {
                             self.frames.close();
                             self.catch_up(Mode::default()).await?;
                             let gated = std::mem::take(&mut self.gated);
-                            for frame in gated.into_iter().chain(std::iter::from_fn(|| self.frames.try_recv())) {
+                            for frame in gated {
                                 if let Some(bytes) = frame.into_bytes() {
-                                    self.sink.feed(Message::Binary(bytes)).await?;
+                                    self.write(bytes).await?;
+                                }
+                            }
+                            while let Some(frame) = self.frames.try_recv() {
+                                if let Some(bytes) = frame.into_bytes() {
+                                    self.write(bytes).await?;
                                 }
                             }
                         }
@@ -187,7 +194,7 @@ impl Writer {
         let mut fed = false;
         if !mode.hold {
             while let Some(frame) = self.held.pop_front() {
-                self.sink.feed(Message::Binary(frame)).await?;
+                self.write(frame).await?;
                 fed = true;
             }
         }
@@ -218,7 +225,7 @@ impl Writer {
             }
             Frame::Push(bytes) => self.push(bytes, mode).await,
             Frame::Own(bytes) => {
-                self.sink.feed(Message::Binary(bytes)).await?;
+                self.write(bytes).await?;
                 Ok(true)
             }
         }
@@ -249,9 +256,18 @@ impl Writer {
             self.kept_back();
             Ok(false)
         } else {
-            self.sink.feed(Message::Binary(bytes)).await?;
+            self.write(bytes).await?;
             Ok(true)
         }
+    }
+
+    /// Feeds one frame taken from the outbox to the socket (without flushing), and takes its
+    /// bytes off the outbox's budget once the socket has it.
+    async fn write(&mut self, bytes: Bytes) -> Result<(), axum::Error> {
+        let n = bytes.len();
+        self.sink.feed(Message::Binary(bytes)).await?;
+        self.frames.wrote(n);
+        Ok(())
     }
 
     /// Publishes the backlog for `Outbox::depth`, and applies the bound.
