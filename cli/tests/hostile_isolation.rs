@@ -158,7 +158,9 @@ async fn connect(served: &Served, token: &str) -> Result<rehearsal_client::Clien
     let config = rehearsal_client::Config::new(format!("ws://{}/v3/wsconnect", served.url.trim_start_matches("http://")));
     match rehearsal_client::Client::connect(&config, token).await {
         Ok((client, _notifications)) => Ok(client),
-        Err(rehearsal_client::Error::InitRefused { status, header }) => Err((status, header["status"]["errorCode"].as_u64().unwrap_or(0))),
+        Err(rehearsal_client::Error::InitRefused { status, header, .. }) => {
+            Err((status, header["status"]["errorCode"].as_u64().unwrap_or(0)))
+        }
         Err(e) => panic!("connect failed otherwise: {e}"),
     }
 }

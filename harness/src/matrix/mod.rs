@@ -301,9 +301,10 @@ pub async fn run_matrix<P: Play + Clone>(
         let reporters = observer.reporters(client, index, clients.len());
         let mut signal = interrupted.clone();
         let this_run = async move {
-            match signal.wait_for(Option::is_some).await {
-                Ok(why) => why.unwrap_or(Interruption::Interrupt),
-                Err(_) => std::future::pending().await,
+            let why = signal.wait_for(Option::is_some).await.ok().and_then(|why| *why);
+            match why {
+                Some(why) => why,
+                None => std::future::pending().await,
             }
         };
         let outcome = run_until(opts.clone(), player.clone(), reporters, this_run).await;
