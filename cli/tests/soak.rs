@@ -1,7 +1,8 @@
 //! The soak in CI: `rehearsal bench soak` against its own `rehearsal serve` child (the real
 //! binary), three rounds of 1,000 subscribed connections opened, fanned out to (every message
 //! delivered once to every connection) and killed abruptly. After each round the control plane
-//! lists no session and the server's RSS is within 10 % of its value after the first round.
+//! lists no session and the server's RSS is at most 10 % above its value after the first round
+//! (lower is fine: the allocator gives pages back lazily).
 //!
 //! `REHEARSAL_SOAK_ARGS` replaces the arguments for a longer run by hand (numbers in
 //! BENCHMARKS.md), e.g. `REHEARSAL_SOAK_ARGS="--connections 5000 --rounds 10 --messages 20"
@@ -45,7 +46,10 @@ fn soak(args: &[&str]) -> Value {
     };
     let stdout = String::from_utf8_lossy(&stdout);
     let stderr = String::from_utf8_lossy(&stderr);
-    assert!(status.success(), "rehearsal bench soak {args:?} failed ({status}):\n{stdout}\n{stderr}");
+    assert!(
+        status.success(),
+        "rehearsal bench soak {args:?} failed ({status}):\n{stdout}\n{stderr}"
+    );
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\n{stderr}"))
 }
 
@@ -68,7 +72,7 @@ fn soak_rounds_of_killed_connections_leave_no_session_and_no_memory_behind() {
         assert_eq!(round["duplicated"], 0, "{round:#}");
         assert_eq!(round["sessions_left"], 0, "{round:#}");
         let rss = round["rss_bytes_after"].as_f64().expect("RSS after the round");
-        assert!((rss - first).abs() <= first * 0.10, "RSS {rss} vs {first} after the first round: {r:#}");
+        assert!(rss <= first * 1.10, "RSS {rss} vs {first} after the first round: {r:#}");
     }
     if DEFAULT_ARGS.split_whitespace().eq(args.iter().copied()) {
         assert_eq!((connections, messages, rounds.len()), (1000, 3, 3), "{r:#}");

@@ -41,7 +41,10 @@ fn check_any(token: &str) {
         match validate(token, SECRET, now) {
             Ok(claims) => {
                 let who = peeked.clone().expect("a valid token peeks");
-                assert_eq!((who.account_sid, who.api_key_sid), (claims.account_sid.clone(), claims.api_key_sid.clone()));
+                assert_eq!(
+                    (who.account_sid, who.api_key_sid),
+                    (claims.account_sid.clone(), claims.api_key_sid.clone())
+                );
                 assert!(!claims.identity.is_empty(), "accepted without an identity");
                 assert!(claims.expires_at > now, "accepted an expired token");
                 assert!(claims.not_before.is_none_or(|nbf| nbf <= now), "accepted before nbf");
@@ -99,7 +102,10 @@ fn check_minted(bytes: &[u8]) {
     let ttl = i64::try_from(req.ttl_secs).expect("at most a day");
     assert_eq!(claims.expires_at, req.now_unix + ttl);
     // The second it expires, and with another key, it is refused with the code the SDK reads.
-    assert_eq!(validate(&token, &req.api_key_secret, req.now_unix + ttl).map_err(|e| e.code()), Err(20104));
+    assert_eq!(
+        validate(&token, &req.api_key_secret, req.now_unix + ttl).map_err(|e| e.code()),
+        Err(20104)
+    );
     let other = format!("{}x", req.api_key_secret);
     assert_eq!(validate(&token, &other, req.now_unix), Err(TokenError::InvalidSignature));
 }

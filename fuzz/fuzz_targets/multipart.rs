@@ -73,11 +73,17 @@ fn check_built(bytes: &[u8]) {
         let boundary = pick(&mut u, BCHARS, 1, 70)?;
         let filename = pick(&mut u, NAME_CHARS, 1, 40)?;
         let content_type = if u.arbitrary()? { Some("image/png".to_owned()) } else { None };
-        let field = if u.arbitrary()? { Some(pick(&mut u, NAME_CHARS, 0, 20)?) } else { None };
+        let field = if u.arbitrary()? {
+            Some(pick(&mut u, NAME_CHARS, 0, 20)?)
+        } else {
+            None
+        };
         let data = Vec::<u8>::arbitrary(&mut u)?;
         Ok((boundary, filename, content_type, field, data))
     })();
-    let Ok((boundary, filename, content_type, field, data)) = built else { return };
+    let Ok((boundary, filename, content_type, field, data)) = built else {
+        return;
+    };
     let delimiter = format!("\r\n--{boundary}");
     if data.windows(delimiter.len()).any(|w| w == delimiter.as_bytes()) {
         return; // a browser picks a boundary that is not in the data
@@ -86,7 +92,9 @@ fn check_built(bytes: &[u8]) {
     if let Some(field) = &field {
         body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\n{field}\r\n").as_bytes());
     }
-    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n").as_bytes());
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n").as_bytes(),
+    );
     if let Some(ct) = &content_type {
         body.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
     }

@@ -38,7 +38,9 @@ fuzz_target!(|data: &[u8]| {
     let raw = Params::parse(body);
     check_params(&raw);
 
-    let Some(parsed) = rest_params(&query, content_type, body) else { return };
+    let Some(parsed) = rest_params(&query, content_type, body) else {
+        return;
+    };
     for params in [parsed.query, parsed.form] {
         match params {
             Ok(params) => check_params(&params),

@@ -28,7 +28,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(copied.is_ok(), "tighter limits accepted what the default refused");
     }
     let Ok(packet) = copied else { return };
-    assert!(packet.method().is_some() && packet.id().is_some(), "a decoded packet has method and id");
+    assert!(
+        packet.method().is_some() && packet.id().is_some(),
+        "a decoded packet has method and id"
+    );
 
     // Round trip. Re-encoding may lengthen the header (numbers are re-serialised), so the second
     // decode has no header limit.
@@ -68,9 +71,7 @@ fn same_json(a: &Value, b: &Value) -> bool {
             _ => false,
         },
         (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y)),
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
-        }
+        (Value::Object(x), Value::Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w))),
         _ => a == b,
     }
 }

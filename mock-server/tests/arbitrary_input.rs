@@ -189,10 +189,13 @@ fn check_frame(data: &[u8]) -> Result<(), TestCaseError> {
         _ => prop_assert!(false, "decode and decode_bytes disagree: {:?} / {:?}", copied, shared),
     }
     let Ok(packet) = copied else { return Ok(()) };
-    let again = decode(&encode(packet.header.clone(), &packet.payload), &Limits {
-        max_header_bytes: usize::MAX,
-        max_payload_bytes: usize::MAX,
-    })
+    let again = decode(
+        &encode(packet.header.clone(), &packet.payload),
+        &Limits {
+            max_header_bytes: usize::MAX,
+            max_payload_bytes: usize::MAX,
+        },
+    )
     .expect("an encoded packet decodes");
     prop_assert_eq!(&again.payload, &packet.payload);
     let mut expected = packet.header.clone();
@@ -244,8 +247,19 @@ fn check_params(params: &Params) -> Result<(), TestCaseError> {
 fn arb_pairs() -> impl Strategy<Value = Vec<(String, String)>> {
     let name = prop_oneof![
         prop::sample::select(vec![
-            "PageSize", "Page", "PageToken", "Order", "DateCreated", "DateUpdated", "Index", "LastReadMessageIndex",
-            "XTwilioWebhookEnabled", "FriendlyName", "Attributes", "Identity", "MessagingBinding.Address",
+            "PageSize",
+            "Page",
+            "PageToken",
+            "Order",
+            "DateCreated",
+            "DateUpdated",
+            "Index",
+            "LastReadMessageIndex",
+            "XTwilioWebhookEnabled",
+            "FriendlyName",
+            "Attributes",
+            "Identity",
+            "MessagingBinding.Address",
         ])
         .prop_map(str::to_owned),
         ".{0,8}",
@@ -466,7 +480,9 @@ enum Outcome {
 }
 
 fn frame(header: Value, payload: &[u8]) -> Vec<u8> {
-    let Value::Object(h) = header else { panic!("a header is an object") };
+    let Value::Object(h) = header else {
+        panic!("a header is an object")
+    };
     encode(h, payload).to_vec()
 }
 
@@ -502,7 +518,10 @@ async fn until_reply(ws: &mut Socket, id: &str) -> Result<Outcome, String> {
             Some("close") => return Ok(Outcome::ClosedCleanly),
             Some("reply") => {}
             _ => {
-                let ack = frame(json!({"method": "reply", "id": packet.id(), "status": {"code": 200, "status": "OK"}}), b"");
+                let ack = frame(
+                    json!({"method": "reply", "id": packet.id(), "status": {"code": 200, "status": "OK"}}),
+                    b"",
+                );
                 ws.send(Message::Binary(ack.into())).await.map_err(|e| format!("ack failed: {e}"))?;
             }
         }
@@ -510,8 +529,11 @@ async fn until_reply(ws: &mut Socket, id: &str) -> Result<Outcome, String> {
 }
 
 async fn init(ws: &mut Socket, token: &str) -> Result<Outcome, String> {
-    let init = frame(json!({"method": "init", "id": "TMinit", "token": token, "continuation_token": null,
-        "capabilities": ["client_update", "offline_storage"]}), b"");
+    let init = frame(
+        json!({"method": "init", "id": "TMinit", "token": token, "continuation_token": null,
+        "capabilities": ["client_update", "offline_storage"]}),
+        b"",
+    );
     ws.send(Message::Binary(init.into())).await.map_err(|e| format!("send init: {e}"))?;
     until_reply(ws, "TMinit").await
 }

@@ -49,8 +49,24 @@ fn arb_edit() -> impl Strategy<Value = Edit> {
             prop_oneof![
                 ".{0,12}",
                 prop::sample::select(vec![
-                    "[", "]", "[[steps]]\n", "\"", "'''", "=", " = 1\n", "{", "}", "\n", "#", "after = \"-1ms\"\n",
-                    "client = \"zed\"\n", "count = 18446744073709551615\n", "1e999", "\\u{0}", "inf", "nan",
+                    "[",
+                    "]",
+                    "[[steps]]\n",
+                    "\"",
+                    "'''",
+                    "=",
+                    " = 1\n",
+                    "{",
+                    "}",
+                    "\n",
+                    "#",
+                    "after = \"-1ms\"\n",
+                    "client = \"zed\"\n",
+                    "count = 18446744073709551615\n",
+                    "1e999",
+                    "\\u{0}",
+                    "inf",
+                    "nan",
                 ])
                 .prop_map(str::to_owned),
             ]
@@ -90,7 +106,11 @@ fn every_library_file_loads_in_the_fuzzing_context() {
     let texts = library_texts();
     assert!(texts.len() > 40, "the library has its scenarios");
     let loaded = texts.iter().filter(|t| load_in_library(t).is_ok()).count();
-    assert!(loaded * 10 >= texts.len() * 8, "only {loaded} of {} library files load", texts.len());
+    assert!(
+        loaded * 10 >= texts.len() * 8,
+        "only {loaded} of {} library files load",
+        texts.len()
+    );
 }
 
 proptest! {

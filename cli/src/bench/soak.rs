@@ -6,8 +6,11 @@
 //! connection must receive each exactly once; then every connection is killed abruptly (no
 //! twilsock close, no WebSocket close: what a network drop or a killed browser tab looks like).
 //! After each round the control plane must list no session of the tenant, and the server's RSS
-//! (`VmRSS`) must come back within the tolerance of its value after the first round (the first
-//! round pays for what stays: the conversation's Sync state, allocator pools, buffers).
+//! (`VmRSS`) must come back to within the tolerance above its value after the first round (the
+//! first round pays for what stays: the conversation's Sync state, allocator pools, buffers).
+//! Lower is fine: the allocator gives pages back lazily, so a later round may well end lower.
+//! The RSS after a round is the least of a few samples over half a second once every session
+//! is gone, so that one sample caught mid-purge does not decide.
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,7 +40,7 @@ pub struct SoakArgs {
     /// Connections being set up at once.
     #[arg(long, default_value_t = 64)]
     connect_concurrency: usize,
-    /// How far the RSS after a round may be from the RSS after the first round, in percent.
+    /// How far the RSS after a round may be above the RSS after the first round, in percent.
     #[arg(long, default_value_t = 10.0)]
     rss_tolerance_pct: f64,
     /// How long deliveries, and the sessions' disappearance after the kill, may take per round.
@@ -83,7 +86,12 @@ fn on_push(payload: &[u8], round: &Round, tag: &str, seen: &Mutex<Seen>) {
         if e.event_type != "list_item_added" || e.object_sid != list {
             continue;
         }
-        let body = e.item_data.as_ref().and_then(|d| d.get("text")).and_then(Value::as_str).unwrap_or_default();
+        let body = e
+            .item_data
+            .as_ref()
+            .and_then(|d| d.get("text"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let Some(k) = body.strip_prefix(tag).and_then(|k| k.parse::<u32>().ok()).filter(|k| *k < 64) else {
             continue;
         };
@@ -113,7 +121,25 @@ async fn sessions_left(http: &reqwest::Client, server: &Server, account: &str) -
     if !status.is_success() {
         bail!("control: connections: HTTP {status}: {body}");
     }
-    body["connections"].as_array().map(Vec::len).context("control: no `connections` list")
+    body["connections"]
+        .as_array()
+        .map(Vec::len)
+        .context("control: no `connections` list")
+}
+
+/// The least RSS of five samples 100 ms apart: memory the allocator is about to give back is
+/// not memory the round kept.
+async fn settled_rss(server: &Server) -> Option<u64> {
+    let mut least = server.usage().map(|u| u.rss_bytes);
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = server.usage().map(|u| u.rss_bytes);
+        least = match (least, now) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    least
 }
 
 async fn soak(args: &SoakArgs, server: &Server) -> anyhow::Result<Report> {
@@ -126,7 +152,11 @@ async fn soak(args: &SoakArgs, server: &Server) -> anyhow::Result<Report> {
     let tokens: Vec<String> = identities.iter().map(|i| super::token_for(i)).collect();
     let mut config = Config::new(server.twilsock_url());
     config.timeout = Duration::from_secs(60);
-    let expected_mask = if args.messages == 64 { u64::MAX } else { (1u64 << args.messages) - 1 };
+    let expected_mask = if args.messages == 64 {
+        u64::MAX
+    } else {
+        (1u64 << args.messages) - 1
+    };
     let before = server.usage();
 
     let mut rounds = Vec::new();
@@ -223,9 +253,12 @@ async fn soak(args: &SoakArgs, server: &Server) -> anyhow::Result<Report> {
         }
         let cleanup_s = started.elapsed().as_secs_f64();
         if left > 0 {
-            failures.push(format!("round {r}: {left} sessions still listed {:.1} s after the kill", args.wait.as_secs_f64()));
+            failures.push(format!(
+                "round {r}: {left} sessions still listed {:.1} s after the kill",
+                args.wait.as_secs_f64()
+            ));
         }
-        let rss = server.usage().map(|u| u.rss_bytes);
+        let rss = settled_rss(server).await;
         let deviation_pct = match (first_rss, rss) {
             (Some(first), Some(now)) => Some((now as f64 - first as f64) / first as f64 * 100.0),
             _ => None,
@@ -234,10 +267,10 @@ async fn soak(args: &SoakArgs, server: &Server) -> anyhow::Result<Report> {
             first_rss = rss;
         }
         if let Some(d) = deviation_pct
-            && d.abs() > args.rss_tolerance_pct
+            && d > args.rss_tolerance_pct
         {
             failures.push(format!(
-                "round {r}: RSS {:.1} MiB is {d:+.1} % from the first round's (tolerance {} %)",
+                "round {r}: RSS {:.1} MiB is {d:+.1} % from the first round's (tolerance +{} %)",
                 rss.unwrap_or(0) as f64 / 1048576.0,
                 args.rss_tolerance_pct
             ));
