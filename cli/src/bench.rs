@@ -9,6 +9,7 @@ mod fanout;
 mod pagination;
 mod rest;
 mod server;
+mod soak;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -42,6 +43,9 @@ enum BenchCommand {
     /// REST throughput: listing 50 conversations over keep-alive connections, closed loop;
     /// requests per second and latency, every answer checked.
     Rest(rest::RestArgs),
+    /// Soak: rounds of N subscribed connections opened, fanned out to and killed abruptly;
+    /// after each, no session may be left and the server's RSS must come back.
+    Soak(soak::SoakArgs),
 }
 
 /// Where the server is; shared by every subcommand.
@@ -87,6 +91,10 @@ pub fn run(args: BenchArgs) -> ExitCode {
         BenchCommand::Rest(a) => {
             let j = a.target.json;
             (rt.block_on(rest::run(a)), j)
+        }
+        BenchCommand::Soak(a) => {
+            let j = a.target.json;
+            (rt.block_on(soak::run(a)), j)
         }
     };
     // Connection tasks may still be closing; do not wait for them.

@@ -11,6 +11,8 @@ pub mod client_api;
 pub mod clock;
 pub mod control;
 pub mod domain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod media;
 pub mod realtime;
 pub mod rest;

@@ -23,6 +23,8 @@
 //! driver protocol's JSON), and the server only through its control plane.
 pub mod engine;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod library;
 pub mod load;
 pub mod outcome;

@@ -22,7 +22,7 @@ pub fn embedded_files() -> impl Iterator<Item = (&'static str, &'static [u8])> {
     embedded::FILES.iter().copied()
 }
 
-struct Embedded;
+pub(crate) struct Embedded;
 
 impl Files for Embedded {
     fn read_beside(&self, scenario: &Path, relative: &str) -> Result<Vec<u8>, String> {

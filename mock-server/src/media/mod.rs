@@ -29,7 +29,7 @@
 mod auth;
 mod error;
 mod handlers;
-mod multipart;
+pub(crate) mod multipart;
 mod signing;
 
 use std::sync::Arc;

@@ -16,7 +16,7 @@ const MAX_PART_HEADERS: usize = 16 * 1024;
 
 /// The uploaded file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct FilePart {
+pub struct FilePart {
     /// The part's `Content-Type`, if it has one.
     pub content_type: Option<String>,
     /// The `filename` of its `Content-Disposition`; `None` when absent or empty.
@@ -33,7 +33,7 @@ struct Part {
 }
 
 /// Whether `content_type` is `multipart/form-data`; then its boundary, or an error.
-pub(super) fn form_data_boundary(content_type: &str) -> Option<Result<String, &'static str>> {
+pub fn form_data_boundary(content_type: &str) -> Option<Result<String, &'static str>> {
     let mut params = split_params(content_type).into_iter();
     let essence = params.next()?;
     if !essence.trim().eq_ignore_ascii_case("multipart/form-data") {
@@ -49,7 +49,7 @@ pub(super) fn form_data_boundary(content_type: &str) -> Option<Result<String, &'
 }
 
 /// The one file part of a `multipart/form-data` body.
-pub(super) fn single_file(body: &Bytes, boundary: &str) -> Result<FilePart, &'static str> {
+pub fn single_file(body: &Bytes, boundary: &str) -> Result<FilePart, &'static str> {
     let parts = parse(body, boundary)?;
     let files = parts.iter().filter(|p| p.filename.is_some()).count();
     let part = match (files, parts.len()) {

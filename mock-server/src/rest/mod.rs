@@ -8,7 +8,7 @@ mod conversations;
 pub mod error;
 pub mod form;
 mod messages;
-mod paging;
+pub(crate) mod paging;
 mod participant_conversations;
 mod participants;
 mod roles;

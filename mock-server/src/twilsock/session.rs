@@ -88,7 +88,7 @@ use crate::auth::identity::Caller;
 use crate::clock::{Clock, Millis};
 
 mod packets;
-mod request;
+pub(crate) mod request;
 mod writer;
 
 pub use packets::{
