@@ -617,10 +617,9 @@ fn remove_stale_temporaries(path: &Path) {
     }
 }
 
-/// The first SIGINT (Ctrl-C) or SIGTERM: `rehearsal run` then cancels like a test runner. The
-/// adapters run in their own process groups, so a terminal's Ctrl-C reaches only this process,
-/// which must stop them.
-async fn interruption() -> rehearsal_harness::Interruption {
+/// The first SIGINT (Ctrl-C) or SIGTERM. A signal whose handler cannot be installed never
+/// fires (rather than ending the process at once).
+async fn first_signal() -> rehearsal_harness::Interruption {
     use rehearsal_harness::Interruption;
     #[cfg(unix)]
     let term = async {
@@ -638,33 +637,23 @@ async fn interruption() -> rehearsal_harness::Interruption {
             std::future::pending::<()>().await;
         }
     };
-    let why = tokio::select! {
+    tokio::select! {
         () = ctrl_c => Interruption::Interrupt,
         () = term => Interruption::Terminate,
-    };
+    }
+}
+
+/// `rehearsal run` cancels like a test runner on the first signal. The adapters run in their
+/// own process groups, so a terminal's Ctrl-C reaches only this process, which must stop them.
+async fn interruption() -> rehearsal_harness::Interruption {
+    let why = first_signal().await;
     eprintln!("rehearsal: {}: stopping the adapters and writing the reports", why.signal_name());
     why
 }
 
+/// `rehearsal serve` shuts down (within its deadline, then exports `--state`) on the first signal.
 async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+    first_signal().await;
     tracing::info!("shutting down");
 }
 
