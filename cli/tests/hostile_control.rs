@@ -2,7 +2,9 @@
 //! over-the-cap connections, shutdown with a peer holding a half-sent request, crash leftovers,
 //! and an interrupted `rehearsal run`. After each hostile case the server must still serve
 //! another tenant.
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -37,16 +39,7 @@ impl Served {
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(rest.trim().to_owned());
-                }
-            }
-        });
-        let url = rx.recv_timeout(Duration::from_secs(20)).expect("serve printed its listening line");
+        let url = support::listening_url(&mut child);
         let addr = url.trim_start_matches("http://").to_owned();
         Served {
             child,

@@ -1,7 +1,9 @@
 //! Hostile input against the real binary: what one tenant (or a web page, or anyone on the
 //! machine) tries in order to reach another tenant, and REST input Twilio refuses. After each
 //! attempt the server must still serve a bystander tenant normally.
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,16 +35,7 @@ impl Served {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(rest.trim().to_owned());
-                }
-            }
-        });
-        let url = rx.recv_timeout(Duration::from_secs(20)).expect("serve printed its listening line");
+        let url = support::listening_url(&mut child);
         Served { child, url }
     }
 
