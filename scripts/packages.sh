@@ -58,7 +58,9 @@ if ! "$maturin_venv/bin/maturin" --version 2>/dev/null | grep -qx "maturin $MATU
   "$maturin_venv/bin/pip" install --quiet --disable-pip-version-check "maturin==$MATURIN_VERSION"
 fi
 rm -rf target/packages/python
-"$maturin_venv/bin/maturin" build --release --locked -m packages/python/pyproject.toml --out target/packages/python
+# maturin reads packages/python/pyproject.toml from the working directory; its cargo build is the
+# one above (same profile and target directory), so it only assembles the wheel.
+(cd packages/python && "$root/$maturin_venv/bin/maturin" build --release --locked --out "$root/target/packages/python")
 wheel=$(ls target/packages/python/rehearsal_mock-*.whl)
 
 step "PyPI: a fresh virtualenv ($work/venv) with the wheel and packages/python/example's requirements"
