@@ -28,8 +28,13 @@ def test_the_client_talks_to_the_tenant(rehearsal):
 
 @pytest.mark.parametrize("run", [1, 2])
 def test_each_test_gets_its_own_tenant(rehearsal, run):
-    assert rehearsal.account_sid not in SEEN_ACCOUNTS
-    SEEN_ACCOUNTS.append(rehearsal.account_sid)
+    assert rehearsal.account_sid not in [t.account_sid for t in SEEN_ACCOUNTS]
+    if SEEN_ACCOUNTS:
+        # The previous test's tenant was deleted when it ended: its credentials are refused.
+        with pytest.raises(TwilioRestException) as refused:
+            SEEN_ACCOUNTS[-1].client().conversations.v1.conversations.create(friendly_name="too late")
+        assert refused.value.status == 401
+    SEEN_ACCOUNTS.append(rehearsal)
     conversations = rehearsal.client().conversations.v1.conversations
     names = sorted(c.unique_name for c in conversations.list())
     assert names == ["general", "history"], "only the seed's conversations: nothing left by another test"

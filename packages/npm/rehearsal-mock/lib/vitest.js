@@ -1,5 +1,6 @@
 // Vitest fixtures: `rehearsal`, one server per test file (stopped after the file's last test),
-// and `tenant`, an isolated tenant per test (deleted after the test).
+// and `tenant`, an isolated tenant per test (deleted after the test, as is every tenant a test
+// makes with `rehearsal.tenant()`).
 //
 //   import { test, expect } from 'rehearsal-mock/vitest';
 //   test('…', async ({ tenant }) => { const token = await tenant.token('alice'); … });
@@ -22,6 +23,14 @@ export function withRehearsal(options = {}) {
         }
       },
       { scope: 'file' },
+    ],
+    // Tenants a test made itself with `rehearsal.tenant()` go when the test ends, too.
+    cleanupTenants: [
+      async ({ rehearsal }, use) => {
+        await use(undefined);
+        await rehearsal.deleteTenants();
+      },
+      { auto: true },
     ],
     tenant: async ({ rehearsal }, use) => {
       const tenant = await rehearsal.tenant();
