@@ -49,6 +49,22 @@ test('an expired token: tokenExpired, and updateToken brings the client back', a
   await client.shutdown();
 });
 
+test('a warning, then a 308 close: tokenAboutToExpire, and the SDK comes back by itself', async ({ rehearsal, tenant }) => {
+  const { client } = await connect(rehearsal, tenant, 'alice');
+  const warned = nextEvent(client, 'tokenAboutToExpire');
+  expect((await tenant.warnTokenExpiry('alice')).sessions).toHaveLength(1);
+  await warned;
+
+  const [session] = await tenant.connections('alice');
+  const { last_seq: last } = await tenant.journal({ limit: 1 });
+  const back = nextEvent(client, 'connectionStateChanged', (s) => s === 'connected');
+  expect((await tenant.close({ session: session.id }, 308, { backoffMs: 100 })).sessions).toEqual([session.id]);
+  await back;
+  const reconnect = await tenant.journal.waitFor({ kind: 'connection', identity: 'alice', after: last, contains: 'init ok' });
+  expect(reconnect.session).not.toBe(session.id);
+  await client.shutdown();
+});
+
 test('a frozen clock moved past the warning point: tokenAboutToExpire', async ({ rehearsal, tenant }) => {
   await tenant.clock.freeze();
   const { client } = await connect(rehearsal, tenant, 'alice', { ttl: 600 });
