@@ -65,7 +65,7 @@ wheel=$(ls target/packages/python/rehearsal_mock-*.whl)
 
 step "PyPI: a fresh virtualenv ($work/venv) with the wheel and packages/python/example's requirements"
 python3 -m venv "$work/venv"
-"$work/venv/bin/pip" install --quiet --disable-pip-version-check -r packages/python/example/requirements.txt "$wheel"
+"$work/venv/bin/pip" install --quiet --disable-pip-version-check -r packages/python/example/requirements.txt "$wheel[twilio]"
 test -x "$work/venv/bin/rehearsal"
 "$work/venv/bin/rehearsal" --version
 mkdir "$work/python"

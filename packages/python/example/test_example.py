@@ -105,3 +105,11 @@ def test_env_names_the_tenant_and_the_server(rehearsal, rehearsal_server):
     assert env["REHEARSAL_URL"] == rehearsal_server.url
     assert env["REHEARSAL_TOKEN_URL"].startswith(f"{rehearsal_server.url}/token?account={rehearsal.account_sid}&key=")
     assert rehearsal_server.env["TWILIO_ACCOUNT_SID"] == "AC72656865617273616c00000000000001"
+
+
+def test_the_client_ignores_an_outer_twilio_region(rehearsal, monkeypatch):
+    # The helper library would send requests to 127.sydney.au1.0.1 with these set.
+    monkeypatch.setenv("TWILIO_REGION", "au1")
+    monkeypatch.setenv("TWILIO_EDGE", "sydney")
+    created = rehearsal.client().conversations.v1.conversations.create(friendly_name="from afar")
+    assert created.account_sid == rehearsal.account_sid

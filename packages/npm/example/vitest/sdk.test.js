@@ -148,4 +148,11 @@ test('env is what `rehearsal env` prints, for the default account', async ({ reh
   expect(rehearsal.env.REHEARSAL_CONTROL_TOKEN).toMatch(/^[0-9a-f]{32}$/);
   const unauthorized = await fetch(`${rehearsal.controlUrl}/tenants`);
   expect(unauthorized.status).toBe(401);
+
+  const token = await rehearsal.token('carol', { ttl: 60 });
+  const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+  expect(claims.sub).toBe(rehearsal.accountSid);
+  expect(claims.grants.identity).toBe('carol');
+  expect(claims.exp - claims.iat).toBe(60);
+  await expect(rehearsal.token('carol', { ttl: 86_401 })).rejects.toMatchObject({ status: 400 });
 });
