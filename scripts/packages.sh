@@ -66,7 +66,12 @@ wheel=$(ls target/packages/python/rehearsal_mock-*.whl)
 step "PyPI: a fresh virtualenv ($work/venv) with the wheel and packages/python/example's requirements"
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install --quiet --disable-pip-version-check -r packages/python/example/requirements.txt "$wheel[twilio]"
-test -x "$work/venv/bin/rehearsal"
+# The module and the binary the plugin uses are the wheel's, installed in the virtualenv.
+found=$(cd "$work" && "$work/venv/bin/python" -c 'import rehearsal_mock; print(rehearsal_mock.__file__, rehearsal_mock.find_rehearsal_bin())')
+case "$found" in
+  "$work/venv/lib/"*"/site-packages/rehearsal_mock/__init__.py $work/venv/bin/rehearsal") ;;
+  *) echo "rehearsal_mock and its binary resolved to $found, not the virtualenv's" >&2; exit 1 ;;
+esac
 "$work/venv/bin/rehearsal" --version
 mkdir "$work/python"
 cp packages/python/example/*.py packages/python/example/pytest.ini "$work/python/"

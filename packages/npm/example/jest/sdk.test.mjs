@@ -1,6 +1,7 @@
 // The same package under Jest (ESM: run with node --experimental-vm-modules): one server for the
 // file, a tenant per test, a drop and a token expiry with the official SDK. Jest's globals
-// (`test`, `expect`, hooks) are injected.
+// (`test`, `expect`, hooks) are injected. package.json sets `forceExit`: the SDK keeps a timer
+// running for a while after `shutdown()` (twilsock's request timer), which would hold Jest open.
 import { startRehearsal } from 'rehearsal-mock';
 
 import { connect, nextEvent } from '../support/sdk.js';
