@@ -43,6 +43,7 @@ export REHEARSAL_BIN="$root/target/debug/rehearsal"
 
 step "Python suite (twilio helper library)"
 e2e/python/.venv/bin/python -m pytest e2e/python -q
+bash scripts/packages.sh # npm and PyPI packages from one release build, installed from their artifacts into fresh projects
 
 # The compatibility matrix: the whole library against every client, one client after the other
 # (each with the whole --jobs and a server of its own), 6 scenarios at once on CI's 2 cores: they
