@@ -43,6 +43,7 @@ export REHEARSAL_BIN="$root/target/debug/rehearsal"
 
 step "Python suite (twilio helper library)"
 e2e/python/.venv/bin/python -m pytest e2e/python -q
+step "container image (built and run when a Docker daemon answers; said loudly when none does)"; bash scripts/container.sh
 
 # The compatibility matrix: the whole library against every client, one client after the other
 # (each with the whole --jobs and a server of its own), 6 scenarios at once on CI's 2 cores: they
