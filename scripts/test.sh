@@ -43,7 +43,10 @@ export REHEARSAL_BIN="$root/target/debug/rehearsal"
 
 step "Python suite (twilio helper library)"
 e2e/python/.venv/bin/python -m pytest e2e/python -q
-bash scripts/packages.sh # npm and PyPI packages from one release build, installed from their artifacts into fresh projects
+step "npm and PyPI packages (release build, installed from their artifacts into fresh projects)"
+bash scripts/packages.sh
+
+step "container image (built and run when a Docker daemon answers; said loudly when none does)"; bash scripts/container.sh
 
 # The compatibility matrix: the whole library against every client, one client after the other
 # (each with the whole --jobs and a server of its own), 6 scenarios at once on CI's 2 cores: they

@@ -548,6 +548,14 @@ fn print_banner(state: &rehearsal_mock_server::AppState, addr: SocketAddr) {
     out.push_str(&format!(
         "  control       {base}{CONTROL_PREFIX}  token {control_token}{loopback}\n"
     ));
+    if !addr.ip().is_loopback() {
+        out.push_str(&format!(
+            "\n  WARNING: bound to {}, beyond loopback: anyone who can reach this port can use the \
+             REST API with the seed's credentials and the control plane with its token. Keep the \
+             port private, and set --control-token (REHEARSAL_CONTROL_TOKEN) to a secret.\n\n",
+            addr.ip()
+        ));
+    }
     if let Some(c) = state.default_account.as_deref().and_then(|a| Credentials::of(&state.domain, a)) {
         out.push_str(&format!("  account       {}  auth token {}\n", c.account_sid, c.auth_token));
         out.push_str(&format!("  API key       {}  secret {}\n", c.api_key, c.api_secret));

@@ -52,7 +52,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{broadcast, watch};
 
 use super::actors::{ActError, Action};
-use super::faults::{HttpFault, HttpRule, InitDenial};
+use super::faults::{HttpRule, InitDenial};
 use super::journal::{Entry, Filter, Kind};
 use super::limits::MAX_DURATION_MS;
 use super::sessions::Target;
@@ -766,25 +766,7 @@ async fn add_tenant_http_fault(
 }
 
 fn arm(st: &AppState, rule: HttpRule) -> Answer<(StatusCode, Json<Value>)> {
-    if rule.count == 0 {
-        return Err(Error::invalid("count must be at least 1"));
-    }
-    if !rule.path.starts_with('/') && !rule.path.starts_with('*') {
-        return Err(Error::invalid("path must start with / (or be a * glob)"));
-    }
-    match &rule.fault {
-        HttpFault::Fail { status, .. } if !(400..=599).contains(status) => {
-            return Err(Error::invalid(format!("a failure status must be 400-599, not {status}")));
-        }
-        HttpFault::Delay { by } if by.as_millis() > u128::from(MAX_DURATION_MS) => {
-            return Err(Error::bad_body(format!(
-                "a delay of {} ms is more than {MAX_DURATION_MS} ms",
-                by.as_millis()
-            )));
-        }
-        _ => {}
-    }
-    let id = st.control.faults.add_http(rule);
+    let id = st.control.arm_http(rule)?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
 }
 

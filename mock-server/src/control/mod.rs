@@ -377,6 +377,32 @@ impl Control {
         reached
     }
 
+    /// Arms an HTTP fault rule (REST, media, and requests tunnelled over twilsock) after checking
+    /// it: at least one use, a path glob, a failure status of 400-599, a delay of at most
+    /// [`limits::MAX_DURATION_MS`]. Returns the rule's id.
+    pub fn arm_http(&self, rule: faults::HttpRule) -> Result<u64, ControlError> {
+        if rule.count == 0 {
+            return Err(ControlError::Invalid("count must be at least 1".into()));
+        }
+        if !rule.path.starts_with('/') && !rule.path.starts_with('*') {
+            return Err(ControlError::Invalid("path must start with / (or be a * glob)".into()));
+        }
+        match &rule.fault {
+            faults::HttpFault::Fail { status, .. } if !(400..=599).contains(status) => {
+                return Err(ControlError::Invalid(format!("a failure status must be 400-599, not {status}")));
+            }
+            faults::HttpFault::Delay { by } if by.as_millis() > u128::from(limits::MAX_DURATION_MS) => {
+                return Err(ControlError::OutOfRange(format!(
+                    "a delay of {} ms is more than {} ms",
+                    by.as_millis(),
+                    limits::MAX_DURATION_MS
+                )));
+            }
+            _ => {}
+        }
+        Ok(self.faults.add_http(rule))
+    }
+
     /// Denies the next `count` inits of an account (and identity) with the given status.
     pub fn deny_inits(&self, d: faults::InitDenial) -> u64 {
         self.faults.add_init_denial(d)
