@@ -490,6 +490,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             clock: Clock::system(),
         },
     )?;
+    let signals = Signals::listen();
     print_banner(&state, addr);
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "ready");
     if let Some(loaded) = scenario {
@@ -505,7 +506,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let domain = state.domain.clone();
     // `run` ends within the shutdown timeout whatever the peers do; the state is exported even
     // if serving failed, so nothing acknowledged since start is lost.
-    let served = run(listener, state, shutdown_signal()).await;
+    let served = run(listener, state, shutdown_signal(signals)).await;
     if let Some(path) = &args.state {
         export_state(&domain, path)?;
         eprintln!("rehearsal: state written to {}", path.display());
@@ -625,43 +626,79 @@ fn remove_stale_temporaries(path: &Path) {
     }
 }
 
-/// The first SIGINT (Ctrl-C) or SIGTERM. A signal whose handler cannot be installed never
-/// fires (rather than ending the process at once).
-async fn first_signal() -> rehearsal_harness::Interruption {
-    use rehearsal_harness::Interruption;
+/// SIGINT and SIGTERM, listened for from the moment this is made. Make it before telling
+/// anyone the process is ready (serve's banner, the first adapter): a signal that arrives
+/// between "ready" and the first poll would otherwise kill the process with the default action,
+/// so `--state` would not be exported and reports not written.
+struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    /// Registers the handlers now. Must be called inside the tokio runtime. A handler that
+    /// cannot be registered is logged and never fires (the default action then applies).
+    fn listen() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let register = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, signal = name, "cannot listen for the signal");
+                    None
+                }
+            };
+            Signals {
+                interrupt: register(SignalKind::interrupt(), "SIGINT"),
+                terminate: register(SignalKind::terminate(), "SIGTERM"),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// The first of them to arrive.
+    async fn first(self) -> rehearsal_harness::Interruption {
+        use rehearsal_harness::Interruption;
+        #[cfg(unix)]
+        {
+            async fn next(s: Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = next(self.interrupt) => Interruption::Interrupt,
+                () = next(self.terminate) => Interruption::Terminate,
+            }
         }
-    };
-    tokio::select! {
-        () = ctrl_c => Interruption::Interrupt,
-        () = term => Interruption::Terminate,
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            Interruption::Interrupt
+        }
     }
 }
 
 /// `rehearsal run` cancels like a test runner on the first signal. The adapters run in their
 /// own process groups, so a terminal's Ctrl-C reaches only this process, which must stop them.
-async fn interruption() -> rehearsal_harness::Interruption {
-    let why = first_signal().await;
+async fn interruption(signals: Signals) -> rehearsal_harness::Interruption {
+    let why = signals.first().await;
     eprintln!("rehearsal: {}: stopping the adapters and writing the reports", why.signal_name());
     why
 }
 
 /// `rehearsal serve` shuts down (within its deadline, then exports `--state`) on the first signal.
-async fn shutdown_signal() {
-    first_signal().await;
+async fn shutdown_signal(signals: Signals) {
+    signals.first().await;
     tracing::info!("shutting down");
 }
 

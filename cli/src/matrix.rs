@@ -107,13 +107,17 @@ pub fn run(args: Args) -> ExitCode {
     };
     let deviations = deviations_of(&args.deviations, &clients);
     let redact = args.opts.redact;
+    let signals = {
+        let _runtime = rt.enter();
+        crate::Signals::listen()
+    };
     let played = rt.block_on(matrix::run_matrix(
         &clients,
         &args.opts,
         deviations,
         rehearsal_harness::Engine::default(),
         &mut observer,
-        crate::interruption(),
+        crate::interruption(signals),
     ));
     let run = match played {
         Ok(run) => run,

@@ -280,6 +280,33 @@ fn run_exits_2_when_it_cannot_run() {
     assert!(help.contains("Exit codes:") && help.contains("1  some scenario FAILED"), "{help}");
 }
 
+/// A supervisor may stop serve the moment it prints its URL. The signal handlers are in place
+/// before the banner, so that SIGTERM is a clean shutdown that exports `--state`, never the
+/// default action (death by signal, nothing exported). With `--scenario` serve has work to do
+/// between the banner and serving, which is where a late handler lost the signal.
+#[test]
+fn sigterm_right_after_the_banner_is_a_clean_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..12 {
+        // `--scenario` and `--state` exclude each other: alternate.
+        if round % 2 == 0 {
+            let status = Served::start(&["--scenario", "pagination.conversation-list-pages"], None).stop();
+            assert!(
+                status.success(),
+                "round {round}: serve ended with {status} on SIGTERM after its banner"
+            );
+        } else {
+            let state = dir.path().join(format!("state-{round}.json"));
+            let status = Served::start(&[], Some(&state)).stop();
+            assert!(
+                status.success(),
+                "round {round}: serve ended with {status} on SIGTERM after its banner"
+            );
+            assert!(state.exists(), "round {round}: --state was not written");
+        }
+    }
+}
+
 #[tokio::test]
 async fn serve_scenario_starts_from_the_scenarios_seed_under_the_default_credentials() {
     // The scenario's generated history (9,880 messages on top of the seed's 120).
