@@ -38,7 +38,7 @@ impl Served {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--control-token", CONTROL_TOKEN])
             .args(args)
-            .env("REHEARSAL_LOG", "info")
+            .env("REHEARSAL_LOG", std::env::var("HB_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
@@ -294,7 +294,10 @@ impl RawSocket {
 
     fn read_exact(&mut self, n: usize) -> Option<Vec<u8>> {
         let mut buf = vec![0u8; n];
-        self.stream.read_exact(&mut buf).ok()?;
+        if let Err(e) = self.stream.read_exact(&mut buf) {
+            eprintln!("raw socket read: {e}");
+            return None;
+        }
         Some(buf)
     }
 
@@ -417,7 +420,7 @@ async fn pipelined_page_reads_that_are_never_read_close_the_session_with_bounded
     );
     // The client is told, after whatever the socket already had: close 308, WebSocket 1008.
     let (closes, code) = raw.read_to_end();
-    assert_eq!(closes.len(), 1, "{closes:?}");
+    assert_eq!(closes.len(), 1, "{closes:?} {code:?}\n{}", s.log());
     assert_eq!(closes[0].header["status"]["code"], 308, "{:?}", closes[0].header);
     assert!(
         closes[0].header["status"]["description"].as_str().unwrap_or("").contains("overflow"),

@@ -403,8 +403,12 @@ async fn run_session<B: Backend>(
     };
     // Only when the writer ended first (the driver reports its own reasons).
     session.finish(EndReason::ConnectionLost);
-    if end == End::Graceful && time::timeout(grace, &mut writer).await.is_err() {
-        tracing::debug!("close frame not written in time");
+    if end == End::Graceful {
+        match time::timeout(grace, &mut writer).await {
+            Err(_) => tracing::debug!("close frame not written in time"),
+            Ok(Err(e)) => tracing::debug!(error = %e, "socket write failed while closing"),
+            Ok(Ok(())) => {}
+        }
     }
     tracing::debug!(?end, "socket done");
 }
@@ -433,9 +437,8 @@ enum Closing {
     /// (or wait `close_grace`), then send a WebSocket close frame.
     Packet { frame: Bytes, code: u16 },
     /// The outbound queue overflowed: drop what waits in it (the client resynchronises when it
-    /// reconnects), send a twilsock `close` 308 and a WebSocket close 1008 right after it. The
-    /// writer gets `close_grace` for that, as for any graceful close: a client that reads
-    /// nothing at all is dropped after it.
+    /// reconnects), send a twilsock `close` 308, let the client close (or wait `close_grace`),
+    /// then a WebSocket close 1008. A client that reads nothing at all is dropped after that.
     Overflow,
 }
 
@@ -670,18 +673,11 @@ impl<B: Backend> Session<B> {
                     self.observe(SessionObservation::CloseSent { code });
                 }
                 self.finish(reason);
-                if !queued
-                    || self
-                        .writer
-                        .try_send(WriterCommand::Close {
-                            code: OVERFLOW_WS_CLOSE,
-                            reason: "outbound queue overflow",
-                        })
-                        .is_err()
-                {
+                if !queued {
                     return End::Abrupt;
                 }
-                End::Graceful
+                self.linger_then_close(stream, shutdown, OVERFLOW_WS_CLOSE, "outbound queue overflow")
+                    .await
             }
             Closing::Socket { code, reason: text } => {
                 // The session is over for the backend now, even if the socket lingers a moment.
@@ -702,26 +698,38 @@ impl<B: Backend> Session<B> {
                 if !queued {
                     return End::Abrupt;
                 }
-                // The SDK acks the close and closes the socket itself; wait for that, ignoring
-                // whatever else it sends meanwhile.
-                let linger = async {
-                    loop {
-                        tokio::select! {
-                            msg = stream.next() => match msg {
-                                Some(Ok(Message::Close(_)) | Err(_)) | None => return,
-                                Some(Ok(_)) => {}
-                            },
-                            () = shutdown_requested(shutdown) => return,
-                        }
-                    }
-                };
-                let _ = time::timeout(self.config.close_grace, linger).await;
-                if self.writer.try_send(WriterCommand::Close { code: 1000, reason: "" }).is_err() {
-                    return End::Abrupt;
-                }
-                End::Graceful
+                self.linger_then_close(stream, shutdown, 1000, "").await
             }
         }
+    }
+
+    /// After a twilsock `close`: the SDK acks it and closes the socket itself; wait for that (at
+    /// most `close_grace`), reading and ignoring whatever else it sends meanwhile, then close the
+    /// socket with `code`. Reading on also keeps the kernel from resetting the connection over
+    /// unread requests, which would discard the close the client has not read yet.
+    async fn linger_then_close(
+        &self,
+        stream: &mut SplitStream<WebSocket>,
+        shutdown: &mut watch::Receiver<bool>,
+        code: u16,
+        reason: &'static str,
+    ) -> End {
+        let linger = async {
+            loop {
+                tokio::select! {
+                    msg = stream.next() => match msg {
+                        Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                        Some(Ok(_)) => {}
+                    },
+                    () = shutdown_requested(shutdown) => return,
+                }
+            }
+        };
+        let _ = time::timeout(self.config.close_grace, linger).await;
+        if self.writer.try_send(WriterCommand::Close { code, reason }).is_err() {
+            return End::Abrupt;
+        }
+        End::Graceful
     }
 
     /// Observes the end, once, and tells the backend the session ended if it had been opened.
