@@ -38,7 +38,7 @@ impl Served {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--control-token", CONTROL_TOKEN])
             .args(args)
-            .env("REHEARSAL_LOG", std::env::var("HB_LOG").unwrap_or_else(|_| "info".into()))
+            .env("REHEARSAL_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
@@ -261,7 +261,9 @@ impl RawSocket {
     }
 
     fn send_packet(&mut self, header: Value, payload: &[u8]) {
-        let Value::Object(header) = header else { panic!("header must be an object") };
+        let Value::Object(header) = header else {
+            panic!("header must be an object")
+        };
         self.send_binary(&codec::encode(&header, payload));
     }
 
@@ -278,7 +280,9 @@ impl RawSocket {
 
     /// An upstream request, as the SDK sends it; its reply is not waited for.
     fn send_request(&mut self, id: &str, method: &str, target: &str, params: &[(&str, &str)], body: Option<&Value>) {
-        let path = target.split_once("://").map_or(target, |(_, rest)| &rest[rest.find('/').unwrap_or(rest.len())..]);
+        let path = target
+            .split_once("://")
+            .map_or(target, |(_, rest)| &rest[rest.find('/').unwrap_or(rest.len())..]);
         let params: Map<String, Value> = params
             .iter()
             .map(|(k, v)| ((*k).to_owned(), Value::String(rehearsal_client::enc(v))))
@@ -294,10 +298,7 @@ impl RawSocket {
 
     fn read_exact(&mut self, n: usize) -> Option<Vec<u8>> {
         let mut buf = vec![0u8; n];
-        if let Err(e) = self.stream.read_exact(&mut buf) {
-            eprintln!("raw socket read: {e}");
-            return None;
-        }
+        self.stream.read_exact(&mut buf).ok()?;
         Some(buf)
     }
 
@@ -405,7 +406,13 @@ async fn pipelined_page_reads_that_are_never_read_close_the_session_with_bounded
     assert!(page_bytes > 3 * MIB, "a page of {page_bytes} bytes");
     let requests = 200u64;
     for n in 0..requests {
-        raw.send_request(&format!("TMp{n}"), "GET", &items_url, &[("PageSize", "100"), ("Order", "asc")], None);
+        raw.send_request(
+            &format!("TMp{n}"),
+            "GET",
+            &items_url,
+            &[("PageSize", "100"), ("Order", "asc")],
+            None,
+        );
     }
     let line = s.wait_log_line(&["closing session: outbound queue overflow", "bound=\"bytes\""]);
     let after = s.rss();
@@ -423,7 +430,10 @@ async fn pipelined_page_reads_that_are_never_read_close_the_session_with_bounded
     assert_eq!(closes.len(), 1, "{closes:?} {code:?}\n{}", s.log());
     assert_eq!(closes[0].header["status"]["code"], 308, "{:?}", closes[0].header);
     assert!(
-        closes[0].header["status"]["description"].as_str().unwrap_or("").contains("overflow"),
+        closes[0].header["status"]["description"]
+            .as_str()
+            .unwrap_or("")
+            .contains("overflow"),
         "{:?}",
         closes[0].header
     );
@@ -585,7 +595,9 @@ async fn journal_entries_of_65_kb_paths_are_cut_and_the_ring_stays_within_its_by
 
 /// One HTTP/1.1 keep-alive GET on a raw connection; the status code (the body is read).
 fn raw_get(stream: &mut TcpStream, path: &str) -> u16 {
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    // One write: pieces would wait on Nagle and delayed ACKs (40 ms a request).
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -595,7 +607,11 @@ fn raw_get(stream: &mut TcpStream, path: &str) -> u16 {
     let head = String::from_utf8(head).unwrap();
     let length: usize = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
         .expect("a content-length");
     let mut body = vec![0u8; length];
     stream.read_exact(&mut body).unwrap();
@@ -652,11 +668,7 @@ async fn uploads_in_progress_count_against_the_quota_and_aborted_ones_give_it_ba
     use base64::Engine;
     let s = Served::start(&["--media-quota-mib", "1"]);
     let tenant = s.tenant().await;
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!(
-        "{}:{}",
-        sid(&tenant),
-        tenant["auth_token"].as_str().unwrap()
-    ));
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", sid(&tenant), tenant["auth_token"].as_str().unwrap()));
     let path = upload_url(&s, &tenant).trim_start_matches(&s.url).to_owned();
     let start_upload = |size: usize| {
         let mut conn = TcpStream::connect(&s.addr).unwrap();

@@ -247,7 +247,10 @@ impl Account {
             return Err(used);
         }
         *reserved += size;
-        Ok(MediaReservation { account: self, bytes: size })
+        Ok(MediaReservation {
+            account: self,
+            bytes: size,
+        })
     }
 
     fn release_media(&self, bytes: u64) {

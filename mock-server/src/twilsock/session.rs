@@ -1208,7 +1208,11 @@ impl Upstream {
                     return;
                 };
                 tracing::error!(error = %e, packet = %request.packet_id, "upstream handler failed");
-                let built = Built::new(outbox, &request.packet_id, UpstreamResponse::error(500, 20500, "Internal Server Error"));
+                let built = Built::new(
+                    outbox,
+                    &request.packet_id,
+                    UpstreamResponse::error(500, 20500, "Internal Server Error"),
+                );
                 (request, built)
             }
         };
