@@ -42,11 +42,14 @@
 //! applied, and why it ended — but never backend pushes.
 //!
 //! **Bounds.** The outbox, in frames (`SessionConfig::outbox_capacity`) and in bytes not yet
-//! written (`SessionConfig::outbox_bytes`; replies waiting out a latency count too); past either
-//! the session ends (slow consumer: logged at `warn` with the bound, the socket is dropped so
-//! that the SDK reconnects and resynchronises; never a silent drop of one frame). Upstream
-//! requests in flight: `SessionConfig::max_inflight_upstream`; at the limit the driver stops
-//! reading the socket until one completes. Inbound messages: [`SessionConfig::max_message_bytes`];
+//! written (`SessionConfig::outbox_bytes`; an upstream reply counts from the moment its handler's
+//! task has encoded it, so replies waiting for the driver or out a latency count too); past
+//! either the session ends as a slow consumer: logged at `warn` with the bound, what waits in
+//! the outbox is dropped, and the client gets a twilsock `close` 308 (the SDK reconnects and
+//! resynchronises) and a WebSocket close 1008 — never a silent drop of one frame. Upstream
+//! requests in flight: `SessionConfig::max_inflight_upstream`, and in bytes: while the bytes not
+//! yet written fill `outbox_bytes`, the driver reads no new request until the writer has
+//! handed enough to the socket. Inbound messages: [`SessionConfig::max_message_bytes`];
 //! a larger one closes the socket with 1009 ("message too big"). Control channels (writer
 //! commands, [`SessionCommand`]s) are small and bounded.
 //!
@@ -129,8 +132,9 @@ pub const DEFAULT_OUTBOX_BYTES: usize = 8 * 1024 * 1024;
 
 /// Upstream requests a session has in flight (handled concurrently, or answered and waiting out
 /// a latency) before it stops reading the socket until one completes. The SDK's own bursts (a
-/// subscription batch, a page read per conversation at start) stay far below; each request in
-/// flight may be building a reply of several MiB, so the bound is also one on memory.
+/// subscription batch, a page read per conversation at start) stay far below. In bytes the
+/// replies are bounded by the outbox budget: each is reserved there as soon as it is built, and
+/// no new request is read while the budget is full.
 pub const DEFAULT_MAX_INFLIGHT_UPSTREAM: usize = 64;
 
 /// Longest latency a session accepts (`SessionCommand::SetLatency`): one day, the control
