@@ -1,6 +1,6 @@
 //! Accounts (AC…): the unit of isolation. Each account has its own credentials, services and
 //! state behind its own lock; nothing reaches across accounts.
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +89,45 @@ pub struct Account {
     pub api_keys: Vec<ApiKey>,
     state: RwLock<AccountState>,
     shared: Arc<Shared>,
+    /// Media bytes reserved by uploads in progress ([`Account::reserve_media`]). Always locked
+    /// inside `state` (never the other way round).
+    media_reserved: Mutex<u64>,
+}
+
+/// Media bytes an upload in progress holds against its account's quota, from before its body is
+/// read until it is stored ([`MediaReservation::settle`]) or fails (dropped: released).
+#[derive(Debug)]
+#[must_use = "dropping a reservation releases it"]
+pub struct MediaReservation<'a> {
+    account: &'a Account,
+    bytes: u64,
+}
+
+impl MediaReservation<'_> {
+    /// The bytes held.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Holds only `bytes` (no more than now).
+    pub fn shrink_to(&mut self, bytes: u64) {
+        let freed = self.bytes.saturating_sub(bytes);
+        self.account.release_media(freed);
+        self.bytes -= freed;
+    }
+
+    /// The media is stored: it counts as stored from now on, so the reservation goes. Call it
+    /// inside the [`Account::write`] that stores the media, so that no reader sees both or
+    /// neither.
+    pub fn settle(&mut self) {
+        self.account.release_media(std::mem::take(&mut self.bytes));
+    }
+}
+
+impl Drop for MediaReservation<'_> {
+    fn drop(&mut self) {
+        self.account.release_media(self.bytes);
+    }
 }
 
 impl std::fmt::Debug for Account {
@@ -115,6 +154,7 @@ impl Account {
             api_keys,
             state: RwLock::new(state),
             shared,
+            media_reserved: Mutex::new(0),
         }
     }
 
@@ -181,6 +221,43 @@ impl Account {
 
     pub fn api_key_secret(&self, key_sid: &str) -> Option<&str> {
         self.api_keys.iter().find(|k| k.sid == key_sid).map(|k| k.secret.as_str())
+    }
+
+    /// Media content bytes the account stores, over all its services.
+    pub fn media_bytes(state: &AccountState) -> u64 {
+        state
+            .services
+            .iter()
+            .flat_map(|(_, svc)| svc.media.iter())
+            .map(|(_, m)| m.size() as u64)
+            .sum()
+    }
+
+    /// Reserves `size` bytes of media for an upload in progress if what the account stores, plus
+    /// what other uploads hold, plus `size` stays within `quota`; otherwise `Err(used)` (stored
+    /// plus held). Atomic with other reservations and with stores: the check runs under the
+    /// state's read lock (a store needs the write lock) and the reservations' mutex, so
+    /// concurrent uploads, to one service or several, can never pass the quota together.
+    pub fn reserve_media(&self, size: u64, quota: u64) -> Result<MediaReservation<'_>, u64> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let stored = Self::media_bytes(&state);
+        let mut reserved = self.media_reserved.lock().unwrap_or_else(|e| e.into_inner());
+        let used = stored.saturating_add(*reserved);
+        if used.saturating_add(size) > quota {
+            return Err(used);
+        }
+        *reserved += size;
+        Ok(MediaReservation {
+            account: self,
+            bytes: size,
+        })
+    }
+
+    fn release_media(&self, bytes: u64) {
+        if bytes > 0 {
+            let mut reserved = self.media_reserved.lock().unwrap_or_else(|e| e.into_inner());
+            *reserved = reserved.saturating_sub(bytes);
+        }
     }
 
     /// Runs `f` with read access. Never call a writer from inside.

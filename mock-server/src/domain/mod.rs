@@ -29,7 +29,7 @@ pub mod webhook;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-pub use account::{Account, AccountState, ApiKey, Configuration, Ctx};
+pub use account::{Account, AccountState, ApiKey, Configuration, Ctx, MediaReservation};
 pub use chat_service::ChatService;
 pub use collection::{Collection, Order};
 pub use error::{DomainError, Resource, codes};

@@ -93,7 +93,7 @@ impl McsError {
             413,
             TOO_LARGE,
             format!(
-                "Media storage quota exceeded: the account stores {used} of {quota} bytes and this upload has {size}; \
+                "Media storage quota exceeded: the account stores (or is uploading) {used} of {quota} bytes and this upload has {size}; \
                  delete the tenant's media (reset or delete the tenant) or raise the quota"
             ),
         )

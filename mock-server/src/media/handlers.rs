@@ -118,6 +118,26 @@ pub(super) async fn upload(
     } else {
         limit
     };
+    let quota = mcs.config.quota_bytes;
+    let account = plan.principal.account.clone();
+    // The quota is reserved before the body is read, when its length is declared (the content is
+    // at most that long), so that uploads in progress count as well: concurrent uploads can
+    // neither pass the quota together nor buffer more than it. Released if the upload fails.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|n| *n <= body_limit as u64);
+    let mut reservation = match declared {
+        Some(n) => match account.reserve_media(n.min(limit as u64), quota) {
+            Ok(r) => Some(r),
+            Err(used) => {
+                discard(body, drain_cap(limit)).await;
+                return Err(over_quota(&account.sid, quota, used, n));
+            }
+        },
+        None => None,
+    };
     let raw = read_body(body, &headers, body_limit).await.map_err(|e| match e {
         BodyError::TooLarge => McsError::too_large(limit),
         BodyError::Unreadable => McsError::invalid("The request body could not be read"),
@@ -144,49 +164,39 @@ pub(super) async fn upload(
         return Err(McsError::invalid("The media content is empty"));
     }
     let who = plan.principal;
-    let quota = mcs.config.quota_bytes;
-    // The other services' media, then this one's under the write lock: exact for one service
-    // (every tenant has one unless it made more); concurrent uploads to two services of one
-    // tenant may pass the quota by one upload each.
-    let elsewhere: u64 = who.account.read(|state| {
-        state
-            .services
-            .iter()
-            .filter(|(_, s)| s.sid != plan.service)
-            .map(|(_, s)| media_bytes(s))
-            .sum()
-    });
-    let size = bytes.len();
+    let size = bytes.len() as u64;
+    let mut reservation = match reservation.take() {
+        Some(mut r) if r.bytes() >= size => {
+            r.shrink_to(size);
+            r
+        }
+        held => {
+            drop(held);
+            account
+                .reserve_media(size, quota)
+                .map_err(|used| over_quota(&account.sid, quota, used, size))?
+        }
+    };
     let media = who
         .account
         .write(&who.origin(), Some(&plan.service), |svc, cx| {
-            let used = elsewhere.saturating_add(media_bytes(svc));
-            if used.saturating_add(size as u64) > quota {
-                return Ok(Err(used));
-            }
-            Ok(Ok(svc.store_media(
-                cx,
-                bytes,
-                content_type,
-                filename,
-                plan.category,
-                Some(who.author()),
-            )))
+            let media = svc.store_media(cx, bytes, content_type, filename, plan.category, Some(who.author()));
+            // Stored under the same lock: it counts once, as stored, from here on.
+            reservation.settle();
+            Ok(media)
         })
-        .map_err(|e| McsError::from(crate::rest::ApiError::from(e)))?
-        .map_err(|used| {
-            tracing::info!(account = %who.account.sid, used, quota, size, "media upload over the tenant's quota refused");
-            McsError::quota_exceeded(quota, used, size)
-        })?;
+        .map_err(|e| McsError::from(crate::rest::ApiError::from(e)))?;
     Ok(json_response(
         StatusCode::CREATED,
         mcs.record(&st, &who.account.sid, &plan.service, &media),
     ))
 }
 
-/// Bytes of media content a service stores.
-fn media_bytes(svc: &crate::domain::ChatService) -> u64 {
-    svc.media.iter().map(|(_, m)| m.size() as u64).sum()
+/// The answer to an upload that would take the tenant past its media quota (`used`: stored
+/// plus held by uploads in progress).
+fn over_quota(account: &str, quota: u64, used: u64, size: u64) -> McsError {
+    tracing::info!(account, used, quota, size, "media upload over the tenant's quota refused");
+    McsError::quota_exceeded(quota, used, usize::try_from(size).unwrap_or(usize::MAX))
 }
 
 /// Everything about an upload that can be checked before reading the body.

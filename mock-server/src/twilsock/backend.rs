@@ -175,7 +175,10 @@ struct Shared {
     /// An [`OverflowCause`] as `u8` (0: frames, 1: bytes), set with `overflowed`.
     cause: AtomicU8,
     kill: Notify,
-    /// Bytes of the frames queued or kept back by the writer, not yet written to the socket.
+    /// Signalled when `bytes` falls below `max_bytes` again (see [`Outbox::below_budget`]).
+    drained: Notify,
+    /// Bytes of the frames queued or kept back by the writer, not yet written to the socket,
+    /// and of the upstream replies reserved for but not queued yet ([`Outbox::reserve`]).
     /// On its own cache line: the writer updates it for every frame it writes, while pushers on
     /// other cores read the fields above for every frame they queue.
     bytes: CacheLine<AtomicUsize>,
@@ -250,6 +253,20 @@ impl Outbox {
             return Err(OutboxError::Overflow);
         }
         let len = frame.len();
+        self.reserve(len)?;
+        self.send_reserved(frame)
+    }
+
+    /// Counts `len` bytes against the budget before the frame that needs them is queued: an
+    /// upstream reply from the moment it is encoded, so that replies built but not yet queued
+    /// (waiting for the driver, or out a latency) are bounded in bytes like queued ones. Fails,
+    /// and the outbox overflows, under the same rule as a push. The frame must then be queued
+    /// with [`Outbox::push_own_reserved`] (a reserved frame never queued is only dropped when
+    /// the session ends, with its outbox).
+    pub(in crate::twilsock) fn reserve(&self, len: usize) -> Result<(), OutboxError> {
+        if self.overflowed() {
+            return Err(OutboxError::Overflow);
+        }
         if len > 0 {
             let before = self.shared.bytes.fetch_add(len, Ordering::Relaxed);
             if before > 0 && before.saturating_add(len) > self.shared.max_bytes {
@@ -258,10 +275,26 @@ impl Outbox {
                 return Err(OutboxError::Overflow);
             }
         }
+        Ok(())
+    }
+
+    /// Queues one of the session's own frames whose bytes were reserved ([`Outbox::reserve`]).
+    pub(in crate::twilsock) fn push_own_reserved(&self, frame: Bytes) -> Result<(), OutboxError> {
+        let len = frame.len();
+        if self.overflowed() {
+            self.shared.release(len);
+            return Err(OutboxError::Overflow);
+        }
+        self.send_reserved(Frame::Own(frame))
+    }
+
+    /// Queues a frame whose bytes are already counted; gives them back if it is refused.
+    fn send_reserved(&self, frame: Frame) -> Result<(), OutboxError> {
+        let len = frame.len();
         match self.tx.try_send(frame) {
             Ok(()) => Ok(()),
             Err(e) => {
-                self.shared.bytes.fetch_sub(len, Ordering::Relaxed);
+                self.shared.release(len);
                 match e {
                     mpsc::error::TrySendError::Full(_) => {
                         self.shared.mark_overflowed(OverflowCause::Frames);
@@ -285,12 +318,6 @@ impl Outbox {
         })
     }
 
-    /// Ends the session as a slow consumer for a bound the session itself applies (replies
-    /// waiting out a latency).
-    pub(in crate::twilsock) fn overflow_now(&self, cause: OverflowCause) {
-        self.shared.mark_overflowed(cause);
-    }
-
     /// Bytes waiting to be written: queued, plus those the writer keeps back (held
     /// notifications, a stall, pushes behind a reply gate).
     pub fn queued_bytes(&self) -> usize {
@@ -300,6 +327,18 @@ impl Outbox {
     /// The bound on [`Outbox::queued_bytes`].
     pub fn max_bytes(&self) -> usize {
         self.shared.max_bytes
+    }
+
+    /// Completes once the bytes waiting are below the budget (at once if they are): the session
+    /// reads no new request while its unwritten replies and pushes fill the budget.
+    pub(in crate::twilsock) async fn below_budget(&self) {
+        loop {
+            let drained = self.shared.drained.notified();
+            if self.queued_bytes() < self.shared.max_bytes {
+                return;
+            }
+            drained.await;
+        }
     }
 
     /// Completes when the queue overflowed (the session must then close).
@@ -324,6 +363,14 @@ impl Outbox {
 }
 
 impl Shared {
+    /// Takes `n` written or abandoned bytes off the count, waking a driver waiting for room.
+    fn release(&self, n: usize) {
+        let before = self.bytes.fetch_sub(n, Ordering::Relaxed);
+        if before >= self.max_bytes && before.saturating_sub(n) < self.max_bytes {
+            self.drained.notify_waiters();
+        }
+    }
+
     fn mark_overflowed(&self, cause: OverflowCause) {
         // The first cause wins: later refusals are consequences.
         if !self.overflowed.swap(true, Ordering::Relaxed) {
@@ -373,7 +420,7 @@ impl Frames {
 
     /// `n` bytes of frames taken from the queue were handed to the socket.
     pub(in crate::twilsock) fn wrote(&self, n: usize) {
-        self.shared.bytes.fetch_sub(n, Ordering::Relaxed);
+        self.shared.release(n);
     }
 }
 

@@ -42,11 +42,14 @@
 //! applied, and why it ended — but never backend pushes.
 //!
 //! **Bounds.** The outbox, in frames (`SessionConfig::outbox_capacity`) and in bytes not yet
-//! written (`SessionConfig::outbox_bytes`; replies waiting out a latency count too); past either
-//! the session ends (slow consumer: logged at `warn` with the bound, the socket is dropped so
-//! that the SDK reconnects and resynchronises; never a silent drop of one frame). Upstream
-//! requests in flight: `SessionConfig::max_inflight_upstream`; at the limit the driver stops
-//! reading the socket until one completes. Inbound messages: [`SessionConfig::max_message_bytes`];
+//! written (`SessionConfig::outbox_bytes`; an upstream reply counts from the moment its handler's
+//! task has encoded it, so replies waiting for the driver or out a latency count too); past
+//! either the session ends as a slow consumer: logged at `warn` with the bound, what waits in
+//! the outbox is dropped, and the client gets a twilsock `close` 308 (the SDK reconnects and
+//! resynchronises) and a WebSocket close 1008 — never a silent drop of one frame. Upstream
+//! requests in flight: `SessionConfig::max_inflight_upstream`, and in bytes: while the bytes not
+//! yet written fill `outbox_bytes`, the driver reads no new request until the writer has
+//! handed enough to the socket. Inbound messages: [`SessionConfig::max_message_bytes`];
 //! a larger one closes the socket with 1009 ("message too big"). Control channels (writer
 //! commands, [`SessionCommand`]s) are small and bounded.
 //!
@@ -129,9 +132,22 @@ pub const DEFAULT_OUTBOX_BYTES: usize = 8 * 1024 * 1024;
 
 /// Upstream requests a session has in flight (handled concurrently, or answered and waiting out
 /// a latency) before it stops reading the socket until one completes. The SDK's own bursts (a
-/// subscription batch, a page read per conversation at start) stay far below; each request in
-/// flight may be building a reply of several MiB, so the bound is also one on memory.
+/// subscription batch, a page read per conversation at start) stay far below. In bytes the
+/// replies are bounded by the outbox budget: each is reserved there as soon as it is built, and
+/// no new request is read while the budget is full.
 pub const DEFAULT_MAX_INFLIGHT_UPSTREAM: usize = 64;
+
+/// Longest latency a session accepts (`SessionCommand::SetLatency`): one day, the control
+/// plane's bound on every duration. Longer ones are refused, so that no deadline arithmetic can
+/// overflow an `Instant`.
+pub const MAX_LATENCY: Duration = Duration::from_secs(24 * 3600);
+
+/// What the session sends a client whose outbound queue overflowed (status and WebSocket close
+/// code): the twilsock `close` 308 makes the SDK reconnect (and resynchronise), as for any
+/// server-initiated close that is not terminal; the WebSocket close 1008 (policy violation)
+/// names the reason to anything watching the socket.
+const OVERFLOW_CLOSE_DESCRIPTION: &str = "Outbound queue overflow: the client did not read its messages in time (slow consumer); reconnect";
+const OVERFLOW_WS_CLOSE: u16 = 1008;
 
 /// Per-session settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -391,8 +407,12 @@ async fn run_session<B: Backend>(
     };
     // Only when the writer ended first (the driver reports its own reasons).
     session.finish(EndReason::ConnectionLost);
-    if end == End::Graceful && time::timeout(grace, &mut writer).await.is_err() {
-        tracing::debug!("close frame not written in time");
+    if end == End::Graceful {
+        match time::timeout(grace, &mut writer).await {
+            Err(_) => tracing::debug!("close frame not written in time"),
+            Ok(Err(e)) => tracing::debug!(error = %e, "socket write failed while closing"),
+            Ok(Ok(())) => {}
+        }
     }
     tracing::debug!(?end, "socket done");
 }
@@ -420,6 +440,10 @@ enum Closing {
     /// Flush the outbox, send this twilsock `close` packet (status `code`), let the client close
     /// (or wait `close_grace`), then send a WebSocket close frame.
     Packet { frame: Bytes, code: u16 },
+    /// The outbound queue overflowed: drop what waits in it (the client resynchronises when it
+    /// reconnects), send a twilsock `close` 308, let the client close (or wait `close_grace`),
+    /// then a WebSocket close 1008. A client that reads nothing at all is dropped after that.
+    Overflow,
 }
 
 impl Closing {
@@ -436,8 +460,10 @@ enum Event {
     TokenExpired,
     TokenWarning,
     Command(SessionCommand),
-    Upstream(Result<(task::Id, UpstreamResponse), JoinError>),
+    Upstream(Result<(task::Id, Built), JoinError>),
     RepliesDue,
+    /// The bytes waiting fell below the budget: reading may resume.
+    Room,
     Inbound(Option<Result<Message, axum::Error>>),
     InitTimeout,
     PingDue,
@@ -493,7 +519,11 @@ impl<B: Backend> Session<B> {
 
         loop {
             let stalled = self.stalled();
-            let reading = !stalled && self.upstream.in_flight() < self.config.max_inflight_upstream;
+            // Upstream requests in flight are bounded in count here and in bytes by the outbox:
+            // while the replies and pushes not yet written fill the byte budget, no new request
+            // is read (each reply is reserved in the outbox as soon as it is built).
+            let room = self.outbox.queued_bytes() < self.config.outbox_bytes;
+            let reading = !stalled && room && self.upstream.in_flight() < self.config.max_inflight_upstream;
             let replies_due = self.upstream.next_due(self.latency);
             let TokenTimers { warn_at, expire_at } = self.timers;
             let event = tokio::select! {
@@ -506,6 +536,7 @@ impl<B: Backend> Session<B> {
                 Some(done) = self.upstream.tasks.join_next_with_id() => Event::Upstream(done),
                 () = sleep_until_instant(replies_due) => Event::RepliesDue,
                 msg = stream.next(), if reading => Event::Inbound(msg),
+                () = self.outbox.below_budget(), if !stalled && !room => Event::Room,
                 () = &mut init_deadline, if self.established.is_none() => Event::InitTimeout,
                 _ = ping.tick(), if pinging && !stalled => Event::PingDue,
                 // While reading is paused the pong cannot be seen, so it cannot be late either.
@@ -531,9 +562,9 @@ impl<B: Backend> Session<B> {
                         max_bytes = self.config.outbox_bytes,
                         queued_bytes = self.outbox.queued_bytes(),
                         waiting_replies_bytes = self.upstream.delayed_bytes,
-                        "closing session: outbound queue overflow (slow consumer)"
+                        "closing session: outbound queue overflow (slow consumer): sending close 308, then WebSocket close {OVERFLOW_WS_CLOSE}"
                     );
-                    Flow::Close(Closing::Abrupt, EndReason::Overflow)
+                    Flow::Close(Closing::Overflow, EndReason::Overflow)
                 }
                 Event::TokenExpired => {
                     tracing::info!("token expired: sending close 410");
@@ -547,15 +578,15 @@ impl<B: Backend> Session<B> {
                 }
                 Event::Command(cmd) => self.on_command(cmd),
                 Event::Upstream(done) => {
-                    self.upstream.complete(done);
+                    self.upstream.complete(done, &self.outbox);
                     self.send_due_replies();
-                    self.bound_waiting_replies();
                     Flow::Continue
                 }
                 Event::RepliesDue => {
                     self.send_due_replies();
                     Flow::Continue
                 }
+                Event::Room => Flow::Continue,
                 Event::Inbound(None) => {
                     tracing::debug!("client went away");
                     Flow::Close(Closing::Abrupt, EndReason::ConnectionLost)
@@ -637,6 +668,21 @@ impl<B: Backend> Session<B> {
                 self.finish(reason);
                 End::Abrupt
             }
+            Closing::Overflow => {
+                let code = CloseCode::Offload.code();
+                let (status, _, _) = CloseCode::Offload.status();
+                let frame = close_frame(code, status, OVERFLOW_CLOSE_DESCRIPTION, None, None);
+                let queued = self.writer.try_send(WriterCommand::Abandon { last: frame }).is_ok();
+                if queued {
+                    self.observe(SessionObservation::CloseSent { code });
+                }
+                self.finish(reason);
+                if !queued {
+                    return End::Abrupt;
+                }
+                self.linger_then_close(stream, shutdown, OVERFLOW_WS_CLOSE, "outbound queue overflow")
+                    .await
+            }
             Closing::Socket { code, reason: text } => {
                 // The session is over for the backend now, even if the socket lingers a moment.
                 self.finish(reason);
@@ -656,26 +702,38 @@ impl<B: Backend> Session<B> {
                 if !queued {
                     return End::Abrupt;
                 }
-                // The SDK acks the close and closes the socket itself; wait for that, ignoring
-                // whatever else it sends meanwhile.
-                let linger = async {
-                    loop {
-                        tokio::select! {
-                            msg = stream.next() => match msg {
-                                Some(Ok(Message::Close(_)) | Err(_)) | None => return,
-                                Some(Ok(_)) => {}
-                            },
-                            () = shutdown_requested(shutdown) => return,
-                        }
-                    }
-                };
-                let _ = time::timeout(self.config.close_grace, linger).await;
-                if self.writer.try_send(WriterCommand::Close { code: 1000, reason: "" }).is_err() {
-                    return End::Abrupt;
-                }
-                End::Graceful
+                self.linger_then_close(stream, shutdown, 1000, "").await
             }
         }
+    }
+
+    /// After a twilsock `close`: the SDK acks it and closes the socket itself; wait for that (at
+    /// most `close_grace`), reading and ignoring whatever else it sends meanwhile, then close the
+    /// socket with `code`. Reading on also keeps the kernel from resetting the connection over
+    /// unread requests, which would discard the close the client has not read yet.
+    async fn linger_then_close(
+        &self,
+        stream: &mut SplitStream<WebSocket>,
+        shutdown: &mut watch::Receiver<bool>,
+        code: u16,
+        reason: &'static str,
+    ) -> End {
+        let linger = async {
+            loop {
+                tokio::select! {
+                    msg = stream.next() => match msg {
+                        Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                        Some(Ok(_)) => {}
+                    },
+                    () = shutdown_requested(shutdown) => return,
+                }
+            }
+        };
+        let _ = time::timeout(self.config.close_grace, linger).await;
+        if self.writer.try_send(WriterCommand::Close { code, reason }).is_err() {
+            return End::Abrupt;
+        }
+        End::Graceful
     }
 
     /// Observes the end, once, and tells the backend the session ended if it had been opened.
@@ -716,22 +774,14 @@ impl<B: Backend> Session<B> {
         self.observe(SessionObservation::TokenWarningSent);
     }
 
-    /// Replies waiting out a latency are the session's too: they count against its byte budget
-    /// as if queued (with the outbox's allowance for one frame larger than the whole budget).
-    fn bound_waiting_replies(&self) {
-        let waiting = self.upstream.delayed_bytes;
-        let queued = self.outbox.queued_bytes();
-        let frames = self.upstream.delayed.len() + usize::from(queued > 0);
-        if waiting > 0 && frames > 1 && queued.saturating_add(waiting) > self.config.outbox_bytes {
-            self.outbox.overflow_now(OverflowCause::Bytes);
-        }
-    }
-
     /// Queues the upstream replies whose latency has passed, in completion order.
     fn send_due_replies(&mut self) {
         let now = Instant::now();
         while let Some(done) = self.upstream.pop_due(now, self.latency) {
-            self.send(done.frame);
+            // Its bytes were reserved when it was built.
+            if let Err(e) = self.outbox.push_own_reserved(done.frame) {
+                tracing::debug!(error = ?e, "reply not queued");
+            }
             // Released right after its reply (a gate releases itself when dropped).
             drop(done.gate);
             let waited = now.saturating_duration_since(done.request.started);
@@ -771,6 +821,11 @@ impl<B: Backend> Session<B> {
             SessionCommand::SendRaw(frame) => {
                 self.send(frame);
                 Flow::Continue
+            }
+            SessionCommand::SetLatency(latency) if latency > MAX_LATENCY => {
+                // Refused, and not observed as applied (the control plane reports it so).
+                tracing::warn!(?latency, max = ?MAX_LATENCY, "latency out of range: command refused");
+                return Flow::Continue;
             }
             SessionCommand::SetLatency(latency) => {
                 self.latency = latency;
@@ -1075,7 +1130,7 @@ fn same_principal(current: &Caller, new: &Caller) -> bool {
 /// with a 500, not the session), and the replies waiting out a latency.
 #[derive(Default)]
 struct Upstream {
-    tasks: JoinSet<UpstreamResponse>,
+    tasks: JoinSet<Built>,
     /// Task → what it answers.
     requests: HashMap<task::Id, InFlight>,
     /// Replies of completed requests not queued yet, in completion order.
@@ -1092,7 +1147,29 @@ struct InFlight {
     started: Instant,
 }
 
-/// A completed upstream request, its reply encoded.
+/// An upstream reply as its handler's task leaves it: encoded, and its bytes reserved in the
+/// session's outbox (`frame` is `None` when they did not fit: the outbox overflowed and the
+/// session is closing). Done on the handler's task, so that a burst of large replies is bounded
+/// in bytes as each one is built, not only once the driver gets to it.
+struct Built {
+    status: u16,
+    frame: Option<Bytes>,
+    gate: Option<ReplyGate>,
+}
+
+impl Built {
+    fn new(outbox: &Outbox, packet_id: &str, resp: UpstreamResponse) -> Built {
+        let frame = packets::reply_upstream(packet_id, &resp);
+        let frame = outbox.reserve(frame.len()).ok().map(|()| frame);
+        Built {
+            status: resp.status,
+            frame,
+            gate: resp.gate,
+        }
+    }
+}
+
+/// A completed upstream request, its reply encoded (and its bytes reserved).
 struct Completed {
     request: InFlight,
     status: u16,
@@ -1109,7 +1186,12 @@ impl Upstream {
             path: req.path.clone(),
             started: Instant::now(),
         };
-        let handle = self.tasks.spawn(async move { backend.upstream(&info, req).await });
+        let id = request.packet_id.clone();
+        let handle = self.tasks.spawn(async move {
+            let outbox = info.outbox.clone();
+            let resp = backend.upstream(&info, req).await;
+            Built::new(&outbox, &id, resp)
+        });
         self.requests.insert(handle.id(), request);
     }
 
@@ -1118,11 +1200,11 @@ impl Upstream {
         self.tasks.len() + self.delayed.len()
     }
 
-    /// Encodes the reply of a finished request and puts it in line.
-    fn complete(&mut self, done: Result<(task::Id, UpstreamResponse), JoinError>) {
-        let (request, resp) = match done {
-            Ok((task, resp)) => match self.requests.remove(&task) {
-                Some(request) => (request, resp),
+    /// Puts the reply of a finished request in line (a failed handler's is a 500).
+    fn complete(&mut self, done: Result<(task::Id, Built), JoinError>, outbox: &Outbox) {
+        let (request, built) = match done {
+            Ok((task, built)) => match self.requests.remove(&task) {
+                Some(request) => (request, built),
                 None => return,
             },
             Err(e) => {
@@ -1130,15 +1212,23 @@ impl Upstream {
                     return;
                 };
                 tracing::error!(error = %e, packet = %request.packet_id, "upstream handler failed");
-                (request, UpstreamResponse::error(500, 20500, "Internal Server Error"))
+                let built = Built::new(
+                    outbox,
+                    &request.packet_id,
+                    UpstreamResponse::error(500, 20500, "Internal Server Error"),
+                );
+                (request, built)
             }
         };
-        let frame = packets::reply_upstream(&request.packet_id, &resp);
+        // Over the byte budget: the outbox overflowed and the session is closing.
+        let Some(frame) = built.frame else {
+            return;
+        };
         self.delayed_bytes += frame.len();
         self.delayed.push_back(Completed {
             frame,
-            status: resp.status,
-            gate: resp.gate,
+            status: built.status,
+            gate: built.gate,
             request,
             at: Instant::now(),
         });
@@ -1147,7 +1237,9 @@ impl Upstream {
     /// When the oldest waiting reply is due under `latency`. Completion times only grow, so the
     /// oldest is also the first due: the order of completion is kept.
     fn next_due(&self, latency: Duration) -> Option<Instant> {
-        self.delayed.front().map(|c| c.at + latency)
+        // `MAX_LATENCY` keeps this far from the end of `Instant`; were it ever reached, the
+        // reply is due rather than the session panicking.
+        self.delayed.front().map(|c| c.at.checked_add(latency).unwrap_or(c.at))
     }
 
     fn pop_due(&mut self, now: Instant, latency: Duration) -> Option<Completed> {

@@ -207,6 +207,11 @@ impl Backend for Fake {
                     let _ = completions.send(req.path.clone());
                     return UpstreamResponse::ok(json!({ "filler": "x".repeat(BIG_REPLY_BYTES) }));
                 }
+                "/slow-big" => {
+                    gate.acquire().await.expect("gate open").forget();
+                    let _ = completions.send(req.path.clone());
+                    return UpstreamResponse::ok(json!({ "filler": "x".repeat(BIG_REPLY_BYTES) }));
+                }
                 _ => {}
             }
             let _ = completions.send(req.path.clone());
@@ -468,6 +473,34 @@ impl Client {
         timeout(WAIT, next).await.expect("packet in time")
     }
 
+    /// The next frame of any kind (for checks that nothing arrives).
+    async fn recv_any(&mut self) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+        self.ws.next().await
+    }
+
+    /// Reads everything up to the end of the socket: the twilsock `close` packets among the
+    /// packets, and how the socket ended.
+    async fn closes_until_end(&mut self) -> (Vec<Packet>, Ending) {
+        let mut closes = Vec::new();
+        let end = async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Binary(b))) => {
+                        let p = codec::decode_bytes(&b, &Limits::default()).expect("server frames decode");
+                        if p.method() == Some("close") {
+                            closes.push(p);
+                        }
+                    }
+                    Some(Ok(Message::Close(frame))) => return Ending::CloseFrame(frame.map_or(1005, |f| u16::from(f.code))),
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => return Ending::Dropped,
+                }
+            }
+        };
+        let ending = timeout(WAIT, end).await.expect("socket ended in time");
+        (closes, ending)
+    }
+
     /// Reads until the socket ends; no twilsock packet may arrive meanwhile.
     async fn ending(&mut self) -> Ending {
         let end = async {
@@ -589,6 +622,17 @@ impl Client {
         )
         .await;
     }
+}
+
+/// An overflowed session drops what it kept back and tells the client: twilsock `close` 308
+/// (reconnect) naming the overflow, then WebSocket close 1008.
+async fn expect_overflow_close(c: &mut Client) {
+    let (closes, ending) = c.closes_until_end().await;
+    assert_eq!(closes.len(), 1, "{closes:?}");
+    expect_close(&closes[0], 308);
+    let description = closes[0].header["status"]["description"].as_str().unwrap_or_default();
+    assert!(description.contains("overflow"), "{description}");
+    assert_eq!(ending, Ending::CloseFrame(1008));
 }
 
 /// A backend push, as the Sync hub encodes one.
@@ -962,6 +1006,7 @@ async fn a_second_init_acts_as_an_update() {
 async fn a_client_that_stops_reading_overflows_its_outbox_and_is_closed() {
     let mut h = start(SessionConfig {
         outbox_capacity: 8,
+        close_grace: Duration::from_millis(200),
         ..SessionConfig::default()
     })
     .await;
@@ -993,7 +1038,55 @@ async fn a_client_that_stops_reading_overflows_its_outbox_and_is_closed() {
 
     assert_eq!(h.closed().await, info.id);
     assert!(matches!(info.outbox.push(Bytes::from_static(b"late")), Err(OutboxError::Overflow)));
-    drop(c);
+    // Reading again, the client gets what the socket already had, then the protocol's close:
+    // twilsock `close` 308 (reconnect) naming the overflow, and WebSocket close 1008.
+    let mut c = c;
+    expect_overflow_close(&mut c).await;
+    h.observed_until(info.id, &Obs::Ended(EndReason::Overflow)).await;
+}
+
+#[tokio::test]
+async fn a_latency_beyond_a_day_is_refused_and_replies_still_flow() {
+    let mut h = start(SessionConfig::default()).await;
+    let (mut c, info) = h.session("good:alice").await;
+    // Sent before the request below: the session takes commands before packets.
+    for latency in [Duration::MAX, session::MAX_LATENCY + Duration::from_millis(1)] {
+        info.commands.try_send(SessionCommand::SetLatency(latency)).expect("queued");
+    }
+    let reply = c.get("TMafter", "/after").await;
+    assert_eq!(reply.header["http_status"]["code"], 200);
+    let seen = h.observed_now(info.id);
+    assert!(!seen.contains(&Obs::Command("latency")), "a latency was applied: {seen:?}");
+    // A day is still taken (and zero lifts it).
+    h.command(&info, SessionCommand::SetLatency(session::MAX_LATENCY)).await;
+    c.send_get("TMday", "/day").await;
+    h.completed("/day").await;
+    h.command(&info, SessionCommand::SetLatency(Duration::ZERO)).await;
+    assert_eq!(c.reply_to("TMday").await.header["http_status"]["code"], 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_filling_the_byte_budget_stop_reading_until_they_are_written() {
+    let mut h = start(SessionConfig {
+        outbox_bytes: BIG_REPLY_BYTES / 2,
+        ..SessionConfig::default()
+    })
+    .await;
+    let (mut c, info) = h.session("good:alice").await;
+    h.command(&info, SessionCommand::SetLatency(Duration::from_secs(3600))).await;
+    // One reply over the whole budget waits out the latency: alone, it is allowed, but while it
+    // waits the session reads no new request (the replies in flight are bounded in bytes).
+    c.send_get("TMbig", "/big").await;
+    h.completed("/big").await;
+    c.send_get("TMnext", "/next").await;
+    let early = timeout(Duration::from_millis(300), c.recv_any()).await;
+    assert!(early.is_err(), "a request was answered while the budget was full: {early:?}");
+    assert!(!info.outbox.overflowed());
+    // Lifting the latency writes the big reply; then the next request is read and answered.
+    h.command(&info, SessionCommand::SetLatency(Duration::ZERO)).await;
+    assert_eq!(c.reply_to("TMbig").await.header["http_status"]["code"], 200);
+    assert_eq!(c.reply_to("TMnext").await.header["http_status"]["code"], 200);
+    assert!(!info.outbox.overflowed());
 }
 
 #[tokio::test]
@@ -1241,6 +1334,7 @@ async fn held_notifications_wait_for_release_while_the_sessions_own_frames_flow(
 async fn holding_more_than_the_outbox_capacity_ends_the_session_as_a_slow_consumer() {
     let mut h = start(SessionConfig {
         outbox_capacity: 4,
+        close_grace: Duration::from_millis(200),
         ..SessionConfig::default()
     })
     .await;
@@ -1252,7 +1346,7 @@ async fn holding_more_than_the_outbox_capacity_ends_the_session_as_a_slow_consum
     assert!(pushed >= 4, "only {pushed} frames were accepted");
     h.observed_until(info.id, &Obs::Ended(EndReason::Overflow)).await;
     assert_eq!(h.closed().await, info.id);
-    assert_eq!(c.ending().await, Ending::Dropped);
+    expect_overflow_close(&mut c).await;
 }
 
 #[tokio::test]
@@ -1300,6 +1394,7 @@ async fn a_stall_outlasting_the_pong_timeout_keeps_the_socket_and_resumes_in_ord
 async fn frames_queued_during_a_stall_are_bounded_by_the_outbox_capacity() {
     let mut h = start(SessionConfig {
         outbox_capacity: 4,
+        close_grace: Duration::from_millis(200),
         ..SessionConfig::default()
     })
     .await;
@@ -1310,7 +1405,7 @@ async fn frames_queued_during_a_stall_are_bounded_by_the_outbox_capacity() {
     assert!(pushed >= 4, "only {pushed} frames were accepted");
     h.observed_until(info.id, &Obs::Ended(EndReason::Overflow)).await;
     assert_eq!(h.closed().await, info.id);
-    assert_eq!(c.ending().await, Ending::Dropped);
+    expect_overflow_close(&mut c).await;
 }
 
 #[tokio::test]
@@ -1660,10 +1755,14 @@ async fn replies_waiting_out_a_latency_count_against_the_byte_bound() {
     .await;
     let (mut c, info) = h.session("good:alice").await;
     h.command(&info, SessionCommand::SetLatency(Duration::from_secs(3600))).await;
-    // Nothing reaches the outbox: the replies wait out the latency, 1 MiB each.
+    // Eight requests in flight at once (their handlers wait for the gate); a probe proves the
+    // session read them all. Then they complete together: nothing reaches the outbox, as the
+    // replies wait out the latency, 1 MiB each, and the second is past the byte bound.
     for n in 0..8 {
-        c.send_get(&format!("TMbig{n}"), "/big").await;
+        c.send_get(&format!("TMbig{n}"), "/slow-big").await;
     }
+    c.probe("TMp").await;
+    h.fake.gate.add_permits(8);
     assert_eq!(h.closed().await, info.id, "the session ends");
     assert_eq!(
         info.outbox.overflow_cause(),

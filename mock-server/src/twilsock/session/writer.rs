@@ -59,6 +59,10 @@ pub(super) enum WriterCommand {
     /// hold or stall), then `last`, and nothing more from the outbox (later pushes fail with
     /// `OutboxError::Closed`).
     Finish { last: Option<Bytes> },
+    /// The session overflowed: stop taking frames from the outbox, drop everything queued or
+    /// kept back (the client resynchronises when it reconnects; writing it would only keep a
+    /// slow consumer's memory longer), write `last` (the twilsock `close`).
+    Abandon { last: Bytes },
     /// Send a WebSocket close frame and stop.
     Close { code: u16, reason: &'static str },
 }
@@ -140,6 +144,17 @@ impl Writer {
                         if let Some(last) = last {
                             self.sink.feed(Message::Binary(last)).await?;
                         }
+                        self.sink.flush().await?;
+                    }
+                    Some(WriterCommand::Abandon { last }) => {
+                        taking_frames = false;
+                        self.frames.close();
+                        self.held.clear();
+                        self.stalled.clear();
+                        self.gated.clear();
+                        while self.frames.try_recv().is_some() {}
+                        self.kept_back();
+                        self.sink.feed(Message::Binary(last)).await?;
                         self.sink.flush().await?;
                     }
                     Some(WriterCommand::Close { code, reason }) => {
