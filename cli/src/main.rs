@@ -14,6 +14,7 @@ use rehearsal_mock_server::auth::token;
 use rehearsal_mock_server::clock::Clock;
 use rehearsal_mock_server::control::http::PREFIX as CONTROL_PREFIX;
 use rehearsal_mock_server::domain::seed::Seed;
+use rehearsal_mock_server::inspector::PATH as INSPECTOR_PATH;
 use rehearsal_mock_server::server::{Credentials, ServerConfig, Startup, prepare, run};
 use rehearsal_scenarios::Area;
 
@@ -548,6 +549,12 @@ fn print_banner(state: &rehearsal_mock_server::AppState, addr: SocketAddr) {
     out.push_str(&format!(
         "  control       {base}{CONTROL_PREFIX}  token {control_token}{loopback}\n"
     ));
+    // The token rides in the fragment, which the browser never sends: it stays out of request
+    // lines, server logs and `Referer`.
+    out.push_str(&format!(
+        "  inspector     {base}{INSPECTOR_PATH}#token={}\n",
+        fragment_encode(control_token)
+    ));
     if let Some(c) = state.default_account.as_deref().and_then(|a| Credentials::of(&state.domain, a)) {
         out.push_str(&format!("  account       {}  auth token {}\n", c.account_sid, c.auth_token));
         out.push_str(&format!("  API key       {}  secret {}\n", c.api_key, c.api_secret));
@@ -565,6 +572,17 @@ fn print_banner(state: &rehearsal_mock_server::AppState, addr: SocketAddr) {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(out.as_bytes());
     let _ = stdout.flush();
+}
+
+/// Percent-encodes everything but unreserved characters, for a value in a URL fragment that
+/// the inspector reads with `decodeURIComponent`.
+fn fragment_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The temporary files an export of `path` writes: `.{name}.*.tmp` beside it (and the fixed
