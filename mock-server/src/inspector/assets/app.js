@@ -519,7 +519,7 @@ function startFrames(id) {
         el('span', { className: 'muted mono' }, wallTime(e.wall_us)),
         el('span', { className: 'dir' }, dir[1]),
         el('span', { className: 'mono' }, e.summary),
-        el('pre', {}, JSON.stringify(e.detail, null, 1)),
+        el('code', {}, JSON.stringify(e.detail)),
       ),
     );
   }, { backlog: 500 });
