@@ -679,3 +679,14 @@ async fn shutdown_signal() {
 fn mib_to_bytes(mib: u64) -> usize {
     usize::try_from(mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::fragment_encode;
+
+    #[test]
+    fn a_control_token_survives_the_fragment() {
+        assert_eq!(fragment_encode("197d866e90e5"), "197d866e90e5");
+        assert_eq!(fragment_encode("a b&c=d#e/é"), "a%20b%26c%3Dd%23e%2F%C3%A9");
+    }
+}

@@ -138,6 +138,42 @@ test('an identity\'s notifications are held and released from the page', async (
   assert.deepEqual(page.errors, []);
 });
 
+test('a session is warned, closed with a code, stalled and unstalled from its row', async (t) => {
+  const env = await sdkEnv(t);
+  const page = await open(t, env.server);
+  const alice = await env.connect('alice');
+  const row = () => page.locator('#sessions-body tr[data-identity="alice"]');
+  await row().waitFor({ timeout: UI_MS });
+
+  let mark = alice.rec.mark();
+  await row().locator('button[data-action="warn_token_expiry"]').click();
+  await alice.rec.waitFor('tokenAboutToExpire', undefined, { since: mark, what: 'tokenAboutToExpire after "warn expiry"' });
+
+  // "close…" asks for the code; 308 (offload) makes the SDK reconnect.
+  const first = await row().getAttribute('data-session-id');
+  mark = alice.rec.mark();
+  page.once('dialog', (d) => d.accept('308'));
+  await row().locator('button[data-action="close"]').click();
+  await alice.rec.waitFor('connectionStateChanged', (s) => s === 'connecting', { since: mark, what: 'alice reconnecting after close 308' });
+  await alice.rec.waitFor('connectionStateChanged', (s) => s === 'connected', { since: mark, what: 'alice back after close 308' });
+  await page.waitForFunction(
+    (old) => document.querySelector('#sessions-body tr[data-identity="alice"]')?.dataset.sessionId !== old,
+    first,
+    { timeout: UI_MS },
+  );
+  const ctl = await page.control(`/tenants/${ACCOUNT}/journal?kind=packet_out&contains=close%20308`);
+  assert.equal(ctl.entries.length, 1, 'the server sent close 308');
+
+  // Stall, then unstall: both reach the session (the journal says it applied them).
+  for (const action of ['stall', 'unstall']) {
+    await row().locator(`button[data-action="${action}"]`).click();
+    await page.locator('#status', { hasText: `${action}: done` }).waitFor({ timeout: UI_MS });
+    const applied = await page.control(`/tenants/${ACCOUNT}/journal?kind=fault&contains=${action}%20applied`);
+    assert.equal(applied.entries.length, 1, `${action} applied`);
+  }
+  assert.deepEqual(page.errors, []);
+});
+
 test('serve --scenario shows the play and its verdict on the page', async (t) => {
   const server = await startServer({ extraArgs: ['--scenario', 'connection.drop-reconnects'] });
   t.after(() => server.stop());

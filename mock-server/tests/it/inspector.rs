@@ -38,7 +38,10 @@ async fn the_landing_page_and_the_inspector_assets_are_served_from_the_binary() 
     assert!(header(&h, "content-type").starts_with("text/html"), "{h:?}");
     assert!(html.contains(&format!("{base}/v1/Conversations")), "the REST URL: {html}");
     assert!(html.contains("/v3/wsconnect"), "the twilsock URL");
-    assert!(html.contains(ACCOUNT_SID) && html.contains(AUTH_TOKEN), "the default seed's public credentials");
+    assert!(
+        html.contains(ACCOUNT_SID) && html.contains(AUTH_TOKEN),
+        "the default seed's public credentials"
+    );
     assert!(html.contains("href=\"/_rehearsal/inspector/\""), "a link to the inspector");
 
     for (path, content_type, marker) in [
@@ -51,7 +54,10 @@ async fn the_landing_page_and_the_inspector_assets_are_served_from_the_binary() 
         assert!(header(&h, "content-type").starts_with(content_type), "{path}: {h:?}");
         assert!(body.contains(marker), "{path} is the embedded asset");
         let csp = header(&h, "content-security-policy");
-        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("connect-src 'self'"), "{path}: {csp}");
+        assert!(
+            csp.contains("frame-ancestors 'none'") && csp.contains("connect-src 'self'"),
+            "{path}: {csp}"
+        );
         assert_eq!(header(&h, "x-frame-options"), "DENY", "{path}");
         assert_eq!(header(&h, "referrer-policy"), "no-referrer", "{path}");
         assert!(h.get("access-control-allow-origin").is_none(), "{path}: no CORS");
@@ -102,7 +108,12 @@ async fn the_inspectors_reads_need_the_control_token() {
         assert_eq!(body["code"], "unauthorized", "{path}");
         let res = http().get(&url).bearer_auth("not-the-token").send().await.expect("an answer");
         assert_eq!(res.status(), 401, "{path} with a wrong token");
-        let res = http().get(&url).bearer_auth(server.control_token()).send().await.expect("an answer");
+        let res = http()
+            .get(&url)
+            .bearer_auth(server.control_token())
+            .send()
+            .await
+            .expect("an answer");
         assert_eq!(res.status(), 200, "{path} with the token");
     }
 }
@@ -157,9 +168,19 @@ async fn near_misses_are_requests_for_routes_rehearsal_lacks() {
     let (server, api) = support::start().await;
     expect_error(404, 20404, api.get("/v1/Credentials").await);
     expect_error(404, 20404, api.get("/v1/Credentials").await);
-    expect_error(404, 20404, api.get("/v1/Conversations/CH0123456789abcdef0123456789abcdef/Nothing").await);
-    expect_error(404, 20404, api.get("/v1/Conversations/CHfedcba9876543210fedcba9876543210/Nothing").await);
-    let reply = api.send_unchecked(Method::PUT, "/v1/Conversations", Some(&[("FriendlyName", "x")])).await;
+    expect_error(
+        404,
+        20404,
+        api.get("/v1/Conversations/CH0123456789abcdef0123456789abcdef/Nothing").await,
+    );
+    expect_error(
+        404,
+        20404,
+        api.get("/v1/Conversations/CHfedcba9876543210fedcba9876543210/Nothing").await,
+    );
+    let reply = api
+        .send_unchecked(Method::PUT, "/v1/Conversations", Some(&[("FriendlyName", "x")]))
+        .await;
     assert_eq!(reply.status, 405);
     // Not near-misses: a resource that does not exist, and a request without credentials is
     // counted under no tenant.
@@ -191,7 +212,11 @@ async fn near_misses_are_requests_for_routes_rehearsal_lacks() {
         "{v:#}"
     );
     let all = control_get(&server, "/near_misses").await;
-    assert_eq!(all["groups"].as_array().unwrap().len(), 4, "the anonymous one is listed server-wide: {all:#}");
+    assert_eq!(
+        all["groups"].as_array().unwrap().len(),
+        4,
+        "the anonymous one is listed server-wide: {all:#}"
+    );
 
     // The journal marks the same requests.
     let j = control_get(&server, &format!("/tenants/{ACCOUNT_SID}/journal?kind=rest")).await;
@@ -211,7 +236,11 @@ async fn the_rest_view_reads_as_the_tenant_without_journaling() {
     assert_eq!(page["conversations"].as_array().map(Vec::len), Some(1), "{page:#}");
     assert_eq!(page["meta"]["page_size"], 1);
     let j = control_get(&server, &format!("/tenants/{ACCOUNT_SID}/journal?kind=rest")).await;
-    assert_eq!(j["entries"], Value::Array(vec![]), "the inspector's reads are not the app's requests");
+    assert_eq!(
+        j["entries"],
+        Value::Array(vec![]),
+        "the inspector's reads are not the app's requests"
+    );
 
     let res = http()
         .get(format!("{}/tenants/{ACCOUNT_SID}/rest/token", server.control_url()))
@@ -228,7 +257,10 @@ async fn the_rest_view_reads_as_the_tenant_without_journaling() {
         .unwrap();
     assert_eq!(res.status(), 405, "only GET");
     let res = http()
-        .get(format!("{}/tenants/ACffffffffffffffffffffffffffffffff/rest/v1/Conversations", server.control_url()))
+        .get(format!(
+            "{}/tenants/ACffffffffffffffffffffffffffffffff/rest/v1/Conversations",
+            server.control_url()
+        ))
         .bearer_auth(server.control_token())
         .send()
         .await

@@ -419,7 +419,10 @@ function follow(query, onEntry, { live = true, backlog = 200 } = {}) {
     let buf = '';
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) break;
+      if (done) {
+        if (!f.abort.signal.aborted) say('the journal stream ended (the server stopped?); Apply follows it again');
+        break;
+      }
       buf += decoder.decode(value, { stream: true });
       let nl;
       while ((nl = buf.indexOf('\n')) >= 0) {
