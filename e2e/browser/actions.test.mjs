@@ -50,6 +50,7 @@ async function open(t, server) {
   page.errors = [];
   page.on('pageerror', (e) => page.errors.push(e));
   const { url, token } = inspectorUrl(server);
+  page.token = token;
   await page.goto(url);
   await page.locator('#tenant option').first().waitFor({ state: 'attached', timeout: UI_MS });
   page.control = async (pathname) => {
@@ -86,9 +87,36 @@ test('media, webhooks and tenants views; export downloads the state; reset rebui
   await page.click('#tabs button[data-tab="media"]');
   await page.locator('#media-body tr', { hasText: 'rehearsal.png' }).waitFor({ timeout: UI_MS });
 
+  // A conversation-scoped webhook to a port nobody listens on: its deliveries fail, and the
+  // journal records each attempt.
+  const hookUrl = 'http://127.0.0.1:9/rehearsal-inspector-hook';
+  await env.rest('POST', '/v1/Conversations/general/Webhooks', {
+    Target: 'webhook',
+    'Configuration.Url': hookUrl,
+    'Configuration.Method': 'POST',
+    'Configuration.Filters': 'onMessageAdded',
+  });
+  // Posted as an identity from the page (a client's action: REST actions fire webhooks only
+  // with X-Twilio-Webhook-Enabled, as on Twilio).
+  await page.click('#tabs button[data-tab="conversations"]');
+  await page.locator('#conversations li', { hasText: 'General' }).click();
+  await page.locator('#conversation-webhooks', { hasText: hookUrl }).waitFor({ timeout: UI_MS });
+  await page.fill('#post-message input[name="as"]', 'alice');
+  await page.fill('#post-message input[name="body"]', 'to the hook');
+  await page.click('#post-message button');
+  const stream = await withTimeout(
+    fetch(`${env.server.baseUrl}/_rehearsal/v1/tenants/${ACCOUNT}/journal/stream?kind=webhook&after=0&limit=1`, {
+      headers: { Authorization: `Bearer ${page.token}` },
+    }).then((r) => r.text()),
+    UI_MS,
+    'a webhook delivery in the journal',
+  );
+  assert.match(stream, /rehearsal-inspector-hook/);
+
   await page.click('#tabs button[data-tab="webhooks"]');
   await page.locator('#webhooks-account', { hasText: ACCOUNT }).waitFor({ timeout: UI_MS });
   await page.locator('#webhooks-service', { hasText: 'IS72656865617273616c00000000000001' }).waitFor({ timeout: UI_MS });
+  await page.locator('#deliveries tr', { hasText: 'rehearsal-inspector-hook' }).first().waitFor({ timeout: UI_MS });
 
   await page.click('#tabs button[data-tab="tenant"]');
   await page.locator('#tenants-body tr', { hasText: 'rehearsal-auth-token' }).waitFor({ timeout: UI_MS });

@@ -352,6 +352,8 @@ async function openConversation(c, li) {
   );
   $('#messages').replaceChildren();
   await loadMessages(`${base}/Messages?PageSize=30&Order=desc`);
+  const hooks = await api('GET', `${base}/Webhooks?PageSize=5`).catch((e) => ({ error: e.message }));
+  $('#conversation-webhooks').textContent = hooks.error ?? (hooks.webhooks.length ? JSON.stringify(hooks.webhooks, null, 2) : 'none');
 }
 
 async function loadMessages(path) {
