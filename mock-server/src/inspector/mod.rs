@@ -16,12 +16,13 @@
 //! framing and load nothing from elsewhere (`Content-Security-Policy`).
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
 use crate::control::http::PREFIX;
 use crate::domain::seed::Seed;
+use crate::rest::ApiError;
 use crate::server::{AppState, Credentials};
 
 /// Where the inspector is served.
@@ -39,17 +40,28 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 /// The routes of the pages (no state of their own; `/` reads the server's URLs).
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(landing))
-        .route("/_rehearsal/inspector", get(|| async { Redirect::permanent(PATH) }))
-        .route(PATH, get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
+        .route("/", get(landing).fallback(method_not_allowed))
+        .route(
+            "/_rehearsal/inspector",
+            get(|| async { Redirect::permanent(PATH) }).fallback(method_not_allowed),
+        )
+        .route(
+            PATH,
+            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }).fallback(method_not_allowed),
+        )
         .route(
             "/_rehearsal/inspector/app.js",
-            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }).fallback(method_not_allowed),
         )
         .route(
             "/_rehearsal/inspector/style.css",
-            get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
+            get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }).fallback(method_not_allowed),
         )
+}
+
+/// Pages are only read: any other method gets Twilio's 405 body, as everywhere else.
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(405, 20004, format!("Method {method} not allowed on {}", uri.path()))
 }
 
 fn asset(content_type: &'static str, body: impl Into<axum::body::Body>) -> Response {

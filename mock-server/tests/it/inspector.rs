@@ -62,6 +62,13 @@ async fn the_landing_page_and_the_inspector_assets_are_served_from_the_binary() 
         assert_eq!(header(&h, "referrer-policy"), "no-referrer", "{path}");
         assert!(h.get("access-control-allow-origin").is_none(), "{path}: no CORS");
     }
+    for path in ["/", "/_rehearsal/inspector/", "/_rehearsal/inspector/app.js"] {
+        let res = http().post(format!("{base}{path}")).send().await.expect("an answer");
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.expect("Twilio's JSON error body");
+        support::assert_error_body(&format!("POST {path}"), status, &body);
+        assert_eq!((status, body["code"].as_u64()), (405, Some(20004)), "POST {path}");
+    }
     let (status, h, _) = page(&format!("{base}/_rehearsal/inspector")).await;
     assert_eq!((status.as_u16(), header(&h, "location")), (308, "/_rehearsal/inspector/"));
 }
