@@ -41,8 +41,11 @@ step "Node suites (official SDK and twilio helper library)"
 export REHEARSAL_BIN="$root/target/debug/rehearsal"
 (cd e2e && npm test)
 
+step "inspector in headless Chromium (installs chromium and playwright-core)"; bash scripts/inspector-tests.sh
+
 step "Python suite (twilio helper library)"
 e2e/python/.venv/bin/python -m pytest e2e/python -q
+
 step "npm and PyPI packages (release build, installed from their artifacts into fresh projects)"
 bash scripts/packages.sh
 

@@ -14,6 +14,7 @@ use rehearsal_mock_server::auth::token;
 use rehearsal_mock_server::clock::Clock;
 use rehearsal_mock_server::control::http::PREFIX as CONTROL_PREFIX;
 use rehearsal_mock_server::domain::seed::Seed;
+use rehearsal_mock_server::inspector::PATH as INSPECTOR_PATH;
 use rehearsal_mock_server::server::{Credentials, ServerConfig, Startup, prepare, run};
 use rehearsal_scenarios::Area;
 
@@ -549,6 +550,12 @@ fn print_banner(state: &rehearsal_mock_server::AppState, addr: SocketAddr) {
     out.push_str(&format!(
         "  control       {base}{CONTROL_PREFIX}  token {control_token}{loopback}\n"
     ));
+    // The token rides in the fragment, which the browser never sends: it stays out of request
+    // lines, server logs and `Referer`.
+    out.push_str(&format!(
+        "  inspector     {base}{INSPECTOR_PATH}#token={}\n",
+        fragment_encode(control_token)
+    ));
     if !addr.ip().is_loopback() {
         out.push_str(&format!(
             "\n  WARNING: bound to {}, beyond loopback: anyone who can reach this port can use the \
@@ -574,6 +581,17 @@ fn print_banner(state: &rehearsal_mock_server::AppState, addr: SocketAddr) {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(out.as_bytes());
     let _ = stdout.flush();
+}
+
+/// Percent-encodes everything but unreserved characters, for a value in a URL fragment that
+/// the inspector reads with `decodeURIComponent`.
+fn fragment_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The temporary files an export of `path` writes: `.{name}.*.tmp` beside it (and the fixed
@@ -705,4 +723,15 @@ async fn shutdown_signal(signals: Signals) {
 /// A size given in MiB, in bytes (saturating on 32-bit targets).
 fn mib_to_bytes(mib: u64) -> usize {
     usize::try_from(mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fragment_encode;
+
+    #[test]
+    fn a_control_token_survives_the_fragment() {
+        assert_eq!(fragment_encode("197d866e90e5"), "197d866e90e5");
+        assert_eq!(fragment_encode("a b&c=d#e/é"), "a%20b%26c%3Dd%23e%2F%C3%A9");
+    }
 }

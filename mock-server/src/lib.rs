@@ -13,6 +13,7 @@ pub mod control;
 pub mod domain;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod inspector;
 pub mod media;
 pub mod realtime;
 pub mod rest;

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::auth::identity::{self, Caller};
 use crate::control::faults::HttpFault;
 use crate::control::journal::{Kind, Observation};
+use crate::control::near_misses::{Miss, Reason};
 use crate::domain::user::UserUpdate;
 use crate::domain::{Domain, Origin};
 use crate::sync::{SyncHub, query};
@@ -92,7 +93,7 @@ impl Realtime {
                 query::subscriptions(&self.hub, caller, session.id, &body)
             }
             ["v3", rest @ ..] if req.method == "GET" => query::get(&self.hub, caller, req, rest),
-            _ => UpstreamResponse::error(404, 20404, format!("No route for {} {}", req.method, req.path)),
+            _ => UpstreamResponse::no_route(&req.method, &req.path),
         }
     }
 }
@@ -153,7 +154,22 @@ impl Backend for Realtime {
                 tokio::time::sleep(by).await;
                 self.route(session, &req).await
             }
-            None => self.route(session, &req).await,
+            None => {
+                let res = self.route(session, &req).await;
+                if res.no_route {
+                    control.near_misses.record(Miss {
+                        transport: "twilsock",
+                        account: Some(account),
+                        method: &req.method,
+                        path: &req.path,
+                        reason: Reason::NoRoute,
+                        status: res.status,
+                        at: session.caller.account.clock().now(),
+                        seq: control.journal_mark() + 1,
+                    });
+                }
+                res
+            }
         }
     }
 

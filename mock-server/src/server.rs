@@ -123,6 +123,7 @@ pub fn app(state: AppState) -> Router {
     let router = Router::new()
         .merge(observed)
         .merge(crate::control::http::router(&state))
+        .merge(crate::inspector::router())
         .route(twilsock::session::PATH, twilsock::session::route(endpoint))
         .route("/token", get(dev_token).layer(cors));
     // A route that exists only in this crate's unit tests, to prove the panic layer below.
@@ -159,9 +160,14 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
     .await
 }
 
+/// No route has this path: Twilio's 404, marked [`Unrouted`](crate::control::near_misses::Unrouted)
+/// so the inspector lists it among the near-misses (a missing resource is a 404 too, unmarked).
 async fn fallback(method: Method, uri: Uri) -> Response {
     let _ = method;
-    ApiError::not_found(uri.path()).into_response()
+    let mut res = ApiError::not_found(uri.path()).into_response();
+    res.extensions_mut()
+        .insert(crate::control::near_misses::Unrouted(crate::control::near_misses::Reason::NoRoute));
+    res
 }
 
 /// `GET /token?identity=…[&ttl=SECS][&account=AC…][&key=…]`: a development access token.

@@ -48,7 +48,7 @@ pub async fn handle(
             service_request(&links, typing_timeout, &cx, method, rest, req, &body).await
         }
         (_, ["Services", svc, ..]) => UpstreamResponse::error(404, 50050, format!("Service {svc} not found")),
-        _ => UpstreamResponse::error(404, 20404, format!("No client API at {} {}", req.method, req.path)),
+        _ => UpstreamResponse::no_route(&req.method, &req.path),
     }
 }
 
@@ -534,6 +534,6 @@ async fn service_request(
                 .map(|_| UpstreamResponse::ok(json!({ "typing_timeout": typing_timeout })))
                 .unwrap_or_else(fail)
         }
-        _ => UpstreamResponse::error(404, 20404, format!("No client API at {} {}", req.method, req.path)),
+        _ => UpstreamResponse::no_route(&req.method, &req.path),
     }
 }

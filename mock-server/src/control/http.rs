@@ -34,6 +34,10 @@
 //! | `GET`/`DELETE /tenants/{AC}/faults` · `POST /tenants/{AC}/faults/http` | the same, for one account |
 //! | `GET /journal` · `GET /tenants/{AC}/journal` (filters in the query) | `journal.query` |
 //! | `GET /journal/stream` · `GET /tenants/{AC}/journal/stream` (NDJSON) | `journal.follow` |
+//! | `GET`/`DELETE /near_misses` · `GET /tenants/{AC}/near_misses` | `near_misses.view` · `near_misses.clear` |
+//! | `GET /tenants/{AC}/rest/{path}` (the tenant's REST API, read-only, not journaled) | — (`views`) |
+//! | `GET /tenants/{AC}/media[?limit=&conversation=]` (records, no bytes) | — (`views`) |
+//! | `GET /scenario` (`serve --scenario` progress) | `scenario.get` |
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -56,6 +60,7 @@ use super::faults::{HttpRule, InitDenial};
 use super::journal::{Entry, Filter, Kind};
 use super::limits::MAX_DURATION_MS;
 use super::sessions::Target;
+use super::views;
 use super::{ClockAction, ClockView, ControlError, NewTenant};
 use crate::domain::CreateAccountError;
 use crate::domain::seed::SeedError;
@@ -110,6 +115,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/journal/stream", get(journal_stream))
         .route("/tenants/{account}/journal", get(tenant_journal))
         .route("/tenants/{account}/journal/stream", get(tenant_journal_stream))
+        .route("/tenants/{account}/rest/{*path}", get(views::rest_view))
+        .route("/tenants/{account}/media", get(views::tenant_media))
+        .route("/tenants/{account}/near_misses", get(views::tenant_near_misses))
+        .route("/near_misses", get(views::near_misses).delete(views::clear_near_misses))
+        .route("/scenario", get(views::scenario))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authorize));
@@ -140,15 +150,15 @@ impl Error {
         }
     }
 
-    fn bad_body(message: impl Into<String>) -> Error {
+    pub(super) fn bad_body(message: impl Into<String>) -> Error {
         Error::new(StatusCode::BAD_REQUEST, "invalid_body", message)
     }
 
-    fn invalid(message: impl Into<String>) -> Error {
+    pub(super) fn invalid(message: impl Into<String>) -> Error {
         Error::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }
 
-    fn no_tenant(sid: &str) -> Error {
+    pub(super) fn no_tenant(sid: &str) -> Error {
         Error::new(StatusCode::NOT_FOUND, "no_tenant", format!("no tenant {sid}"))
     }
 }
@@ -219,7 +229,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 }
 
 /// The query string, deserialised; rejections carry serde's message.
-struct QueryOf<T>(T);
+pub(super) struct QueryOf<T>(pub(super) T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryOf<T> {
     type Rejection = Error;
@@ -235,7 +245,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryOf<T> {
 }
 
 /// The `{account}` of a `/tenants/{account}/…` path (not checked to exist).
-struct Tenant(String);
+pub(super) struct Tenant(pub(super) String);
 
 impl<S: Send + Sync> FromRequestParts<S> for Tenant {
     type Rejection = Error;
@@ -252,7 +262,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Tenant {
 }
 
 /// `Ok` if the tenant exists.
-fn existing(st: &AppState, sid: &str) -> Result<(), Error> {
+pub(super) fn existing(st: &AppState, sid: &str) -> Result<(), Error> {
     match st.domain.account(sid) {
         Some(_) => Ok(()),
         None => Err(Error::no_tenant(sid)),

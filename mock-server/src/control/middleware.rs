@@ -18,6 +18,10 @@
 //! request that merely names an account (`AC…:wrong`, a forged token) is journaled under no
 //! account and meets no tenant's faults, so one tenant cannot use up or read about another's.
 //!
+//! Answers of the router's fallbacks (no route, method not allowed: marked
+//! [`Unrouted`]) are near-misses: counted in `Control::near_misses` and journaled with
+//! `detail.near_miss`.
+//!
 //! Boundary: the control plane's own routes and the twilsock WebSocket are not wrapped; the
 //! requests tunnelled over twilsock meet the same rules in `Realtime::upstream`.
 use std::time::Instant;
@@ -32,6 +36,7 @@ use serde_json::json;
 
 use super::faults::HttpFault;
 use super::journal::{Kind, Observation};
+use super::near_misses::{Miss, Unrouted};
 use crate::auth::{identity, token};
 use crate::media::TOKEN_HEADER;
 use crate::rest::ApiError;
@@ -108,6 +113,21 @@ pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Re
         .as_deref()
         .and_then(|a| st.domain.account(a))
         .map_or_else(|| st.domain.clock().now(), |a| a.clock().now());
+    // A fallback's answer (no route, or not this method): a near-miss. A faulted request never
+    // reached the router, so it is not one.
+    if let Some(Unrouted(reason)) = response.extensions().get::<Unrouted>().copied() {
+        detail["near_miss"] = json!(reason);
+        st.control.near_misses.record(Miss {
+            transport: if kind == Kind::Media { "media" } else { "rest" },
+            account: account.as_deref(),
+            method: method.as_str(),
+            path: &path,
+            reason,
+            status,
+            at,
+            seq: st.control.journal_mark() + 1,
+        });
+    }
     st.control.journal.record(Observation {
         at,
         kind,

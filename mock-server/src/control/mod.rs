@@ -12,7 +12,10 @@ pub mod faults;
 pub mod http;
 pub mod journal;
 pub mod middleware;
+pub mod near_misses;
+pub mod scenario;
 pub mod sessions;
+pub mod views;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -45,6 +48,10 @@ pub struct Control {
     pub sessions: Arc<Sessions>,
     pub journal: Arc<Journal>,
     pub faults: Arc<faults::Faults>,
+    /// Requests answered 404/405 for want of a route, grouped (the inspector's near-misses).
+    pub near_misses: Arc<near_misses::NearMisses>,
+    /// The progress of `rehearsal serve --scenario`, when one plays (the inspector shows it).
+    pub scenario: Arc<scenario::Board>,
     /// The seed each tenant was created from, so `reset` can rebuild it.
     seeds: Arc<Mutex<HashMap<String, SeedAccount>>>,
     counter: Arc<std::sync::atomic::AtomicU64>,
@@ -125,6 +132,8 @@ impl Control {
             sessions: Arc::default(),
             journal: Arc::new(Journal::new(journal::DEFAULT_CAPACITY)),
             faults: Arc::default(),
+            near_misses: Arc::default(),
+            scenario: Arc::default(),
             seeds: Arc::default(),
             counter: Arc::default(),
         }
@@ -253,6 +262,7 @@ impl Control {
         self.teardown(sid);
         self.seeds.lock().unwrap_or_else(|e| e.into_inner()).remove(sid);
         self.journal.forget_account(sid);
+        self.near_misses.clear(Some(sid));
         Ok(())
     }
 

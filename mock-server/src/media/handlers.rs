@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::auth::{Principal, authorize};
 use super::error::McsError;
 use super::{Mcs, multipart};
+use crate::control::near_misses::{Reason, Unrouted};
 use crate::domain::media::Media;
 use crate::server::AppState;
 
@@ -462,8 +463,10 @@ fn media_set_sids(raw: &[u8]) -> Result<Vec<String>, McsError> {
 }
 
 /// Any other method on a media route.
-pub(super) async fn method_not_allowed() -> McsError {
-    McsError::method_not_allowed()
+pub(super) async fn method_not_allowed() -> axum::response::Response {
+    let mut res = McsError::method_not_allowed().into_response();
+    res.extensions_mut().insert(Unrouted(Reason::MethodNotAllowed));
+    res
 }
 
 enum BodyError {

@@ -42,8 +42,14 @@ impl Routes {
     }
 }
 
-async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
-    ApiError::new(405, 20004, format!("Method {method} not allowed on {}", uri.path()))
+/// Marked [`Unrouted`](crate::control::near_misses::Unrouted), so the inspector lists it
+/// among the near-misses.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> axum::response::Response {
+    use crate::control::near_misses::{Reason, Unrouted};
+    use axum::response::IntoResponse;
+    let mut res = ApiError::new(405, 20004, format!("Method {method} not allowed on {}", uri.path())).into_response();
+    res.extensions_mut().insert(Unrouted(Reason::MethodNotAllowed));
+    res
 }
 
 pub fn router() -> Router<AppState> {

@@ -50,6 +50,8 @@ pub struct UpstreamResponse {
     pub body: serde_json::Value,
     /// Released once this reply is queued: the pushes queued behind it (see [`Outbox::gate`]).
     pub gate: Option<ReplyGate>,
+    /// No handler takes the request (the inspector lists it among the near-misses).
+    pub no_route: bool,
 }
 
 impl UpstreamResponse {
@@ -58,11 +60,26 @@ impl UpstreamResponse {
             status: 200,
             body,
             gate: None,
+            no_route: false,
         }
     }
 
     pub fn status(status: u16, body: serde_json::Value) -> Self {
-        UpstreamResponse { status, body, gate: None }
+        UpstreamResponse {
+            status,
+            body,
+            gate: None,
+            no_route: false,
+        }
+    }
+
+    /// No handler takes this request: 404 (20404), marked as a near-miss (see
+    /// `control::near_misses`).
+    pub fn no_route(method: &str, path: &str) -> Self {
+        UpstreamResponse {
+            no_route: true,
+            ..UpstreamResponse::error(404, 20404, format!("No client API at {method} {path}"))
+        }
     }
 
     /// Pushes queued behind `gate` are written only after this reply.
@@ -77,6 +94,7 @@ impl UpstreamResponse {
             status,
             body: serde_json::json!({ "status": status, "code": code, "message": message.into() }),
             gate: None,
+            no_route: false,
         }
     }
 }

@@ -1081,6 +1081,23 @@ async fn latency_delays_the_replies_to_upstream_requests() {
 }
 
 #[tokio::test]
+async fn requests_over_twilsock_that_no_handler_takes_are_near_misses() {
+    let (server, ctl, _api) = start().await;
+    let mut alice = Client::established(&server, "alice").await;
+    for path in ["/Client/v2/Nothing/Here", "/Client/v2/Configuration"] {
+        let id = alice.request("GET", path, None).await;
+        let reply = alice.until("reply").await;
+        assert_eq!(reply.id(), Some(id.as_str()));
+    }
+    let v = expect(200, ctl.get(&format!("/tenants/{ACCOUNT_SID}/near_misses")).await);
+    let groups = v["groups"].as_array().expect("groups");
+    assert_eq!(groups.len(), 1, "only the unrouted request: {v:#}");
+    assert_eq!(groups[0]["transport"], "twilsock");
+    assert_eq!(groups[0]["path"], "/Client/v2/Nothing/Here");
+    assert_eq!((groups[0]["status"].as_u64(), groups[0]["count"].as_u64()), (Some(404), Some(1)));
+}
+
+#[tokio::test]
 async fn http_faults_also_hit_requests_tunnelled_over_twilsock() {
     let (server, ctl, _api) = start().await;
     let mut alice = Client::established(&server, "alice").await;

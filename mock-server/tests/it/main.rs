@@ -10,6 +10,7 @@
 //! - `webhooks`: webhook configuration, pre- and post-action hooks against a `wiremock` backend.
 
 mod control;
+mod inspector;
 mod media;
 mod openapi;
 mod pagination;

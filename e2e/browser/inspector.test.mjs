@@ -1,0 +1,215 @@
+// The inspector in a real browser: headless Chromium (the Debian package, /usr/bin/chromium)
+// driven by playwright-core, against the real `rehearsal serve` binary on port 0 and a live
+// official-SDK client (`@twilio/conversations`, from e2e/node_modules). The test opens the
+// inspector through the URL the banner prints, watches the client's session appear, drops it
+// and sees the SDK reconnect, freezes and advances the clock and sees the token warning reach
+// the SDK and the frame view, finds a near-miss after an unimplemented route is called, and
+// saves screenshots under target/inspector-screenshots/ (CI artifacts).
+//
+// Every wait is for an event or a state, bounded by a timeout; nothing sleeps.
+
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+
+import { chromium } from 'playwright-core';
+
+import { REPO_ROOT, assertNoUnhandledRejections } from '../node/helpers.mjs';
+import { WAIT_MS, exitDespiteSdkTimers, sdkEnv } from '../node/sdk-helpers.mjs';
+
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const SHOTS = path.join(REPO_ROOT, 'target', 'inspector-screenshots');
+/** A page's waits: generous, the machine may be loaded. */
+const UI_MS = 20_000;
+
+let browser;
+
+before(async () => {
+  await mkdir(SHOTS, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-background-networking'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  assertNoUnhandledRejections();
+  exitDespiteSdkTimers();
+});
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/** The inspector URL the banner printed (with the control token in its fragment). */
+function inspectorUrl(server) {
+  const m = /inspector\s+(http:\/\/\S+#token=\S+)/.exec(server.logs());
+  assert.ok(m, `the banner prints the inspector's signed-in URL:\n${server.logs()}`);
+  return m[1];
+}
+
+async function newPage() {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e));
+  page.errors = errors;
+  return page;
+}
+
+test('the landing page says what the server is and links to the inspector, which asks for the token', async (t) => {
+  const env = await sdkEnv(t);
+  const page = await newPage();
+  t.after(() => page.context().close());
+  const res = await page.goto(`${env.server.baseUrl}/`);
+  assert.equal(res.status(), 200);
+  await page.getByText('Twilio Conversations').first().waitFor({ timeout: UI_MS });
+  const text = await page.locator('body').innerText();
+  assert.match(text, new RegExp(`${env.server.baseUrl}/v1/Conversations`));
+  assert.match(text, /AC72656865617273616c00000000000001/, 'the default seed credentials');
+  await shot(page, 'landing');
+
+  // Without the token the inspector shows no data and asks for it.
+  await page.click('#open-inspector');
+  await page.locator('#signin').waitFor({ state: 'visible', timeout: UI_MS });
+  assert.equal(await page.locator('#tenant option').count(), 0, 'no tenant listed without the token');
+
+  // The banner's URL signs in (a fragment-only navigation from here), and the token leaves
+  // the address bar.
+  await page.goto(inspectorUrl(env.server));
+  await page.locator('#tenant option').first().waitFor({ state: 'attached', timeout: UI_MS });
+  await page.locator('#signin').waitFor({ state: 'hidden', timeout: UI_MS });
+  assert.doesNotMatch(page.url(), /token=/, 'the token is removed from the address bar');
+  assert.deepEqual(page.errors, []);
+});
+
+test('sessions appear live; drop reconnects the SDK; the clock moves and the token warning arrives', async (t) => {
+  const env = await sdkEnv(t);
+  const page = await newPage();
+  t.after(() => page.context().close());
+  await page.goto(inspectorUrl(env.server));
+  await page.locator('#sessions-empty').waitFor({ state: 'visible', timeout: UI_MS });
+
+  // A live official-SDK client appears without reloading the page.
+  const alice = await env.connect('alice');
+  const row = page.locator('#sessions-body tr[data-identity="alice"]');
+  await row.waitFor({ timeout: UI_MS });
+  const firstId = await row.getAttribute('data-session-id');
+  assert.match(await row.innerText(), /connected/);
+
+  // "drop": the socket goes away without a close; the SDK reconnects by itself, and its new
+  // session replaces the old one on the page.
+  const mark = alice.rec.mark();
+  await row.locator('button[data-action="drop"]').click();
+  await alice.rec.waitFor('connectionStateChanged', (s) => s === 'connecting', { since: mark, what: 'alice reconnecting' });
+  await alice.rec.waitFor('connectionStateChanged', (s) => s === 'connected', { since: mark, what: 'alice connected again' });
+  await page.waitForFunction(
+    (old) => {
+      const r = document.querySelector('#sessions-body tr[data-identity="alice"]');
+      return r && r.dataset.sessionId !== old;
+    },
+    firstId,
+    { timeout: UI_MS },
+  );
+  const secondId = await page.locator('#sessions-body tr[data-identity="alice"]').getAttribute('data-session-id');
+  assert.notEqual(secondId, firstId);
+  assert.equal(await page.locator(`#sessions-body tr[data-session-id="${firstId}"]`).count(), 0, 'the dropped session is gone');
+
+  // A second client shows up beside the first.
+  await env.connect('bob');
+  await page.locator('#sessions-body tr[data-identity="bob"]').waitFor({ timeout: UI_MS });
+
+  // Freeze the tenant's clock and advance it to 100 s before the token (1 h) expires: the
+  // server sends `token_about_to_expire`, which the SDK reports.
+  const warned = alice.rec.mark();
+  await page.click('button[data-clock="freeze"]');
+  await page.locator('#clock-mode', { hasText: 'frozen' }).waitFor({ timeout: UI_MS });
+  await page.fill('#advance-by', '3500');
+  await page.click('button[data-clock="advance"]');
+  await alice.rec.waitFor('tokenAboutToExpire', undefined, { since: warned, ms: WAIT_MS, what: 'tokenAboutToExpire' });
+  await page.locator('#sessions-body tr[data-identity="alice"] td.expiry', { hasText: /^in (1[01]\d|\d\d) s$/ }).waitFor({ timeout: UI_MS });
+  await shot(page, 'sessions');
+  // The README's picture (docs/inspector.png is a copy): the page down to the end of its content.
+  const bottom = await page.evaluate(() => Math.ceil(document.querySelector('#tab-sessions').getBoundingClientRect().bottom) + 16);
+  await page.screenshot({ path: path.join(SHOTS, 'inspector.png'), clip: { x: 0, y: 0, width: 1400, height: bottom } });
+
+  // The frame view of the session shows the warning the server sent, decoded.
+  await page.locator('#sessions-body tr[data-identity="alice"] button', { hasText: 'frames' }).click();
+  await page.locator('#frames .frame', { hasText: 'client_update token_about_to_expire' }).waitFor({ timeout: UI_MS });
+  await page.locator('#frames .frame[data-kind="packet_in"]').first().waitFor({ timeout: UI_MS });
+  await shot(page, 'frames');
+
+  await page.click('button[data-clock="resume"]');
+  await page.locator('#clock-mode', { hasText: 'running' }).waitFor({ timeout: UI_MS });
+  assert.deepEqual(page.errors, []);
+});
+
+test('an unimplemented route shows up among the near-misses; a missing resource does not', async (t) => {
+  const env = await sdkEnv(t);
+  const page = await newPage();
+  t.after(() => page.context().close());
+  await page.goto(inspectorUrl(env.server));
+  await page.click('#tabs button[data-tab="near-misses"]');
+  await page.locator('#near-misses-empty').waitFor({ state: 'visible', timeout: UI_MS });
+
+  // Twilio has these; Rehearsal does not.
+  await assert.rejects(env.rest('GET', '/v1/Credentials'), /-> 404/);
+  await assert.rejects(env.rest('GET', '/v1/Credentials'), /-> 404/);
+  await assert.rejects(env.rest('PUT', '/v1/Conversations', { FriendlyName: 'x' }), /-> 405/);
+  // A resource that does not exist is an ordinary 404, not a near-miss.
+  await assert.rejects(env.rest('GET', '/v1/Conversations/CH00000000000000000000000000000000'), /-> 404/);
+
+  const credentials = page.locator('#near-misses-body tr[data-path="/v1/Credentials"][data-method="GET"]');
+  await credentials.waitFor({ timeout: UI_MS });
+  await page.locator('#near-misses-body tr[data-path="/v1/Credentials"] td', { hasText: /^2$/ }).waitFor({ timeout: UI_MS });
+  await page.locator('#near-misses-body tr[data-path="/v1/Conversations"][data-method="PUT"]').waitFor({ timeout: UI_MS });
+  assert.equal(await page.locator('#near-misses-body tr').count(), 2, 'only the two unimplemented routes');
+  assert.match(await credentials.innerText(), /404 no such route/);
+  await shot(page, 'near-misses');
+  assert.deepEqual(page.errors, []);
+});
+
+test('the journal follows live with filters; conversations show participants and paged messages', async (t) => {
+  const env = await sdkEnv(t);
+  const page = await newPage();
+  t.after(() => page.context().close());
+  await page.goto(inspectorUrl(env.server));
+
+  await page.click('#tabs button[data-tab="journal"]');
+  await page.fill('#journal-filter input[name="kind"]', 'rest');
+  await page.click('#journal-filter button');
+  // Recorded after the page started following: arrives through the stream.
+  await env.rest('GET', '/v1/Users', { PageSize: '7' });
+  const entry = page.locator('#journal-body tr[data-kind="rest"]', { hasText: 'GET /v1/Users -> 200' });
+  await entry.waitFor({ timeout: UI_MS });
+  assert.equal(await page.locator('#journal-body tr:not(.detail):not([data-kind="rest"])').count(), 0, 'the kind filter holds');
+  await entry.click();
+  await page.locator('#journal-body tr.detail', { hasText: 'PageSize=7' }).waitFor({ timeout: UI_MS });
+  await shot(page, 'journal');
+
+  await page.click('#tabs button[data-tab="conversations"]');
+  await page.locator('#conversations li', { hasText: 'General' }).click();
+  await page.locator('#participants li', { hasText: 'carol' }).waitFor({ timeout: UI_MS });
+  await page.locator('#messages tr').first().waitFor({ timeout: UI_MS });
+
+  // Post as an identity, through the control API's actors; a connected SDK client receives it.
+  const bob = await env.connect('bob');
+  const general = bob.conversations.find((c) => c.uniqueName === 'general');
+  assert.ok(general, 'bob is in general');
+  const seen = bob.rec.mark();
+  const got = new Promise((resolve) => general.on('messageAdded', (m) => m.body === 'hello from the inspector' && resolve(m)));
+  await page.fill('#post-message input[name="as"]', 'alice');
+  await page.fill('#post-message input[name="body"]', 'hello from the inspector');
+  await page.click('#post-message button');
+  const m = await Promise.race([
+    got,
+    bob.rec.waitFor('never', undefined, { since: seen, ms: WAIT_MS, what: 'messageAdded in general' }),
+  ]);
+  assert.equal(m.author, 'alice');
+  await page.locator('#messages tr', { hasText: 'hello from the inspector' }).waitFor({ timeout: UI_MS });
+  await shot(page, 'conversations');
+  assert.deepEqual(page.errors, []);
+});
