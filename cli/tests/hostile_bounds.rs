@@ -7,110 +7,21 @@
 //! connection cap are in `hostile_control.rs`.)
 mod support;
 
+use support::{CONTROL_TOKEN, Served, raw_get, sid};
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rehearsal_client::codec;
 use serde_json::{Map, Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rehearsal");
-const CONTROL_TOKEN: &str = "hostile-bounds-control-token";
 /// Longest any single answer or event may take here; far beyond what a healthy server needs.
 const ANSWER: Duration = Duration::from_secs(20);
 const MIB: u64 = 1024 * 1024;
 
-struct Served {
-    child: Child,
-    url: String,
-    addr: String,
-    stderr: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
 impl Served {
-    fn start(args: &[&str]) -> Served {
-        let dir = tempfile::tempdir().unwrap();
-        let stderr = dir.path().join("stderr.log");
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--control-token", CONTROL_TOKEN])
-            .args(args)
-            .env("REHEARSAL_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let url = support::listening_url(&mut child);
-        let addr = url.trim_start_matches("http://").to_owned();
-        Served {
-            child,
-            url,
-            addr,
-            stderr,
-            _dir: dir,
-        }
-    }
-
-    fn control(&self, path: &str) -> String {
-        format!("{}/_rehearsal/v1{path}", self.url)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// Waits until the server's log has a line containing every one of `parts`.
-    fn wait_log_line(&self, parts: &[&str]) -> String {
-        let deadline = Instant::now() + ANSWER;
-        loop {
-            let log = self.log();
-            if let Some(line) = log.lines().find(|l| parts.iter().all(|p| l.contains(p))) {
-                return line.to_owned();
-            }
-            assert!(Instant::now() < deadline, "no log line with {parts:?}:\n{log}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The server's resident set size, from /proc.
-    fn rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS in /proc/PID/status");
-        kib * 1024
-    }
-
-    /// A fresh tenant, by the control plane: its credentials and token key.
-    async fn tenant(&self) -> Value {
-        let res = http()
-            .post(self.control("/tenants"))
-            .bearer_auth(CONTROL_TOKEN)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-        res.json().await.unwrap()
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let res = http()
-            .post(self.control(path))
-            .bearer_auth(CONTROL_TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("POST {path} got no answer: {e}"));
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-
     /// Acts on a tenant as the REST API (`as: null`); the answer must be 200.
     async fn act(&self, tenant: &Value, action: Value) -> Value {
         let path = format!("/tenants/{}/actors", sid(tenant));
@@ -187,19 +98,8 @@ impl Served {
     }
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn http() -> reqwest::Client {
     reqwest::Client::builder().timeout(ANSWER).build().unwrap()
-}
-
-fn sid(tenant: &Value) -> &str {
-    tenant["account_sid"].as_str().unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -414,7 +314,7 @@ async fn pipelined_page_reads_that_are_never_read_close_the_session_with_bounded
             None,
         );
     }
-    let line = s.wait_log_line(&["closing session: outbound queue overflow", "bound=\"bytes\""]);
+    let line = s.wait_log_line(&["closing session: outbound queue overflow", "bound=\"bytes\""], ANSWER);
     let after = s.rss();
     let grown = after.saturating_sub(before);
     // The budget (1 MiB), the one reply allowed over it, the kernel's socket buffers and the
@@ -473,7 +373,7 @@ async fn a_subscriber_that_never_reads_is_closed_with_a_logged_reason() {
         )
         .await;
     }
-    s.wait_log_line(&["closing session: outbound queue overflow", "bound=\"bytes\""]);
+    s.wait_log_line(&["closing session: outbound queue overflow", "bound=\"bytes\""], ANSWER);
     s.no_session_left(&tenant).await;
     let grown = s.rss().saturating_sub(before);
     // The messages themselves are stored (~13 MB); the pushes must not be kept on top.
@@ -505,7 +405,7 @@ async fn a_frame_over_the_size_limit_gets_websocket_close_1009() {
     let (closes, code) = raw.read_to_end();
     assert!(closes.is_empty(), "{closes:?}");
     assert_eq!(code, Some(1009));
-    s.wait_log_line(&["message over the size limit: closing with 1009"]);
+    s.wait_log_line(&["message over the size limit: closing with 1009"], ANSWER);
     s.no_session_left(&tenant).await;
     s.serves_another_tenant().await;
 }
@@ -555,7 +455,7 @@ async fn journal_entries_of_65_kb_paths_are_cut_and_the_ring_stays_within_its_by
     let mut conn = TcpStream::connect(&s.addr).unwrap();
     conn.set_read_timeout(Some(ANSWER)).unwrap();
     for _ in 0..requests {
-        let status = raw_get(&mut conn, &path);
+        let status = raw_get(&mut conn, &path, ANSWER);
         assert!(status == 401 || status == 404, "{status}");
     }
     let grown = s.rss().saturating_sub(before);
@@ -591,31 +491,6 @@ async fn journal_entries_of_65_kb_paths_are_cut_and_the_ring_stays_within_its_by
     }
     assert!(text.len() as u64 <= 2 * MIB, "the journal holds {} bytes", text.len());
     s.serves_another_tenant().await;
-}
-
-/// One HTTP/1.1 keep-alive GET on a raw connection; the status code (the body is read).
-fn raw_get(stream: &mut TcpStream, path: &str) -> u16 {
-    // One write: pieces would wait on Nagle and delayed ACKs (40 ms a request).
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(stream.read(&mut byte).expect("an answer"), 1, "the connection closed mid-answer");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().parse().unwrap())
-        })
-        .expect("a content-length");
-    let mut body = vec![0u8; length];
-    stream.read_exact(&mut body).unwrap();
-    head.split(' ').nth(1).unwrap().parse().unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------

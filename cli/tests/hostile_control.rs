@@ -4,60 +4,22 @@
 //! another tenant.
 mod support;
 
+use support::{BIN, CONTROL_TOKEN, Served, raw_get, sid};
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rehearsal");
 const ACCOUNT: &str = "AC72656865617273616c00000000000001";
 const AUTH_TOKEN: &str = "rehearsal-auth-token";
-const CONTROL_TOKEN: &str = "hostile-control-token";
 /// Longest any single answer may take here; far beyond what a healthy server needs.
 const ANSWER: Duration = Duration::from_secs(10);
 
-struct Served {
-    child: Child,
-    url: String,
-    addr: String,
-    stderr: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
 impl Served {
-    fn start(args: &[&str]) -> Served {
-        let dir = tempfile::tempdir().unwrap();
-        let stderr = dir.path().join("stderr.log");
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--control-token", CONTROL_TOKEN])
-            .args(args)
-            .env("REHEARSAL_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let url = support::listening_url(&mut child);
-        let addr = url.trim_start_matches("http://").to_owned();
-        Served {
-            child,
-            url,
-            addr,
-            stderr,
-            _dir: dir,
-        }
-    }
-
-    fn control(&self, path: &str) -> String {
-        format!("{}/_rehearsal/v1{path}", self.url)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
     /// The default tenant still answers REST: the server survived whatever came before.
     async fn assert_serves_another_tenant(&self) {
         let res = client()
@@ -67,38 +29,6 @@ impl Served {
             .await
             .expect("the server still answers");
         assert_eq!(res.status(), 200);
-    }
-
-    /// A fresh tenant, by the control plane.
-    async fn tenant(&self) -> String {
-        let res = client()
-            .post(self.control("/tenants"))
-            .bearer_auth(CONTROL_TOKEN)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-        res.json::<Value>().await.unwrap()["account_sid"].as_str().unwrap().to_owned()
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let res = client()
-            .post(self.control(path))
-            .bearer_auth(CONTROL_TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("POST {path} got no answer: {e}"));
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -144,30 +74,6 @@ fn closed_by_peer(stream: &mut TcpStream, within: Duration) -> bool {
     }
 }
 
-/// One HTTP/1.1 keep-alive GET on a raw connection; the status code.
-fn raw_get(stream: &mut TcpStream, path: &str) -> u16 {
-    stream.set_read_timeout(Some(ANSWER)).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(stream.read(&mut byte).expect("an answer"), 1, "the connection closed mid-answer");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().parse().unwrap())
-        })
-        .expect("a content-length");
-    let mut body = vec![0u8; length];
-    stream.read_exact(&mut body).unwrap();
-    head.split(' ').nth(1).unwrap().parse().unwrap()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Control-plane numbers
 // ---------------------------------------------------------------------------------------------
@@ -175,7 +81,7 @@ fn raw_get(stream: &mut TcpStream, path: &str) -> u16 {
 #[tokio::test]
 async fn advancing_a_clock_by_u64_max_is_refused_and_the_clock_still_reads() {
     let s = Served::start(&[]);
-    let tenant = s.tenant().await;
+    let tenant = sid(&s.tenant().await).to_owned();
     for path in [format!("/tenants/{tenant}/clock"), "/clock".to_owned()] {
         let (status, body) = s.post(&path, json!({"action": "advance", "by_ms": u64::MAX})).await;
         assert_eq!((status, body["code"].as_str()), (400, Some("invalid_body")), "{path}: {body}");
@@ -199,7 +105,7 @@ async fn advancing_a_clock_by_u64_max_is_refused_and_the_clock_still_reads() {
 #[tokio::test]
 async fn generating_u64_max_messages_is_refused_at_once() {
     let s = Served::start(&[]);
-    let tenant = s.tenant().await;
+    let tenant = sid(&s.tenant().await).to_owned();
     let actors = format!("/tenants/{tenant}/actors");
     let (status, body) = s
         .post(&actors, json!({"as": null, "action": "create_conversation", "unique_name": "deep"}))
@@ -237,7 +143,7 @@ async fn generating_u64_max_messages_is_refused_at_once() {
 #[tokio::test]
 async fn generated_media_of_u64_max_bytes_is_refused() {
     let s = Served::start(&[]);
-    let tenant = s.tenant().await;
+    let tenant = sid(&s.tenant().await).to_owned();
     let actors = format!("/tenants/{tenant}/actors");
     let (status, body) = s
         .post(&actors, json!({"as": null, "action": "create_conversation", "unique_name": "pics"}))
@@ -257,7 +163,7 @@ async fn generated_media_of_u64_max_bytes_is_refused() {
 #[tokio::test]
 async fn durations_beyond_a_day_are_refused() {
     let s = Served::start(&[]);
-    let tenant = s.tenant().await;
+    let tenant = sid(&s.tenant().await).to_owned();
     let day_and_a_bit = 24 * 3600 * 1000 + 1;
     let cases = [
         (
@@ -362,16 +268,16 @@ async fn connections_over_the_cap_are_closed_while_open_ones_work() {
     let s = Served::start(&["--max-connections", "2"]);
     // Two connections, each proven accepted by an answer, kept alive.
     let mut first = TcpStream::connect(&s.addr).unwrap();
-    assert_eq!(raw_get(&mut first, "/token?identity=a"), 200);
+    assert_eq!(raw_get(&mut first, "/token?identity=a", ANSWER), 200);
     let mut second = TcpStream::connect(&s.addr).unwrap();
-    assert_eq!(raw_get(&mut second, "/token?identity=b"), 200);
+    assert_eq!(raw_get(&mut second, "/token?identity=b", ANSWER), 200);
     // A third is closed at once, without an answer.
     let mut third = TcpStream::connect(&s.addr).unwrap();
     let _ = third.write_all(b"GET /token?identity=c HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert!(closed_by_peer(&mut third, ANSWER), "a connection over the cap was served");
     // The open ones still work.
-    assert_eq!(raw_get(&mut first, "/token?identity=a"), 200);
-    assert_eq!(raw_get(&mut second, "/token?identity=b"), 200);
+    assert_eq!(raw_get(&mut first, "/token?identity=a", ANSWER), 200);
+    assert_eq!(raw_get(&mut second, "/token?identity=b", ANSWER), 200);
     assert!(
         s.log().contains("connection cap reached"),
         "no log line about the cap:\n{}",

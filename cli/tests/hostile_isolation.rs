@@ -3,63 +3,23 @@
 //! attempt the server must still serve a bystander tenant normally.
 mod support;
 
+use support::{CONTROL_TOKEN, Served};
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use rehearsal_mock_server::auth::token::{MintRequest, mint};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rehearsal");
 const ACCOUNT: &str = "AC72656865617273616c00000000000001";
 const AUTH_TOKEN: &str = "rehearsal-auth-token";
 const API_KEY: &str = "SK72656865617273616c00000000000001";
 const API_SECRET: &str = "rehearsal-api-secret";
 const SERVICE: &str = "IS72656865617273616c00000000000001";
-const CONTROL_TOKEN: &str = "hostile-isolation-control-token";
-
-/// `rehearsal serve` on a free loopback port, killed on drop.
-struct Served {
-    child: Child,
-    url: String,
-}
 
 impl Served {
-    fn start(extra: &[&str]) -> Served {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--control-token", CONTROL_TOKEN])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let url = support::listening_url(&mut child);
-        Served { child, url }
-    }
-
-    fn port(&self) -> u16 {
-        self.url.rsplit(':').next().unwrap().parse().unwrap()
-    }
-
-    fn control(&self, path: &str) -> String {
-        format!("{}/_rehearsal/v1{path}", self.url)
-    }
-
-    /// A new tenant through the control plane: its credentials (and `token_key`).
-    async fn tenant(&self) -> Value {
-        let res = http()
-            .post(self.control("/tenants"))
-            .bearer_auth(CONTROL_TOKEN)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-        res.json().await.unwrap()
-    }
-
     /// The bystander check: `tenant` still gets REST answers and tokens, and the default
     /// account still gets its development tokens without credentials.
     async fn still_serves(&self, tenant: &Value) {
@@ -83,13 +43,6 @@ impl Served {
         assert_eq!(res.status(), 200, "a token for the bystander");
         let res = http().get(format!("{}/token?identity=alice", self.url)).send().await.unwrap();
         assert_eq!(res.status(), 200, "a token for the default account");
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
