@@ -7,44 +7,21 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { chromium } from 'playwright-core';
+import { startServer, withTimeout } from '../node/helpers.mjs';
+import { sdkEnv } from '../node/sdk-helpers.mjs';
 
-import { REPO_ROOT, assertNoUnhandledRejections, startServer, withTimeout } from '../node/helpers.mjs';
-import { exitDespiteSdkTimers, sdkEnv } from '../node/sdk-helpers.mjs';
+import { UI_MS, inspectorUrl, shot, useBrowser } from './browser.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const SHOTS = path.join(REPO_ROOT, 'target', 'inspector-screenshots');
-const UI_MS = 20_000;
 const ACCOUNT = 'AC72656865617273616c00000000000001';
 
-let browser;
-
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-background-networking'],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-  assertNoUnhandledRejections();
-  exitDespiteSdkTimers();
-});
-
-function inspectorUrl(server) {
-  const m = /inspector\s+(http:\/\/\S+#token=(\S+))/.exec(server.logs());
-  assert.ok(m, `the banner prints the inspector's signed-in URL:\n${server.logs()}`);
-  return { url: m[1], token: decodeURIComponent(m[2]) };
-}
+const browser = useBrowser();
 
 async function open(t, server) {
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, acceptDownloads: true });
+  const context = await browser().newContext({ viewport: { width: 1400, height: 900 }, acceptDownloads: true });
   t.after(() => context.close());
   const page = await context.newPage();
   page.errors = [];
@@ -232,6 +209,6 @@ test('serve --scenario shows the play and its verdict on the page', async (t) =>
   await banner.locator('.verdict.OK').waitFor({ timeout: 30_000 });
   await page.click('#tabs button[data-tab="scenario"]');
   await page.locator('#scenario .outcome', { hasText: 'one successful re-init, no duplicate sessions' }).waitFor({ timeout: UI_MS });
-  await page.screenshot({ path: path.join(SHOTS, 'scenario.png'), fullPage: true });
+  await shot(page, 'scenario');
   assert.deepEqual(page.errors, []);
 });

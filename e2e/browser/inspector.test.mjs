@@ -9,50 +9,17 @@
 // Every wait is for an event or a state, bounded by a timeout; nothing sleeps.
 
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { chromium } from 'playwright-core';
+import { WAIT_MS, sdkEnv } from '../node/sdk-helpers.mjs';
 
-import { REPO_ROOT, assertNoUnhandledRejections } from '../node/helpers.mjs';
-import { WAIT_MS, exitDespiteSdkTimers, sdkEnv } from '../node/sdk-helpers.mjs';
+import { SHOTS, UI_MS, inspectorUrl, shot, useBrowser } from './browser.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const SHOTS = path.join(REPO_ROOT, 'target', 'inspector-screenshots');
-/** A page's waits: generous, the machine may be loaded. */
-const UI_MS = 20_000;
-
-let browser;
-
-before(async () => {
-  await mkdir(SHOTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-background-networking'],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-  assertNoUnhandledRejections();
-  exitDespiteSdkTimers();
-});
-
-async function shot(page, name) {
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
-}
-
-/** The inspector URL the banner printed (with the control token in its fragment). */
-function inspectorUrl(server) {
-  const m = /inspector\s+(http:\/\/\S+#token=\S+)/.exec(server.logs());
-  assert.ok(m, `the banner prints the inspector's signed-in URL:\n${server.logs()}`);
-  return m[1];
-}
+const browser = useBrowser();
 
 async function newPage() {
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const context = await browser().newContext({ viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e));
@@ -79,7 +46,7 @@ test('the landing page says what the server is and links to the inspector, which
 
   // The banner's URL signs in (a fragment-only navigation from here), and the token leaves
   // the address bar.
-  await page.goto(inspectorUrl(env.server));
+  await page.goto(inspectorUrl(env.server).url);
   await page.locator('#tenant option').first().waitFor({ state: 'attached', timeout: UI_MS });
   await page.locator('#signin').waitFor({ state: 'hidden', timeout: UI_MS });
   assert.doesNotMatch(page.url(), /token=/, 'the token is removed from the address bar');
@@ -90,7 +57,7 @@ test('sessions appear live; drop reconnects the SDK; the clock moves and the tok
   const env = await sdkEnv(t);
   const page = await newPage();
   t.after(() => page.context().close());
-  await page.goto(inspectorUrl(env.server));
+  await page.goto(inspectorUrl(env.server).url);
   await page.locator('#sessions-empty').waitFor({ state: 'visible', timeout: UI_MS });
 
   // A live official-SDK client appears without reloading the page.
@@ -151,7 +118,7 @@ test('an unimplemented route shows up among the near-misses; a missing resource 
   const env = await sdkEnv(t);
   const page = await newPage();
   t.after(() => page.context().close());
-  await page.goto(inspectorUrl(env.server));
+  await page.goto(inspectorUrl(env.server).url);
   await page.click('#tabs button[data-tab="near-misses"]');
   await page.locator('#near-misses-empty').waitFor({ state: 'visible', timeout: UI_MS });
 
@@ -176,7 +143,7 @@ test('the journal follows live with filters; conversations show participants and
   const env = await sdkEnv(t);
   const page = await newPage();
   t.after(() => page.context().close());
-  await page.goto(inspectorUrl(env.server));
+  await page.goto(inspectorUrl(env.server).url);
 
   await page.click('#tabs button[data-tab="journal"]');
   await page.fill('#journal-filter input[name="kind"]', 'rest');
