@@ -181,6 +181,22 @@ fn connections_smoke_measures_memory_per_connection() {
 }
 
 #[test]
+fn connections_smoke_with_floor_reports_the_ratio() {
+    let r = bench(&["connections", "--n", "50", "--floor"]);
+    assert_eq!(r["ok"], true, "{r:#}");
+    assert_eq!(r["open"], 50, "{r:#}");
+    let f = &r["floor"];
+    assert_eq!(f["ok"], true, "{r:#}");
+    assert_eq!(f["open"], 50, "{r:#}");
+    assert!(
+        f["server"]["pid"].as_u64().is_some_and(|p| Some(p) != r["server"]["pid"].as_u64()),
+        "{r:#}"
+    );
+    assert!(f["bytes_per_connection"].as_f64().is_some_and(|b| b > 0.0), "{r:#}");
+    assert!(r["ratios"]["bytes_per_connection"].as_f64().is_some_and(|x| x > 0.0), "{r:#}");
+}
+
+#[test]
 fn rest_smoke_lists_full_pages() {
     let r = bench(&["rest", "--connections", "2", "--duration", "500ms", "--warmup", "0"]);
     assert_eq!(r["bench"], "rest", "{r:#}");
