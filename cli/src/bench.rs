@@ -6,6 +6,7 @@
 //! test. Timings are reported, never asserted. Method and results: BENCHMARKS.md.
 mod connections;
 mod fanout;
+mod floor;
 mod pagination;
 mod rest;
 mod server;
@@ -46,6 +47,9 @@ enum BenchCommand {
     /// Soak: rounds of N subscribed connections opened, fanned out to and killed abruptly;
     /// after each, no session may be left and the server's RSS must come back.
     Soak(soak::SoakArgs),
+    /// The minimal server `fanout --floor` measures beside Rehearsal (started by it as a child).
+    #[command(hide = true)]
+    FloorServer(floor::FloorServerArgs),
 }
 
 /// Where the server is; shared by every subcommand.
@@ -95,6 +99,15 @@ pub fn run(args: BenchArgs) -> ExitCode {
         BenchCommand::Soak(a) => {
             let j = a.target.json;
             (rt.block_on(soak::run(a)), j)
+        }
+        BenchCommand::FloorServer(a) => {
+            return match rt.block_on(floor::serve(a)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rehearsal bench floor-server: {e:#}");
+                    ExitCode::from(1)
+                }
+            };
         }
     };
     // Connection tasks may still be closing; do not wait for them.

@@ -108,6 +108,53 @@ fn fanout_smoke_message_list_only() {
 }
 
 #[test]
+fn fanout_smoke_with_floor_reports_ratios_and_checks_both_runs() {
+    // The SDK-like subscription (two pushes per message), so the floor also sends the document
+    // push; the same load runs against Rehearsal and then against the minimal server.
+    let r = bench(&[
+        "fanout",
+        "--subscribers",
+        "10",
+        "--rate",
+        "100",
+        "--duration",
+        "500ms",
+        "--warmup",
+        "100ms",
+        "--floor",
+    ]);
+    assert_eq!(r["ok"], true, "{r:#}");
+    // Rehearsal's own figures are still where they were.
+    assert_eq!(r["bench"], "fanout", "{r:#}");
+    assert_eq!(r["deliveries"], 10 * 60, "{r:#}");
+    latency(&r["last_delivery_latency_ms"], "last_delivery_latency_ms");
+    let f = &r["floor"];
+    assert_eq!(f["ok"], true, "{r:#}");
+    for k in ["lost", "duplicated", "out_of_order", "unexpected", "publish_errors", "disconnected"] {
+        assert_eq!(r[k], 0, "{k}: {r:#}");
+        assert_eq!(f[k], 0, "floor.{k}: {r:#}");
+    }
+    assert_eq!(f["deliveries"], r["deliveries"], "{r:#}");
+    assert_eq!(f["subscribers"], 10, "{r:#}");
+    latency(&f["delivery_latency_ms"], "floor.delivery_latency_ms");
+    latency(&f["last_delivery_latency_ms"], "floor.last_delivery_latency_ms");
+    // The floor is a child process measured like Rehearsal's, and it is another process.
+    assert!(
+        f["server"]["pid"].as_u64().is_some_and(|p| Some(p) != r["server"]["pid"].as_u64()),
+        "{r:#}"
+    );
+    assert!(f["server"]["cpu_seconds"].as_f64().is_some(), "{r:#}");
+    // It writes as many frames as Rehearsal (document and list push per message) of the sizes
+    // Rehearsal sent.
+    assert_eq!(f["frames_received"], r["frames_received"], "{r:#}");
+    let (rl, fl) = (&r["push_payload_bytes"]["list"], &f["push_payload_bytes"]["list"]);
+    assert!(rl.as_u64().is_some_and(|n| n > 0) && fl.as_u64() >= rl.as_u64(), "{r:#}");
+    for k in ["last_delivery_p50", "last_delivery_p99", "deliveries_per_sec"] {
+        assert!(r["ratios"][k].as_f64().is_some_and(|x| x > 0.0), "ratios.{k}: {r:#}");
+    }
+}
+
+#[test]
 fn pagination_smoke_reads_complete_pages() {
     let r = bench(&["pagination", "--history", "1000", "--page-size", "50", "--samples", "20"]);
     assert_eq!(r["bench"], "pagination", "{r:#}");
@@ -131,6 +178,22 @@ fn connections_smoke_measures_memory_per_connection() {
     assert_eq!(r["open"], 50, "{r:#}");
     assert!(r["bytes_per_connection"].as_f64().is_some(), "{r:#}");
     assert!(r["server"]["rss_bytes_after"].as_u64().is_some_and(|b| b > 0), "{r:#}");
+}
+
+#[test]
+fn connections_smoke_with_floor_reports_the_ratio() {
+    let r = bench(&["connections", "--n", "50", "--floor"]);
+    assert_eq!(r["ok"], true, "{r:#}");
+    assert_eq!(r["open"], 50, "{r:#}");
+    let f = &r["floor"];
+    assert_eq!(f["ok"], true, "{r:#}");
+    assert_eq!(f["open"], 50, "{r:#}");
+    assert!(
+        f["server"]["pid"].as_u64().is_some_and(|p| Some(p) != r["server"]["pid"].as_u64()),
+        "{r:#}"
+    );
+    assert!(f["bytes_per_connection"].as_f64().is_some_and(|b| b > 0.0), "{r:#}");
+    assert!(r["ratios"]["bytes_per_connection"].as_f64().is_some_and(|x| x > 0.0), "{r:#}");
 }
 
 #[test]

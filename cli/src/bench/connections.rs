@@ -24,6 +24,11 @@ pub struct ConnectionsArgs {
     /// Connections being set up at once.
     #[arg(long, default_value_t = 64)]
     connect_concurrency: usize,
+    /// Also open the same connections, in this invocation, to the minimal server of
+    /// `fanout --floor` (`bench/floor.rs`) and report Rehearsal's bytes per connection as a ratio
+    /// to its (`floor` and `ratios` in the JSON).
+    #[arg(long)]
+    floor: bool,
     #[command(flatten)]
     pub target: Target,
 }
@@ -34,7 +39,44 @@ pub async fn run(args: ConnectionsArgs) -> anyhow::Result<Report> {
     let result = measure(&args, &server).await;
     let tail = server.output_tail();
     server.stop().await;
-    result.with_context(|| format!("server output:\n{tail}"))
+    let report = result.with_context(|| format!("server output:\n{tail}"))?;
+    if !args.floor {
+        return Ok(report);
+    }
+    let floor = Server::spawn_floor(0, 0).await?;
+    let result = measure(&args, &floor).await;
+    let tail = floor.output_tail();
+    floor.stop().await;
+    let floor_report = result.with_context(|| format!("floor server output:\n{tail}"))?;
+    Ok(with_floor(report, floor_report))
+}
+
+/// Rehearsal's report with the floor's beside it (`floor`) and the Rehearsal/floor ratio of
+/// bytes per connection (`ratios`, null when the floor's is not positive).
+fn with_floor(mut r: Report, mut f: Report) -> Report {
+    let per = |j: &serde_json::Value| j["bytes_per_connection"].as_f64();
+    let ratio = per(&r.json).zip(per(&f.json)).filter(|(_, b)| *b > 0.0).map(|(a, b)| a / b);
+    let text = format!(
+        "{}\nfloor: the same connections to a minimal server\n{}\nRehearsal/floor  bytes per connection {}\n",
+        r.text,
+        f.text,
+        ratio.map_or("n/a".into(), |x| format!("{x:.2}×")),
+    );
+    if let Some(o) = f.json.as_object_mut() {
+        o.remove("machine");
+        o.remove("bench");
+    }
+    let ok = r.ok && f.ok;
+    r.json["floor"] = f.json;
+    r.json["ratios"] = json!({ "bytes_per_connection": ratio });
+    r.json["ok"] = json!(ok);
+    r.failures.extend(f.failures.into_iter().map(|e| format!("floor: {e}")));
+    Report {
+        json: r.json,
+        text,
+        ok,
+        failures: r.failures,
+    }
 }
 
 async fn measure(args: &ConnectionsArgs, server: &Server) -> anyhow::Result<Report> {

@@ -59,6 +59,11 @@ pub struct FanoutArgs {
     /// Do not ack pushes (the SDK does); shows what acks cost the server.
     #[arg(long)]
     no_ack: bool,
+    /// Also run the same load, in this invocation, against a minimal server that only writes
+    /// the same push frames to the subscribed sockets (`bench/floor.rs`), and report Rehearsal's
+    /// figures as ratios to it (`floor` and `ratios` in the JSON).
+    #[arg(long)]
+    floor: bool,
     #[command(flatten)]
     pub target: Target,
 }
@@ -81,6 +86,10 @@ struct Shared {
     slots: Vec<(AtomicU32, AtomicU64)>,
     frames: AtomicU64,
     deliveries: AtomicU64,
+    /// Largest payload seen of a `list_item_added` push and of any other data push (the
+    /// document update a conversation subscriber also gets): the sizes the floor pads to.
+    list_payload_bytes: AtomicU64,
+    other_payload_bytes: AtomicU64,
 }
 
 impl Shared {
@@ -128,13 +137,18 @@ fn on_push(n: &Notification, messages_sid: &str, shared: &Shared, sub: &Mutex<Su
     let Ok(p) = serde_json::from_slice::<PushLite>(&n.payload) else {
         return;
     };
+    let size = n.payload.len() as u64;
     if p.event_type != "list_item_added" {
+        if !p.event_type.starts_with("subscription_") {
+            shared.other_payload_bytes.fetch_max(size, Ordering::Relaxed);
+        }
         return;
     }
     let Some(e) = p.event else { return };
     if e.list_sid.as_deref() != Some(messages_sid) {
         return;
     }
+    shared.list_payload_bytes.fetch_max(size, Ordering::Relaxed);
     let mut s = sub.lock().unwrap_or_else(|e| e.into_inner());
     let seq = e
         .item_data
@@ -175,7 +189,64 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
     let result = measure(&args, &server).await;
     let tail = server.output_tail();
     server.stop().await;
-    result.with_context(|| format!("server output:\n{tail}"))
+    let report = result.with_context(|| format!("server output:\n{tail}"))?;
+    if !args.floor {
+        return Ok(report);
+    }
+    // The floor runs after Rehearsal has stopped (the two never share the machine) and pads its
+    // pushes to the payload sizes Rehearsal sent.
+    let sizes = &report.json["push_payload_bytes"];
+    let size = |k: &str| sizes[k].as_u64().and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
+    let floor = Server::spawn_floor(size("list"), size("other")).await?;
+    let result = measure(&args, &floor).await;
+    let tail = floor.output_tail();
+    floor.stop().await;
+    let floor_report = result.with_context(|| format!("floor server output:\n{tail}"))?;
+    Ok(with_floor(report, floor_report))
+}
+
+/// Rehearsal's report with the floor's beside it (`floor`) and Rehearsal/floor ratios
+/// (`ratios`); the checks of both count.
+fn with_floor(mut r: Report, mut f: Report) -> Report {
+    let ratio = |path: &str| -> Option<f64> {
+        let a = r.json.pointer(path)?.as_f64()?;
+        let b = f.json.pointer(path)?.as_f64()?;
+        (b > 0.0).then(|| a / b)
+    };
+    let ratios = json!({
+        "last_delivery_p50": ratio("/last_delivery_latency_ms/p50"),
+        "last_delivery_p99": ratio("/last_delivery_latency_ms/p99"),
+        "delivery_p99": ratio("/delivery_latency_ms/p99"),
+        "deliveries_per_sec": ratio("/deliveries_per_sec"),
+        "server_cpu_seconds": ratio("/server/cpu_seconds"),
+    });
+    let x = |k: &str| ratios[k].as_f64().map_or("n/a".into(), |v| format!("{v:.2}×"));
+    let text = format!(
+        "{}\nfloor: the same load against a minimal server (same framing and push sizes)\n{}\n\
+         Rehearsal/floor  last delivery p50 {}  p99 {}  per-delivery p99 {}  deliveries/s {}  server cpu {}\n",
+        r.text,
+        f.text,
+        x("last_delivery_p50"),
+        x("last_delivery_p99"),
+        x("delivery_p99"),
+        x("deliveries_per_sec"),
+        x("server_cpu_seconds"),
+    );
+    if let Some(o) = f.json.as_object_mut() {
+        o.remove("machine");
+        o.remove("bench");
+    }
+    let ok = r.ok && f.ok;
+    r.json["floor"] = f.json;
+    r.json["ratios"] = ratios;
+    r.json["ok"] = json!(ok);
+    r.failures.extend(f.failures.into_iter().map(|e| format!("floor: {e}")));
+    Report {
+        json: r.json,
+        text,
+        ok,
+        failures: r.failures,
+    }
 }
 
 async fn measure(args: &FanoutArgs, server: &Server) -> anyhow::Result<Report> {
@@ -198,6 +269,8 @@ async fn measure(args: &FanoutArgs, server: &Server) -> anyhow::Result<Report> {
         slots: (0..total).map(|_| (AtomicU32::new(0), AtomicU64::new(0))).collect(),
         frames: AtomicU64::new(0),
         deliveries: AtomicU64::new(0),
+        list_payload_bytes: AtomicU64::new(0),
+        other_payload_bytes: AtomicU64::new(0),
     });
 
     // Connect and subscribe every subscriber.
@@ -379,6 +452,10 @@ async fn measure(args: &FanoutArgs, server: &Server) -> anyhow::Result<Report> {
         "offered_deliveries_per_sec": args.rate * args.subscribers as f64,
         "deliveries_per_sec": deliveries_per_sec.round(),
         "frames_received": frames,
+        "push_payload_bytes": {
+            "list": shared.list_payload_bytes.load(Ordering::Relaxed),
+            "other": shared.other_payload_bytes.load(Ordering::Relaxed),
+        },
         "delivery_latency_ms": latency_json(&per_delivery),
         "last_delivery_latency_ms": latency_json(&last_delivery),
         "lost": lost,

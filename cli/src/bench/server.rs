@@ -83,16 +83,38 @@ impl Server {
             None => std::env::current_exe().context("locating the rehearsal binary")?,
         };
         let token = format!("bench-{:016x}", rand::random::<u64>());
+        let args = ["serve", "--listen", "127.0.0.1:0", "--control-token", &token].map(str::to_owned);
+        Server::spawn_process(exe, &args, Some(token)).await
+    }
+
+    /// Starts the minimal server of `--floor` (`rehearsal bench floor-server`, this binary) as a
+    /// child, measured like the Rehearsal child.
+    pub async fn spawn_floor(list_push_bytes: usize, document_push_bytes: usize) -> anyhow::Result<Server> {
+        let exe = std::env::current_exe().context("locating the rehearsal binary")?;
+        let args = [
+            "bench".to_owned(),
+            "floor-server".to_owned(),
+            "--list-push-bytes".to_owned(),
+            list_push_bytes.to_string(),
+            "--document-push-bytes".to_owned(),
+            document_push_bytes.to_string(),
+        ];
+        Server::spawn_process(exe, &args, None).await
+    }
+
+    /// Starts `exe ARGS`, waits for its `listening on http://…` line and its first answered
+    /// request.
+    async fn spawn_process(exe: std::path::PathBuf, args: &[String], token: Option<String>) -> anyhow::Result<Server> {
         let started = Instant::now();
         let mut child = Command::new(exe)
-            .args(["serve", "--listen", "127.0.0.1:0", "--control-token", &token])
+            .args(args)
             .env("REHEARSAL_LOG", std::env::var("REHEARSAL_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .context("starting `rehearsal serve`")?;
+            .with_context(|| format!("starting {args:?}"))?;
         let pid = child.id();
         let tail: Arc<Mutex<VecDeque<String>>> = Arc::default();
         let (url_tx, mut url_rx) = tokio::sync::mpsc::channel::<String>(1);
@@ -104,7 +126,7 @@ impl Server {
         }
         let url = match tokio::time::timeout(START_TIMEOUT, url_rx.recv()).await {
             Ok(Some(url)) => url,
-            _ => bail!("`rehearsal serve` printed no `listening on` line:\n{}", tail_text(&tail)),
+            _ => bail!("{args:?} printed no `listening on` line:\n{}", tail_text(&tail)),
         };
         // The first request that gets an answer: how soon the server is usable after start.
         let http = reqwest::Client::builder().no_proxy().build()?;
@@ -119,7 +141,7 @@ impl Server {
         let start_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(Server {
             url,
-            control_token: Some(token),
+            control_token: token,
             child: Some(child),
             pid,
             start_ms: Some(start_ms),
