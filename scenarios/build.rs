@@ -1,5 +1,6 @@
 //! Embeds the scenario library: writes `$OUT_DIR/library.rs`, a sorted table of every file under
-//! `library/` (scenarios, and the seeds and media fixtures they name) as `include_bytes!`, so
+//! `library/` (scenarios, and the seeds and media fixtures they name) as `include_bytes!` of paths
+//! under `CARGO_MANIFEST_DIR` (not absolute ones, which a copied `target/` would keep), so
 //! the `rehearsal` binary carries the library and works from any directory.
 //!
 //! Why a build script rather than the `include_dir` crate: it is twenty lines with no
@@ -25,7 +26,15 @@ fn main() {
             .components()
             .map(|c| c.as_os_str().to_string_lossy().into_owned())
             .collect();
-        writeln!(out, "    ({:?}, include_bytes!({:?})),", name.join("/"), path.display().to_string()).expect("writing to a String");
+        // Relative to the manifest, resolved when the crate compiles: a build output that
+        // outlives a moved or copied checkout still reads the files where they are now.
+        let name = name.join("/");
+        writeln!(
+            out,
+            "    ({name:?}, include_bytes!(concat!(env!(\"CARGO_MANIFEST_DIR\"), {:?}))),",
+            format!("/library/{name}")
+        )
+        .expect("writing to a String");
     }
     out.push_str("];\n");
     let dest = Path::new(&env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("library.rs");
