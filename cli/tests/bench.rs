@@ -2,7 +2,8 @@
 //! serve` child, and must report its documented JSON fields with every correctness check passed
 //! (nothing lost, duplicated or out of order; every page complete). Timings are not asserted:
 //! this is CI on a shared machine.
-use std::process::{Command, Output, Stdio};
+mod support;
+
 use std::time::Duration;
 
 use serde_json::Value;
@@ -12,36 +13,9 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs `rehearsal bench ARGS --json` and returns the parsed report.
 fn bench(args: &[&str]) -> Value {
-    let child = Command::new(env!("CARGO_BIN_EXE_rehearsal"))
-        .arg("bench")
-        .args(args)
-        .arg("--json")
-        .env("REHEARSAL_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("rehearsal starts");
-    // The child is waited for on a thread, so that the wait has a deadline; a hung run is
-    // killed (its server child goes with it: the bench kills it on exit).
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let Output { status, stdout, stderr } = match rx.recv_timeout(RUN_TIMEOUT) {
-        Ok(out) => out.expect("output of rehearsal bench"),
-        Err(_) => {
-            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-            }
-            panic!("rehearsal bench {args:?} did not finish within {RUN_TIMEOUT:?}");
-        }
-    };
-    let stdout = String::from_utf8_lossy(&stdout);
-    let stderr = String::from_utf8_lossy(&stderr);
-    assert!(status.success(), "rehearsal bench {args:?} failed ({status}):\n{stdout}\n{stderr}");
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\n{stderr}"))
+    let mut all = vec!["bench"];
+    all.extend_from_slice(args);
+    support::run_json(&all, RUN_TIMEOUT)
 }
 
 #[track_caller]

@@ -1,5 +1,6 @@
 //! The `rehearsal` binary as users run it: tokens, env, and `serve` with its state file.
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -83,16 +84,7 @@ impl Served {
             cmd.arg("--state").arg(s);
         }
         let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(rest.trim().to_owned());
-                }
-            }
-        });
-        let url = rx.recv_timeout(Duration::from_secs(20)).expect("serve printed its listening line");
+        let url = support::listening_url(&mut child);
         Served { child, url }
     }
 

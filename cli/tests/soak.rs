@@ -7,7 +7,8 @@
 //! `REHEARSAL_SOAK_ARGS` replaces the arguments for a longer run by hand (numbers in
 //! BENCHMARKS.md), e.g. `REHEARSAL_SOAK_ARGS="--connections 5000 --rounds 10 --messages 20"
 //! cargo test -p rehearsal-cli --release --test soak -- --nocapture`.
-use std::process::{Command, Output, Stdio};
+mod support;
+
 use std::time::Duration;
 
 use serde_json::Value;
@@ -18,39 +19,9 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_ARGS: &str = "--connections 1000 --rounds 3 --messages 3";
 
 fn soak(args: &[&str]) -> Value {
-    let child = Command::new(env!("CARGO_BIN_EXE_rehearsal"))
-        .args(["bench", "soak"])
-        .args(args)
-        .arg("--json")
-        .env("REHEARSAL_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("rehearsal starts");
-    // Waited for on a thread so that the wait has a deadline; a hung run is killed (its server
-    // child goes with it: the bench kills it on exit, and `kill_on_drop` covers a crash).
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let Output { status, stdout, stderr } = match rx.recv_timeout(RUN_TIMEOUT) {
-        Ok(out) => out.expect("output of rehearsal bench soak"),
-        Err(_) => {
-            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-            }
-            panic!("rehearsal bench soak {args:?} did not finish within {RUN_TIMEOUT:?}");
-        }
-    };
-    let stdout = String::from_utf8_lossy(&stdout);
-    let stderr = String::from_utf8_lossy(&stderr);
-    assert!(
-        status.success(),
-        "rehearsal bench soak {args:?} failed ({status}):\n{stdout}\n{stderr}"
-    );
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\n{stderr}"))
+    let mut all = vec!["bench", "soak"];
+    all.extend_from_slice(args);
+    support::run_json(&all, RUN_TIMEOUT)
 }
 
 #[test]

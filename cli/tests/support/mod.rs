@@ -174,3 +174,37 @@ pub fn raw_get(stream: &mut TcpStream, path: &str, within: Duration) -> u16 {
     stream.read_exact(&mut body).unwrap();
     head.split(' ').nth(1).unwrap().parse().unwrap()
 }
+
+/// Runs `rehearsal ARGS --json` to the end and returns its parsed report; a run that takes
+/// longer than `within` is a hang: it is killed (a bench's server child goes with it, the bench
+/// kills it on exit) and the test fails. A non-zero exit fails the test with both outputs.
+pub fn run_json(args: &[&str], within: Duration) -> Value {
+    let child = Command::new(BIN)
+        .args(args)
+        .arg("--json")
+        .env("REHEARSAL_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rehearsal starts");
+    // Waited for on a thread, so that the wait has a deadline.
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let std::process::Output { status, stdout, stderr } = match rx.recv_timeout(within) {
+        Ok(out) => out.expect("output of rehearsal"),
+        Err(_) => {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+            panic!("rehearsal {args:?} did not finish within {within:?}");
+        }
+    };
+    let stdout = String::from_utf8_lossy(&stdout);
+    let stderr = String::from_utf8_lossy(&stderr);
+    assert!(status.success(), "rehearsal {args:?} failed ({status}):\n{stdout}\n{stderr}");
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\n{stderr}"))
+}
