@@ -133,6 +133,13 @@ struct RunArgs {
     /// Stop starting scenarios after the first FAILED one.
     #[arg(long)]
     fail_fast: bool,
+    /// Seconds a client has to answer `hello` before it is run in observed mode.
+    #[arg(long, value_name = "SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
+    hello_timeout: u64,
+    /// The clients speak no driver protocol (an unmodified app): do not wait for `hello`, play
+    /// the observed scenarios only.
+    #[arg(long)]
+    observed: bool,
     /// Write a report: junit=PATH, json=PATH or html=PATH (one client's run; with several
     /// clients PATH must contain {client}), matrix-json=PATH, matrix-html=PATH, matrix-md=PATH
     /// or badges=DIR (the matrix of every client); repeatable.
@@ -319,6 +326,8 @@ fn run_scenarios(args: RunArgs) -> ExitCode {
         opts.jobs = usize::from(j);
     }
     opts.fail_fast = args.fail_fast;
+    opts.hello_timeout = std::time::Duration::from_secs(args.hello_timeout);
+    opts.observed = args.observed;
     opts.scenarios_dir = args.scenarios_dir;
     opts.redact = args.redact;
     let progress = !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());

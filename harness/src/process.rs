@@ -26,8 +26,11 @@ use tokio::task::JoinHandle;
 
 /// The driver protocol version this harness speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
-/// How long a program has to answer `hello` before it is run in observed mode.
-pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a program has to answer `hello` before it is run in observed mode. Generous on
+/// purpose: the reference adapter loads the SDK before it answers, and on a 2-core CI machine busy
+/// with other test binaries that once took over 5 s, which turned a protocol-speaking client into
+/// an observed one. A client known to speak no protocol skips the wait (`RunOptions::observed`).
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a program has to exit after `shutdown` (or SIGTERM in observed mode) before its
 /// process group is killed.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

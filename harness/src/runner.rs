@@ -52,7 +52,11 @@ pub struct RunOptions {
     pub fail_fast: bool,
     /// Redact volatile values (ports, SIDs, durations, timestamps) in what reporters get.
     pub redact: bool,
+    /// How long the client has to answer `hello` (default [`HELLO_TIMEOUT`]).
     pub hello_timeout: Duration,
+    /// The client is known to speak no driver protocol: it is not asked `hello` at all and plays
+    /// the observed scenarios only (saves the [`RunOptions::hello_timeout`] wait of the probe).
+    pub observed: bool,
     pub shutdown_grace: Duration,
 }
 
@@ -67,6 +71,7 @@ impl RunOptions {
             fail_fast: false,
             redact: false,
             hello_timeout: HELLO_TIMEOUT,
+            observed: false,
             shutdown_grace: SHUTDOWN_GRACE,
         }
     }
@@ -368,7 +373,7 @@ async fn run_inner<P: Play>(
         None => Deviations::default(),
     };
     let server = Arc::new(start_server().await?);
-    let hello = probe(&server, &opts).await?;
+    let hello = if opts.observed { None } else { probe(&server, &opts).await? };
 
     let info = RunInfo {
         harness_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -499,10 +504,14 @@ async fn play_one<P: Play>(index: usize, loaded: Loaded, ctx: ScenarioCtx<P>) ->
         harness_outcome(
             &loaded,
             Verdict::Unimplemented,
-            format!(
-                "the client did not answer `hello` within {:?}: it runs in observed mode, where only scenarios with `requires = []` apply",
-                ctx.opts.hello_timeout
-            ),
+            if ctx.opts.observed {
+                "the client is run in observed mode (--observed), where only scenarios with `requires = []` apply".to_owned()
+            } else {
+                format!(
+                    "the client did not answer `hello` within {:?}: it runs in observed mode, where only scenarios with `requires = []` apply",
+                    ctx.opts.hello_timeout
+                )
+            },
             String::new(),
             Duration::ZERO,
         )

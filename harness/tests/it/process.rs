@@ -15,6 +15,21 @@ fn driver(mode: &str) -> ProcessDriver {
         .shutdown_grace(Duration::from_millis(1500))
 }
 
+/// The default wait for `hello` covers an adapter that takes seconds to load (it once took over
+/// 5 s on a busy 2-core CI machine, and a driven client was then graded in observed mode).
+#[tokio::test]
+async fn a_slow_starting_adapter_still_answers_hello_within_the_default_wait() {
+    let mut d = ProcessDriver::new(fake("slow")).shutdown_grace(Duration::from_millis(1500));
+    let link = d.start(env("token.quickstart")).await.expect("starts");
+    let hello = link.hello.as_ref().expect("answered hello: not observed mode");
+    assert_eq!(hello.name, "fake");
+    assert_eq!(
+        send(&link, json!({"cmd": "echo"})).await.map(|a| matches!(a, Answer::Ok(_))),
+        Some(true)
+    );
+    d.stop().await;
+}
+
 async fn send(link: &rehearsal_scenarios::engine::Link, body: Value) -> Option<Answer> {
     let (reply, answer) = oneshot::channel();
     link.commands.send(Command { body, reply }).await.ok()?;

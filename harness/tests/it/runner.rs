@@ -222,6 +222,27 @@ async fn an_observed_only_client_plays_observed_scenarios_only() {
     assert!(drop.outcome.stderr.contains("observed=1 identity=alice"), "{:?}", drop.outcome);
 }
 
+/// `--observed`: a client that would answer `hello` is never asked, so it plays the observed
+/// scenarios only and the run names no implementation.
+#[tokio::test]
+async fn a_client_declared_observed_is_not_asked_hello() {
+    let mut o = opts("ok", &["connection.drop-reconnects", "typing.started-then-ended"]);
+    o.observed = true;
+    o.hello_timeout = Duration::from_secs(600);
+    let report = tokio::time::timeout(Duration::from_secs(60), run_with(o, Scripted, vec![]))
+        .await
+        .expect("no hello wait: the run is not held up for the 600 s hello timeout")
+        .unwrap();
+    assert!(report.info.client.is_none());
+    let typing = report.results.iter().find(|r| r.outcome.id.starts_with("typing.")).unwrap();
+    assert_eq!(typing.outcome.verdict, Verdict::Unimplemented);
+    assert!(
+        typing.outcome.reason.as_deref().unwrap().contains("--observed"),
+        "{:?}",
+        typing.outcome.reason
+    );
+}
+
 #[tokio::test]
 async fn a_panicking_engine_is_a_failed_scenario() {
     struct Panicky;

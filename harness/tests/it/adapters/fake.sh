@@ -4,6 +4,8 @@
 #
 #   ok                 speaks the protocol: hello, connect (emits an event), echo, fail, shutdown
 #   silent             never answers (observed mode); prints its environment to stderr
+#   slow               loads for $FAKE_DELAY seconds (default 7) before it reads stdin, as an
+#                      adapter loading its SDK on a busy machine; then behaves like `ok`
 #   crash              writes to stderr and exits 3 without a word on stdout
 #   crash-after-hello  answers hello, then exits 3 at the next command
 #   hang               answers hello, starts a grandchild (pid in $FAKE_PIDFILE), ignores
@@ -47,6 +49,10 @@ serve() {
 
 case $mode in
   ok) serve ;;
+  slow)
+    sleep "${FAKE_DELAY:-7}"
+    serve
+    ;;
   silent)
     echo "observed=${REHEARSAL_OBSERVED:-} identity=${REHEARSAL_IDENTITY:-} ttl=${REHEARSAL_TOKEN_TTL:-} token_url=${REHEARSAL_TOKEN_URL:-} scenario=${REHEARSAL_SCENARIO:-}" >&2
     sleep 60
