@@ -33,7 +33,7 @@ fn command(server: &MockServer, identity: &str, cmd: SessionCommand) {
         session: None,
         identity: Some(identity.into()),
     };
-    assert_eq!(server.control().command(&target, cmd).len(), 1);
+    assert_eq!(server.control().command(&target, cmd).reached().len(), 1);
 }
 
 fn config(server: &MockServer, control_packets: bool) -> Config {

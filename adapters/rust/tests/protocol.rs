@@ -156,7 +156,7 @@ fn drop_sessions(server: &MockServer, identity: &str, cmd: SessionCommand) {
         session: None,
         identity: Some(identity.to_owned()),
     };
-    let hit = server.control().command(&target, cmd);
+    let hit = server.control().command(&target, cmd).reached();
     assert_eq!(hit.len(), 1, "one session of {identity}");
 }
 

@@ -32,7 +32,7 @@ use crate::domain::snapshot::ImportError;
 use crate::server::Credentials;
 use crate::sync::SyncHub;
 use crate::twilsock::InitRejection;
-use crate::twilsock::session::SessionCommand;
+use crate::twilsock::session::{Ack, SessionCommand};
 use journal::{Journal, Kind, Observation};
 
 /// How long [`Control::command_applied`] waits for sessions to apply a command. A session that
@@ -323,14 +323,12 @@ impl Control {
     /// session. Sessions apply commands on their own tasks, in order with everything else they
     /// do. Returns the sessions reached and, of those, the ones that applied it in time.
     pub async fn command_applied(&self, target: &Target, cmd: SessionCommand) -> (Vec<u64>, Vec<u64>) {
-        let since = self.journal_mark();
-        let name = cmd.name();
-        let reached = self.command(target, cmd);
-        let applied = self.wait_applied(&target.account, name, &reached, since).await;
-        (reached, applied)
+        let delivery = self.command(target, cmd);
+        let reached = delivery.reached();
+        (reached, delivery.applied().await)
     }
 
-    /// Where the journal is now: what [`Control::wait_applied`] looks after.
+    /// Where the journal is now: entries recorded from here on have a larger `seq`.
     pub fn journal_mark(&self) -> u64 {
         self.journal
             .query(&journal::Filter {
@@ -340,51 +338,20 @@ impl Control {
             .last_seq
     }
 
-    /// Waits (at most [`APPLY_TIMEOUT`]) until each of `sessions` has journaled that it applied
-    /// the command `name` after `since`; returns those that did.
-    pub async fn wait_applied(&self, account: &str, name: &str, sessions: &[u64], since: u64) -> Vec<u64> {
-        let deadline = tokio::time::Instant::now() + APPLY_TIMEOUT;
-        let mut live = self.journal.follow();
-        let filter = journal::Filter {
-            account: Some(account.to_owned()),
-            kind: Some(vec![Kind::Fault]),
-            after: Some(since),
-            contains: Some(format!("{name} applied")),
-            ..journal::Filter::default()
-        };
-        loop {
-            let mut applied: Vec<u64> = self
-                .journal
-                .query(&filter)
-                .entries
-                .iter()
-                .filter_map(|e| e.session)
-                .filter(|s| sessions.contains(s))
-                .collect();
-            applied.sort_unstable();
-            applied.dedup();
-            if applied.len() == sessions.len() {
-                return applied;
-            }
-            // Any new entry (or a lag) is a reason to look again; the ring is the record.
-            match tokio::time::timeout_at(deadline, live.recv()).await {
-                Ok(Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
-                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) | Err(_) => return applied,
-            }
-        }
-    }
-
-    /// Sends a command to the target sessions; returns the ids reached (they apply it on their
-    /// own tasks, shortly after: see [`Control::command_applied`]).
-    pub fn command(&self, target: &Target, cmd: SessionCommand) -> Vec<u64> {
-        let reached = self.sessions.command(target, &cmd);
+    /// Sends a command to the target sessions; returns the ids reached, with their
+    /// acknowledgements (they apply it on their own tasks, shortly after: wait with
+    /// [`Delivery::applied`], or see [`Control::command_applied`]).
+    pub fn command(&self, target: &Target, cmd: SessionCommand) -> Delivery {
+        let acks = self.sessions.command(target, &cmd);
+        let delivery = Delivery { acks };
+        let reached = delivery.reached();
         self.record(
             Kind::Fault,
             Some(&target.account),
             format!("{} -> {} session(s)", command_name(&cmd), reached.len()),
             json!({ "command": command_name(&cmd), "sessions": reached, "identity": target.identity, "session": target.session }),
         );
-        reached
+        delivery
     }
 
     /// Arms an HTTP fault rule (REST, media, and requests tunnelled over twilsock) after checking
@@ -471,6 +438,35 @@ impl Control {
             .account(account)
             .ok_or_else(|| ControlError::NoTenant(account.to_owned()))?;
         Ok(actors::act(&acc, who, action)?)
+    }
+}
+
+/// A session command sent by [`Control::command`]: the sessions it reached, each with its
+/// acknowledgement of this very command (typed, so that no other command, and no journal entry
+/// that reads alike, can stand in for it).
+#[derive(Debug)]
+pub struct Delivery {
+    acks: Vec<(u64, Ack)>,
+}
+
+impl Delivery {
+    /// The sessions the command reached, in id order.
+    pub fn reached(&self) -> Vec<u64> {
+        self.acks.iter().map(|(id, _)| *id).collect()
+    }
+
+    /// Waits (at most [`APPLY_TIMEOUT`] in all, holding no lock) until every session reached has
+    /// applied the command or is known never to (it refused it, or ended first); returns those
+    /// that applied it in time, in id order.
+    pub async fn applied(self) -> Vec<u64> {
+        let deadline = tokio::time::Instant::now() + APPLY_TIMEOUT;
+        let mut applied = Vec::with_capacity(self.acks.len());
+        for (id, ack) in self.acks {
+            if matches!(tokio::time::timeout_at(deadline, ack.applied()).await, Ok(true)) {
+                applied.push(id);
+            }
+        }
+        applied
     }
 }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::clock::Millis;
 use crate::twilsock::SessionInfo;
-use crate::twilsock::session::SessionCommand;
+use crate::twilsock::session::{Ack, SessionCommand};
 
 struct Live {
     info: SessionInfo,
@@ -102,19 +102,19 @@ impl Sessions {
         v
     }
 
-    /// Sends `cmd` to every session matching `target`; returns the ids it reached. A session
-    /// whose command queue is full is skipped and not listed.
-    pub fn command(&self, target: &Target, cmd: &SessionCommand) -> Vec<u64> {
+    /// Sends `cmd` to every session matching `target`; returns the ids it reached, in order, each
+    /// with that session's acknowledgement of this very command. A session whose command queue is
+    /// full is skipped and not listed.
+    pub fn command(&self, target: &Target, cmd: &SessionCommand) -> Vec<(u64, Ack)> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let mut reached: Vec<u64> = inner
+        let mut reached: Vec<(u64, Ack)> = inner
             .values()
             .filter(|l| l.info.caller.account.sid == target.account)
             .filter(|l| target.session.is_none_or(|s| s == l.info.id))
             .filter(|l| target.identity.as_deref().is_none_or(|i| i == l.info.caller.identity()))
-            .filter(|l| l.info.commands.try_send(cmd.clone()).is_ok())
-            .map(|l| l.info.id)
+            .filter_map(|l| l.info.commands.try_send_acked(cmd.clone()).ok().map(|ack| (l.info.id, ack)))
             .collect();
-        reached.sort_unstable();
+        reached.sort_unstable_by_key(|(id, _)| *id);
         reached
     }
 
@@ -128,5 +128,8 @@ impl Sessions {
             },
             &SessionCommand::Drop,
         )
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
     }
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc};
 
-use super::session::SessionCommand;
+use super::session::CommandSender;
 use crate::auth::TokenError;
 use crate::auth::identity::Caller;
 
@@ -477,7 +477,7 @@ pub struct SessionInfo {
     /// Orders to this live session (control plane: close with a code, drop, expire the token,
     /// latency, held notifications, stalls).
     /// Bounded: use `try_send`; a closed channel means the session has ended.
-    pub commands: mpsc::Sender<SessionCommand>,
+    pub commands: CommandSender,
 }
 
 /// Something a session did or saw, reported through [`Backend::observe`] (the control plane
@@ -516,7 +516,7 @@ pub enum SessionObservation<'a> {
     TokenWarningSent,
     /// A twilsock `close` packet with this status code was queued, after everything else.
     CloseSent { code: u16 },
-    /// A [`SessionCommand`] took effect (see [`SessionCommand::name`]); observed after its
+    /// A [`SessionCommand`](super::SessionCommand) took effect (see [`SessionCommand::name`](super::SessionCommand::name)); observed after its
     /// immediate effects, before the close it may start.
     CommandApplied { name: &'static str },
     /// The session ended. Observed exactly once per socket, initialised or not.
@@ -538,13 +538,13 @@ pub enum EndReason {
     ClientClosed,
     /// The connection ended without a close handshake (end of stream, read or write error).
     ConnectionLost,
-    /// [`SessionCommand::Drop`].
+    /// [`SessionCommand::Drop`](super::SessionCommand::Drop).
     Dropped,
-    /// [`SessionCommand::Close`]: the close packet was sent.
+    /// [`SessionCommand::Close`](super::SessionCommand::Close): the close packet was sent.
     ClosedByCommand,
     /// The outbound queue overflowed (a slow consumer, or too much held back or stalled).
     Overflow,
-    /// The token expired (its timer, or [`SessionCommand::ExpireTokenNow`]): close 410.
+    /// The token expired (its timer, or [`SessionCommand::ExpireTokenNow`](super::SessionCommand::ExpireTokenNow)): close 410.
     TokenExpired,
     /// No pong in time after a WebSocket ping.
     LivenessTimeout,

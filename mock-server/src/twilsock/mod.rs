@@ -11,4 +11,4 @@ pub use backend::{
     UpstreamRequest, UpstreamResponse,
 };
 pub use codec::{DecodeError, Limits, Packet};
-pub use session::{CloseCode, Endpoint, SessionCommand, SessionConfig, close_frame, serve_socket};
+pub use session::{Ack, CloseCode, CommandSender, Endpoint, SessionCommand, SessionConfig, close_frame, serve_socket};

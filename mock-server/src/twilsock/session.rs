@@ -90,10 +90,13 @@ use crate::auth::TokenError;
 use crate::auth::identity::Caller;
 use crate::clock::{Clock, Millis};
 
+mod orders;
 mod packets;
 pub(crate) mod request;
 mod writer;
 
+use orders::Order;
+pub use orders::{Ack, CommandSender};
 pub use packets::{
     CloseCode, TOKEN_EXPIRED_DESCRIPTION, TOKEN_EXPIRED_ERROR_CODE, close_frame, reason_phrase, storage_id, token_about_to_expire,
     token_expired_close,
@@ -386,7 +389,7 @@ async fn run_session<B: Backend>(
         writer: writer_tx,
         mode: mode_tx,
         latency: Duration::ZERO,
-        commands: commands_tx,
+        commands: CommandSender::new(commands_tx),
         established: None,
         timers: TokenTimers::default(),
         upstream: Upstream::default(),
@@ -405,6 +408,8 @@ async fn run_session<B: Backend>(
         }
         end = session.run(&mut stream, &mut commands_rx, &mut shutdown) => end,
     };
+    // Commands still queued will never be applied: dropping them tells their waiters so now.
+    drop(commands_rx);
     // Only when the writer ended first (the driver reports its own reasons).
     session.finish(EndReason::ConnectionLost);
     if end == End::Graceful {
@@ -459,7 +464,7 @@ enum Event {
     Overflow,
     TokenExpired,
     TokenWarning,
-    Command(SessionCommand),
+    Command(Order),
     Upstream(Result<(task::Id, Built), JoinError>),
     RepliesDue,
     /// The bytes waiting fell below the budget: reading may resume.
@@ -491,7 +496,7 @@ struct Session<B: Backend> {
     /// Added to every upstream reply (`SessionCommand::SetLatency`).
     latency: Duration,
     /// Kept to hand out in [`SessionInfo`]; also keeps the command channel open.
-    commands: mpsc::Sender<SessionCommand>,
+    commands: CommandSender,
     /// `Some` once `init` succeeded.
     established: Option<SessionInfo>,
     timers: TokenTimers,
@@ -504,7 +509,7 @@ impl<B: Backend> Session<B> {
     async fn run(
         &mut self,
         stream: &mut SplitStream<WebSocket>,
-        commands: &mut mpsc::Receiver<SessionCommand>,
+        commands: &mut mpsc::Receiver<Order>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> End {
         let init_deadline = time::sleep(self.config.init_timeout);
@@ -532,7 +537,7 @@ impl<B: Backend> Session<B> {
                 () = self.outbox.overflow_signal() => Event::Overflow,
                 () = sleep_until_opt(&self.clock, expire_at) => Event::TokenExpired,
                 () = sleep_until_opt(&self.clock, warn_at) => Event::TokenWarning,
-                Some(cmd) = commands.recv() => Event::Command(cmd),
+                Some(order) = commands.recv() => Event::Command(order),
                 Some(done) = self.upstream.tasks.join_next_with_id() => Event::Upstream(done),
                 () = sleep_until_instant(replies_due) => Event::RepliesDue,
                 msg = stream.next(), if reading => Event::Inbound(msg),
@@ -576,7 +581,7 @@ impl<B: Backend> Session<B> {
                     self.warn_token_expiry();
                     Flow::Continue
                 }
-                Event::Command(cmd) => self.on_command(cmd),
+                Event::Command(order) => self.on_command(order),
                 Event::Upstream(done) => {
                     self.upstream.complete(done, &self.outbox);
                     self.send_due_replies();
@@ -797,8 +802,10 @@ impl<B: Backend> Session<B> {
         }
     }
 
-    /// Applies a command, then observes it (before any close it starts).
-    fn on_command(&mut self, cmd: SessionCommand) -> Flow {
+    /// Applies a command, then observes and acknowledges it (before any close it starts). A
+    /// refused command is neither: its acknowledgement is dropped unanswered.
+    fn on_command(&mut self, order: Order) -> Flow {
+        let Order { command: cmd, applied } = order;
         tracing::debug!(?cmd, "session command");
         let name = cmd.name();
         let flow = match cmd {
@@ -851,6 +858,10 @@ impl<B: Backend> Session<B> {
             }
         };
         self.observe(SessionObservation::CommandApplied { name });
+        if let Some(ack) = applied {
+            // The waiter may have given up; the command took effect all the same.
+            let _ = ack.send(());
+        }
         flow
     }
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use rehearsal_mock_server::auth::token::{self, MintRequest};
 use rehearsal_mock_server::clock::Millis;
-use rehearsal_mock_server::twilsock::Packet;
 use rehearsal_mock_server::twilsock::codec::{self, Limits};
+use rehearsal_mock_server::twilsock::{Packet, SessionCommand};
 use rehearsal_mock_server::{MockServer, ServerConfig, Startup};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -1192,6 +1192,31 @@ async fn a_stalled_session_writes_nothing_until_unstalled() {
         session_action(&ctl, json!({"target": {"identity": "alice"}, "action": "unstall"})).await,
     );
     assert_eq!(alice.until("notification").await.id(), Some("TMstalled"));
+}
+
+/// A session acknowledges the very command it was sent, not one whose journal summary looks
+/// alike: an unstall applied after the wait began ("unstall applied" contains "stall
+/// applied") must not be taken for the stall's acknowledgement. The unstall and a drop are
+/// queued first, on this single-threaded runtime, so the session applies them only once the
+/// wait has begun, and ends before it ever reaches the stall.
+#[tokio::test]
+async fn a_command_is_acknowledged_by_itself_not_by_a_lookalike() {
+    let (server, ctl, _api) = start().await;
+    let _alice = Client::established(&server, "alice").await;
+    let id = wait_for_connections(&ctl, 1).await[0]["id"].as_u64().expect("a session id");
+    let control = server.control();
+    let target = rehearsal_mock_server::control::sessions::Target {
+        account: ACCOUNT_SID.to_owned(),
+        session: Some(id),
+        identity: None,
+    };
+    // Sending never yields: the session has applied neither when the stall is sent.
+    assert_eq!(control.command(&target, SessionCommand::Unstall).reached(), [id]);
+    assert_eq!(control.command(&target, SessionCommand::Drop).reached(), [id]);
+    let (reached, applied) = control.command_applied(&target, SessionCommand::Stall).await;
+    assert_eq!(reached, [id], "the stall was queued behind the drop");
+    assert_eq!(applied, Vec::<u64>::new(), "the session ended before it could apply the stall");
+    wait_for_connections(&ctl, 0).await;
 }
 
 #[tokio::test]

@@ -1596,7 +1596,7 @@ async fn realtime_journals_sessions_and_refused_connections_keep_the_socket_usab
         session: Some(id),
         identity: None,
     };
-    assert_eq!(control.command(&target, SessionCommand::Drop), vec![id]);
+    assert_eq!(control.command(&target, SessionCommand::Drop).reached(), vec![id]);
     assert_eq!(c.ending().await, Ending::Dropped);
     timeout(WAIT, async {
         loop {

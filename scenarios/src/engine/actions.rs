@@ -7,7 +7,7 @@ use base64::Engine;
 use rehearsal_mock_server::control::actors::{Action, MediaSpec};
 use rehearsal_mock_server::control::faults::{HttpFault, HttpRule, InitDenial};
 use rehearsal_mock_server::control::sessions::Target as SessionTarget;
-use rehearsal_mock_server::control::{ClockAction, Control};
+use rehearsal_mock_server::control::{ClockAction, Control, Delivery};
 use rehearsal_mock_server::twilsock::{CloseCode as WireCloseCode, SessionCommand};
 use serde_json::{Map, Value, json};
 
@@ -30,8 +30,9 @@ fn attributes(a: &Option<Map<String, Value>>) -> Option<String> {
     a.as_ref().map(|m| Value::Object(m.clone()).to_string())
 }
 
-/// Runs one action; returns what it did (for the step's detail) or why it could not.
-pub(crate) fn run(play: &Play<'_>, action: &ServerAction) -> Result<Value, String> {
+/// Runs one action; returns what it did (for the step's detail) or why it could not. A session
+/// command also leaves its [`Delivery`] in `delivered`, for the play to wait on.
+pub(crate) fn run(play: &Play<'_>, action: &ServerAction, delivered: &mut Option<Delivery>) -> Result<Value, String> {
     let control: &Control = play.control;
     let account = play.tenant.account.as_str();
     let target = |t: &Target| -> Result<SessionTarget, String> {
@@ -50,10 +51,12 @@ pub(crate) fn run(play: &Play<'_>, action: &ServerAction) -> Result<Value, Strin
         session: None,
         identity: None,
     };
-    // The play then waits for the sessions to apply it (`Play::run_step`), by this name.
-    let command = |t: SessionTarget, cmd: SessionCommand| -> Result<Value, String> {
+    // The play then waits for the sessions to acknowledge it (`Play::run_step`).
+    let mut command = |t: SessionTarget, cmd: SessionCommand| -> Result<Value, String> {
         let name = cmd.name();
-        let reached = control.command(&t, cmd);
+        let delivery = control.command(&t, cmd);
+        let reached = delivery.reached();
+        *delivered = Some(delivery);
         Ok(json!({ "command": name, "sessions": reached }))
     };
     let clock = |a: ClockAction| -> Result<Value, String> {

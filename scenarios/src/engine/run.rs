@@ -309,16 +309,14 @@ impl<'a> Play<'a> {
         match step {
             Step::Server(a) => {
                 let description = format!("{prefix}{}", actions::describe(a));
-                let since = self.control.journal_mark();
-                let mut result = actions::run(self, a);
+                let mut delivered = None;
+                let mut result = actions::run(self, a, &mut delivered);
                 // A session command takes effect on the session's own task: wait until every
-                // session reached has applied it, so the next step meets its effect.
+                // session reached has acknowledged it, so the next step meets its effect.
                 if let Ok(v) = &mut result
-                    && let Some(name) = v.get("command").and_then(Value::as_str)
+                    && let Some(delivery) = delivered
                 {
-                    let reached: Vec<u64> = v["sessions"].as_array().into_iter().flatten().filter_map(Value::as_u64).collect();
-                    let applied = self.control.wait_applied(&self.tenant.account, name, &reached, since).await;
-                    v["applied"] = json!(applied);
+                    v["applied"] = json!(delivery.applied().await);
                 }
                 self.names.refresh(self.control, &self.tenant.account);
                 let (ok, detail) = match &result {
