@@ -6,6 +6,7 @@
 //! - `domain`: per-account state and the one service every way in goes through.
 //! - `rest`: Twilio's Conversations v1 REST API over HTTP.
 //! - `webhooks`: pre- and post-action webhooks to the customer's backend.
+//! - `journal`: the bounded log of what the server saw; a leaf every module may record into.
 pub mod auth;
 pub mod client_api;
 pub mod clock;
@@ -14,6 +15,7 @@ pub mod domain;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod inspector;
+pub mod journal;
 pub mod media;
 pub mod realtime;
 pub mod rest;

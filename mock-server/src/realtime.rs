@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 
 use crate::auth::identity::{self, Caller};
 use crate::control::faults::HttpFault;
-use crate::control::journal::{Kind, Observation};
 use crate::control::near_misses::{Miss, Reason};
 use crate::domain::user::UserUpdate;
 use crate::domain::{Domain, Origin};
+use crate::journal::{Kind, Observation};
 use crate::sync::{SyncHub, query};
 use crate::twilsock::{Backend, InitRejection, SessionInfo, SessionObservation, UpstreamRequest, UpstreamResponse};
 
@@ -332,8 +332,8 @@ mod tests {
     use super::*;
     use crate::auth::token::{MintRequest, mint};
     use crate::clock::Clock;
-    use crate::control::journal::Filter;
     use crate::domain::seed::Seed;
+    use crate::journal::Filter;
     use crate::twilsock::EndReason;
 
     #[test]

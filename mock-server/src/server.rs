@@ -47,7 +47,7 @@ pub struct ServerConfig {
     /// Entries the journal keeps before it drops the oldest (and counts them).
     pub journal_size: usize,
     /// Bytes the journal's entries may take before it drops the oldest (and counts them).
-    /// Default [`crate::control::journal::DEFAULT_MAX_BYTES`].
+    /// Default [`crate::journal::DEFAULT_MAX_BYTES`].
     pub journal_bytes: usize,
     /// Per-connection twilsock settings (outbox bounds in frames and bytes, requests in flight,
     /// timeouts).
@@ -69,8 +69,8 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             control_token: None,
             control_open_loopback: false,
-            journal_size: crate::control::journal::DEFAULT_CAPACITY,
-            journal_bytes: crate::control::journal::DEFAULT_MAX_BYTES,
+            journal_size: crate::journal::DEFAULT_CAPACITY,
+            journal_bytes: crate::journal::DEFAULT_MAX_BYTES,
             session: twilsock::SessionConfig::default(),
             media: crate::media::MediaConfig::default(),
             webhooks: crate::webhooks::WebhookSettings::default(),

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rehearsal_mock_server::control::journal::{self as inner, Journal};
+use rehearsal_mock_server::journal::{self as inner, Journal};
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 

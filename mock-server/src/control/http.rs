@@ -57,7 +57,6 @@ use tokio::sync::{broadcast, watch};
 
 use super::actors::{ActError, Action};
 use super::faults::{HttpRule, InitDenial};
-use super::journal::{Entry, Filter, Kind};
 use super::limits::MAX_DURATION_MS;
 use super::sessions::Target;
 use super::views;
@@ -65,6 +64,7 @@ use super::{ClockAction, ClockView, ControlError, NewTenant};
 use crate::domain::CreateAccountError;
 use crate::domain::seed::SeedError;
 use crate::domain::snapshot::ImportError;
+use crate::journal::{Entry, Filter, Kind};
 use crate::server::AppState;
 use crate::twilsock::codec;
 use crate::twilsock::session::{CloseCode, SessionCommand, reason_phrase};

@@ -35,9 +35,9 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use super::faults::HttpFault;
-use super::journal::{Kind, Observation};
 use super::near_misses::{Miss, Unrouted};
 use crate::auth::{identity, token};
+use crate::journal::{Kind, Observation};
 use crate::media::TOKEN_HEADER;
 use crate::rest::ApiError;
 use crate::server::AppState;

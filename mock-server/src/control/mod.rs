@@ -5,12 +5,11 @@
 //!
 //! Layout: `tenants` (create/reset/delete isolated accounts), `sessions` (live sessions and
 //! commands to them), `actors` (act as an identity or as the REST API), `faults` (HTTP faults,
-//! init denials, refusals), `journal` (the bounded observation log), `http` (the HTTP API and its
+//! init denials, refusals), `http` (the HTTP API and its
 //! token check), `middleware` (HTTP faults and journaling around the REST and media routes).
 pub mod actors;
 pub mod faults;
 pub mod http;
-pub mod journal;
 pub mod middleware;
 pub mod near_misses;
 pub mod scenario;
@@ -29,11 +28,11 @@ use crate::clock::{Clock, ClockMode, Millis};
 use crate::domain::Domain;
 use crate::domain::seed::{Seed, SeedAccount, SeedError};
 use crate::domain::snapshot::ImportError;
+use crate::journal::{self, Journal, Kind, Observation};
 use crate::server::Credentials;
 use crate::sync::SyncHub;
 use crate::twilsock::InitRejection;
 use crate::twilsock::session::{Ack, SessionCommand};
-use journal::{Journal, Kind, Observation};
 
 /// How long [`Control::command_applied`] waits for sessions to apply a command. A session that
 /// does not apply it in time is busy beyond reason (or gone); the caller learns which.

@@ -41,7 +41,7 @@ pub struct SyncHub {
     /// Seconds a typing indicator lasts (sent to clients as `typing_timeout`).
     pub typing_timeout_secs: u64,
     /// Where pushes are recorded (set once by the server after the control plane exists).
-    journal: std::sync::OnceLock<Arc<crate::control::journal::Journal>>,
+    journal: std::sync::OnceLock<Arc<crate::journal::Journal>>,
 }
 
 impl SyncHub {
@@ -56,7 +56,7 @@ impl SyncHub {
     }
 
     /// Records every push in `journal` from now on.
-    pub fn set_journal(&self, journal: Arc<crate::control::journal::Journal>) {
+    pub fn set_journal(&self, journal: Arc<crate::journal::Journal>) {
         let _ = self.journal.set(journal);
     }
 
@@ -118,9 +118,9 @@ impl DomainObserver for SyncHub {
         drop(p);
         if let Some(j) = self.journal.get() {
             for r in pushes {
-                j.record(crate::control::journal::Observation {
+                j.record(crate::journal::Observation {
                     at: now,
-                    kind: crate::control::journal::Kind::SyncPush,
+                    kind: crate::journal::Kind::SyncPush,
                     account: Some(account_sid.to_owned()),
                     session: None,
                     identity: None,

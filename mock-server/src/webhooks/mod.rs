@@ -42,10 +42,10 @@ pub use event::EventType;
 pub use payload::Fields;
 pub use pre::{Modifications, PreError, Rejection};
 
-use crate::control::journal::{Journal, Kind, Observation};
 use crate::domain::conversation::ConversationState;
 use crate::domain::webhook::HookConfig;
 use crate::domain::{AccountState, ChatService, Domain};
+use crate::journal::{Journal, Kind, Observation};
 use delivery::Target;
 
 /// Timeouts, retries and bounds. The defaults are Twilio's timeout and a small retry policy.

@@ -766,7 +766,7 @@ async fn other_methods_are_refused_with_a_twilio_error() {
 /// also for a temporary URL, which carries no credentials.
 #[tokio::test]
 async fn media_transfers_are_journaled_with_sizes_types_and_owners() {
-    use rehearsal_mock_server::control::journal::{Filter, Kind};
+    use rehearsal_mock_server::journal::{Filter, Kind};
     let mcs = Mcs::start().await;
     let rec = mcs.upload("?Filename=a.png", "image/png", random_bytes(1234, 9)).await;
     let temp = str_of(&rec["links"], "content_direct_temporary").to_owned();

@@ -23,9 +23,9 @@ use rehearsal_mock_server::auth::identity::Caller;
 use rehearsal_mock_server::auth::token::{self, MintRequest};
 use rehearsal_mock_server::auth::{Claims, TokenError};
 use rehearsal_mock_server::clock::{Clock, Millis};
-use rehearsal_mock_server::control::journal::{Filter, Kind};
 use rehearsal_mock_server::control::sessions::Target;
 use rehearsal_mock_server::domain::{self, Account, Domain, NewAccount};
+use rehearsal_mock_server::journal::{Filter, Kind};
 use rehearsal_mock_server::twilsock::codec::{self, Limits};
 use rehearsal_mock_server::twilsock::session::{self, CloseCode, Endpoint, SessionCommand, SessionConfig};
 use rehearsal_mock_server::twilsock::{

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use rehearsal_mock_server::auth::Claims;
 use rehearsal_mock_server::auth::identity::Caller;
-use rehearsal_mock_server::control::journal::{Entry, Filter, Kind};
+use rehearsal_mock_server::journal::{Entry, Filter, Kind};
 use rehearsal_mock_server::server::{ServerConfig, Startup};
 use rehearsal_mock_server::twilsock::{UpstreamRequest, UpstreamResponse};
 use rehearsal_mock_server::webhooks::{WebhookSettings, signature};

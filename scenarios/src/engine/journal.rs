@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rehearsal_mock_server::control::Control;
-use rehearsal_mock_server::control::journal::{Entry, Filter, Kind};
+use rehearsal_mock_server::journal::{Entry, Filter, Kind};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
