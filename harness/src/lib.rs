@@ -32,6 +32,7 @@
 pub mod catalog;
 pub mod deviations;
 mod engine;
+pub mod events;
 pub mod exit;
 pub mod matrix;
 pub mod process;

@@ -11,7 +11,7 @@ use regex::Regex;
 use rehearsal_scenarios::outcome::ScenarioOutcome;
 use serde_json::Value;
 
-use crate::runner::{RunEvent, RunInfo, RunReport, ScenarioResult};
+use crate::events::{RunEvent, RunInfo, RunReport, ScenarioResult};
 
 pub const PORT: &str = "[port]";
 pub const TIMESTAMP: &str = "[timestamp]";

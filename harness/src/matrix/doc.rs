@@ -17,8 +17,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::MatrixRun;
+use crate::events::area_order;
 use crate::report::verdict_name;
-use crate::runner::area_order;
 
 pub const FORMAT: &str = "rehearsal-matrix-report";
 pub const VERSION: u32 = 1;

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use rehearsal_scenarios::outcome::{ExpectationOutcome, ScenarioOutcome, TimelineEntry, Verdict};
 
 use super::{VERDICTS, areas, verdict_name};
-use crate::runner::{RunReport, ScenarioResult};
+use crate::events::{RunReport, ScenarioResult};
 
 /// Timeline rows drawn per scenario; the rest are counted (the JSON report has them all).
 pub const MAX_ROWS: usize = 400;

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rehearsal_scenarios::outcome::{ExpectationGrade, ExpectationOutcome, ScenarioOutcome, Verdict};
 
 use super::{Collector, ReportError, Reporter, VERDICTS, areas, verdict_name};
-use crate::runner::{RunEvent, RunReport, RunSummary, ScenarioResult};
+use crate::events::{RunEvent, RunReport, RunSummary, ScenarioResult};
 
 /// Timeline entries shown before a failure.
 pub const TIMELINE_CONTEXT: usize = 10;

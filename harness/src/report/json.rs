@@ -13,7 +13,7 @@
 //! Additive changes (new fields) keep `version`; anything else bumps it.
 use serde::Serialize;
 
-use crate::runner::{RunInfo, RunReport, RunSummary, ScenarioResult};
+use crate::events::{RunInfo, RunReport, RunSummary, ScenarioResult};
 
 pub const FORMAT: &str = "rehearsal-run-report";
 pub const VERSION: u32 = 1;

@@ -17,7 +17,7 @@ use rehearsal_scenarios::outcome::ExpectationGrade;
 use rehearsal_scenarios::outcome::Verdict;
 
 use super::{areas, verdict_name};
-use crate::runner::{RunReport, ScenarioResult};
+use crate::events::{RunReport, ScenarioResult};
 
 /// Longest `evidence` property value, in characters.
 const EVIDENCE_LIMIT: usize = 8 * 1024;

@@ -13,7 +13,7 @@ use std::str::FromStr;
 
 use rehearsal_scenarios::outcome::Verdict;
 
-use crate::runner::{RunEvent, RunInfo, RunReport, RunSummary, ScenarioResult};
+use crate::events::{RunEvent, RunInfo, RunReport, RunSummary, ScenarioResult};
 
 pub mod html;
 pub mod human;
@@ -199,7 +199,7 @@ pub const VERDICTS: [Verdict; 5] = [
 /// Areas present in `results`, in the canonical order.
 pub fn areas(results: &[ScenarioResult]) -> Vec<String> {
     let mut areas: Vec<String> = results.iter().map(|r| r.outcome.area.clone()).collect();
-    areas.sort_by_key(|a| (crate::runner::area_order(a), a.clone()));
+    areas.sort_by_key(|a| (crate::events::area_order(a), a.clone()));
     areas.dedup();
     areas
 }
