@@ -1,0 +1,213 @@
+//! The import directions ARCHITECTURE.md states ("Boundaries", and the leaf modules of the code
+//! map), checked on the source: a file that imports across a boundary fails here with the line
+//! to look at, instead of the rule quietly turning false. The CLI crate hosts the check because it
+//! sits on top of every other crate of the workspace.
+//!
+//! Only `crate::…` paths (including `use crate::{a, b}` groups) are read, comments excluded;
+//! `super::` paths never leave the module tree they start in here, so they cannot cross these
+//! boundaries.
+use std::path::{Path, PathBuf};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// The `.rs` files at `rel` (a file, or a folder walked recursively), relative to the workspace.
+fn sources(rel: &str) -> Vec<PathBuf> {
+    let root = workspace().join(rel);
+    let mut out = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
+        }
+    }
+    assert!(!out.is_empty(), "no sources at {rel}: the rule names a path that moved");
+    out.sort();
+    out
+}
+
+/// The text with `//` comments (and doc comments) removed, line numbers kept.
+fn without_comments(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.find("//") {
+            Some(i) => &l[..i],
+            None => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every top-level module a file names through `crate::`, with the line it is named on.
+fn crate_modules(text: &str) -> Vec<(String, usize)> {
+    let text = without_comments(text);
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    let mut at = 0;
+    while let Some(i) = text[at..].find("crate::") {
+        let start = at + i;
+        at = start + "crate::".len();
+        // `rehearsal_mock_server::` and other paths ending in "crate" are not `crate::`.
+        if start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_') {
+            continue;
+        }
+        let line = text[..start].matches('\n').count() + 1;
+        if bytes.get(at) == Some(&b'{') {
+            // A group: the first segment of each top-level item.
+            let mut depth = 0usize;
+            let mut item = String::new();
+            for &b in &bytes[at..] {
+                match b {
+                    b'{' => {
+                        depth += 1;
+                        if depth > 1 {
+                            item.push('{');
+                        }
+                    }
+                    b'}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                        item.push('}');
+                    }
+                    b',' if depth == 1 => {
+                        push_first_segment(&item, line, &mut found);
+                        item.clear();
+                    }
+                    _ => item.push(b as char),
+                }
+            }
+            push_first_segment(&item, line, &mut found);
+        } else {
+            push_first_segment(&text[at..], line, &mut found);
+        }
+    }
+    found
+}
+
+fn push_first_segment(item: &str, line: usize, found: &mut Vec<(String, usize)>) {
+    let name: String = item
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    if !name.is_empty() && name != "self" {
+        found.push((name, line));
+    }
+}
+
+/// Fails listing every `crate::M` in the files at `rel` where `M` is in `forbidden`.
+fn forbid(rel: &str, forbidden: &[&str], why: &str) {
+    let mut offences = Vec::new();
+    for file in sources(rel) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (module, line) in crate_modules(&text) {
+            if forbidden.contains(&module.as_str()) {
+                let shown = file.strip_prefix(workspace()).unwrap().display().to_string();
+                offences.push(format!("{shown}:{line}: crate::{module}"));
+            }
+        }
+    }
+    assert!(offences.is_empty(), "{why}:\n{}", offences.join("\n"));
+}
+
+/// Fails unless every `crate::M` in the files at `rel` has `M` in `allowed`.
+fn allow_only(rel: &str, allowed: &[&str], why: &str) {
+    let mut offences = Vec::new();
+    for file in sources(rel) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (module, line) in crate_modules(&text) {
+            if !allowed.contains(&module.as_str()) {
+                let shown = file.strip_prefix(workspace()).unwrap().display().to_string();
+                offences.push(format!("{shown}:{line}: crate::{module}"));
+            }
+        }
+    }
+    assert!(offences.is_empty(), "{why}:\n{}", offences.join("\n"));
+}
+
+#[test]
+fn the_domain_knows_nothing_of_http_twilsock_or_sync() {
+    allow_only(
+        "mock-server/src/domain",
+        &["domain", "clock", "sid"],
+        "domain/ imports only the clock and SIDs (ARCHITECTURE.md, Boundaries)",
+    );
+}
+
+#[test]
+fn the_journal_is_a_leaf() {
+    allow_only(
+        "mock-server/src/journal.rs",
+        &["journal", "clock"],
+        "the journal imports nothing of the crate but the clock",
+    );
+}
+
+#[test]
+fn twilsock_knows_no_conversations_sync_or_control_plane() {
+    forbid(
+        "mock-server/src/twilsock",
+        &[
+            "domain",
+            "rest",
+            "client_api",
+            "sync",
+            "control",
+            "webhooks",
+            "media",
+            "server",
+            "realtime",
+            "inspector",
+        ],
+        "twilsock sees only its `Backend` (ARCHITECTURE.md, Boundaries)",
+    );
+}
+
+#[test]
+fn the_codec_knows_no_sessions() {
+    let text = std::fs::read_to_string(workspace().join("mock-server/src/twilsock/codec.rs")).unwrap();
+    let code = without_comments(&text);
+    for needle in ["session::", "super::session", "Session"] {
+        assert!(
+            !code.contains(needle),
+            "twilsock/codec.rs names `{needle}`: the codec knows nothing of sessions"
+        );
+    }
+}
+
+#[test]
+fn sync_and_webhooks_are_fed_by_domain_events_not_by_the_ways_in() {
+    for rel in ["mock-server/src/sync", "mock-server/src/webhooks"] {
+        forbid(
+            rel,
+            &["control", "rest", "client_api", "server", "inspector", "realtime", "media"],
+            "Sync and webhooks depend on the domain (and the journal), never on a way in or the control plane",
+        );
+    }
+}
+
+#[test]
+fn reporters_read_run_events_not_the_runner() {
+    for rel in ["harness/src/report", "harness/src/redact.rs", "harness/src/events.rs"] {
+        forbid(
+            rel,
+            &["runner", "process", "matrix"],
+            "reporters and redaction are functions of the run's events (harness/src/events.rs)",
+        );
+    }
+}
+
+/// The scanner itself: groups, nested groups, paths that merely end in `crate`, comments.
+#[test]
+fn the_scanner_reads_groups_and_skips_comments() {
+    let text = "use crate::{clock::Millis, domain::{A, B}, self};\n// use crate::rest;\nlet x = rehearsal_crate::x; crate::sync::go();";
+    let names: Vec<String> = crate_modules(text).into_iter().map(|(m, _)| m).collect();
+    assert_eq!(names, ["clock", "domain", "sync"]);
+    assert_eq!(crate_modules("\n\nuse crate::journal::Kind;")[0], ("journal".to_owned(), 3));
+}
