@@ -109,7 +109,7 @@ pub fn run(args: Args) -> ExitCode {
     let redact = args.opts.redact;
     let signals = {
         let _runtime = rt.enter();
-        crate::Signals::listen()
+        crate::signals::Signals::listen()
     };
     let played = rt.block_on(matrix::run_matrix(
         &clients,
@@ -117,7 +117,7 @@ pub fn run(args: Args) -> ExitCode {
         deviations,
         rehearsal_harness::Engine::default(),
         &mut observer,
-        crate::interruption(signals),
+        crate::signals::interruption(signals),
     ));
     let run = match played {
         Ok(run) => run,
