@@ -45,6 +45,10 @@ impl Error {
         Error::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }
 
+    pub(in crate::control) fn not_found(message: impl Into<String>) -> Error {
+        Error::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
     pub(in crate::control) fn no_tenant(sid: &str) -> Error {
         Error::new(StatusCode::NOT_FOUND, "no_tenant", format!("no tenant {sid}"))
     }

@@ -39,6 +39,7 @@
 //! | `GET`/`DELETE /near_misses` · `GET /tenants/{AC}/near_misses` | `near_misses.view` · `near_misses.clear` |
 //! | `GET /tenants/{AC}/rest/{path}` (the tenant's REST API, read-only, not journaled) | — (`views`) |
 //! | `GET /tenants/{AC}/media[?limit=&conversation=]` (records, no bytes) | — (`views`) |
+//! | `GET /tenants/{AC}/media/{ME}/content` (the bytes; raster images inline, the rest as a download) | — (`views`) |
 //! | `GET /scenario` (`serve --scenario` progress) | `scenario.get` |
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -124,6 +125,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/tenants/{account}/journal/stream", get(journal::tenant_journal_stream))
         .route("/tenants/{account}/rest/{*path}", get(views::rest_view))
         .route("/tenants/{account}/media", get(views::tenant_media))
+        .route("/tenants/{account}/media/{media}/content", get(views::media_content))
         .route("/tenants/{account}/near_misses", get(views::tenant_near_misses))
         .route("/near_misses", get(views::near_misses).delete(views::clear_near_misses))
         .route("/scenario", get(views::scenario))
