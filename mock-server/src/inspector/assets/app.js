@@ -582,7 +582,7 @@ function frameRow(fr) {
   const dir = fr.direction === 'in' ? ['in', '→'] : ['out', '←'];
   const row = el(
     'div',
-    { className: `frame ${dir[0]}`, 'data-direction': fr.direction, 'data-method': fr.method ?? '', 'data-seq': fr.seq },
+    { className: `frame ${dir[0]}`, 'data-direction': fr.direction, 'data-method': fr.method ?? '', 'data-id': fr.id ?? '', 'data-seq': fr.seq },
     el('span', { className: 'muted mono' }, time(fr.at).slice(11)),
     el('span', { className: 'dir', title: fr.direction === 'in' ? 'from the client' : 'to the client' }, dir[1]),
     el('strong', { className: 'mono' }, fr.method ?? '?'),
