@@ -215,7 +215,10 @@ test('serve --scenario shows the play and its verdict on the page', async (t) =>
       throw new Error(`${e.message}\napp output:\n${appLog.join('')}\nserver:\n${server.logs()}`);
     });
   await banner.locator('.verdict.OK').waitFor({ timeout: 30_000 });
+  // The board counts the steps of the play under way, and lists each ended play's steps.
+  assert.match(await banner.innerText(), /steps done: \d+ of [1-9]\d*/);
   await page.click('#tabs button[data-tab="scenario"]');
+  await page.locator('#scenario .outcome .outcome-steps li.ok').first().waitFor({ timeout: UI_MS });
   await page.locator('#scenario .outcome', { hasText: 'one successful re-init, no duplicate sessions' }).waitFor({ timeout: UI_MS });
   await shot(page, 'scenario');
   assert.deepEqual(page.errors, []);

@@ -826,12 +826,20 @@ async function loadScenario() {
   banner.replaceChildren(
     el('strong', {}, `Scenario ${scenario.id}`),
     ` — ${scenario.title}: play ${scenario.round}, ${scenario.state}`,
+    el('span', { className: 'steps', 'data-steps-done': scenario.steps_done ?? 0 }, stepProgress(scenario)),
     last ? el('span', {}, ' · last verdict ', el('span', { className: `verdict ${last.verdict}` }, last.verdict)) : '',
   );
   const box = $('#scenario');
   box.replaceChildren(
     el('p', {}, el('strong', {}, scenario.id), ` — ${scenario.title}`),
     el('p', {}, `Play ${scenario.round}: ${scenario.state}. Connect as: ${(scenario.identities || []).join(', ')}`),
+    el(
+      'ol',
+      { className: 'scenario-steps' },
+      ...(scenario.steps || []).map((d, i) =>
+        el('li', { className: i < (scenario.steps_done ?? 0) ? 'done' : i === (scenario.steps_done ?? 0) ? 'current' : '' }, d),
+      ),
+    ),
     ...(scenario.outcomes || [])
       .slice()
       .reverse()
@@ -841,6 +849,11 @@ async function loadScenario() {
           { className: 'outcome' },
           el('h3', {}, `Play ${o.round}: `, el('span', { className: `verdict ${o.verdict}` }, o.verdict), ` after ${(o.duration_ms / 1000).toFixed(1)} s`),
           o.reason ? el('p', {}, o.reason) : '',
+          el(
+            'ol',
+            { className: 'outcome-steps' },
+            ...(o.steps || []).map((st) => el('li', { className: st.ok ? 'ok' : 'failed' }, `${st.ok ? 'ok' : 'FAILED'} ${st.description}${st.detail ? ` (${st.detail})` : ''}`)),
+          ),
           el(
             'table',
             { className: 'grid' },
@@ -863,6 +876,17 @@ async function loadScenario() {
         ),
       ),
   );
+}
+
+/** ` · step 2 of 5 done: server drop alice (ok) · next: wait 2s` */
+function stepProgress(scenario) {
+  if (scenario.steps_total === undefined) return '';
+  const done = scenario.steps_done ?? 0;
+  let text = ` · steps done: ${done} of ${scenario.steps_total}`;
+  const l = scenario.last_step;
+  if (l) text += ` · last: ${l.description} (${l.ok ? 'ok' : 'failed'}${l.detail ? `, ${l.detail}` : ''})`;
+  if (scenario.next_step) text += ` · now: ${scenario.next_step}`;
+  return text;
 }
 
 // ---- polling loop
