@@ -1,4 +1,4 @@
-//! The control plane over HTTP: one JSON API under [`PREFIX`] that mirrors [`Control`]
+//! The control plane over HTTP: one JSON API under [`PREFIX`] that mirrors [`Control`](super::Control)
 //! one-to-one, so that test suites in any language can drive the server.
 //!
 //! **Auth.** Every request needs the control token (`Authorization: Bearer <token>` or
@@ -18,7 +18,7 @@
 //! and its `token_key`, which a development token URL for it carries
 //! (`/token?account=AC…&key=…`).
 //!
-//! | Route (under `/_rehearsal/v1`) | Mirror on [`Control`] |
+//! | Route (under `/_rehearsal/v1`) | Mirror on [`Control`](super::Control) |
 //! |---|---|
 //! | `GET /tenants` · `POST /tenants` (`NewTenant`) | `tenants` · `create_tenant` |
 //! | `GET /tenants/{AC}` · `DELETE /tenants/{AC}` · `POST /tenants/{AC}/reset` | `tenant` · `delete_tenant` · `reset_tenant` |
