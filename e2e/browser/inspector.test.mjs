@@ -58,8 +58,14 @@ test('sessions appear live; drop reconnects the SDK; the clock moves and the tok
   const env = await sdkEnv(t);
   const page = await newPage();
   t.after(() => page.context().close());
+  // The list is pushed: the page follows the tenant's connection events.
+  const pushed = page.waitForRequest(
+    (r) => r.url().includes('/journal/stream') && (new URL(r.url()).searchParams.get('kind') ?? '').split(',').includes('connection'),
+    { timeout: UI_MS },
+  );
   await page.goto(inspectorUrl(env.server).url);
   await page.locator('#sessions-empty').waitFor({ state: 'visible', timeout: UI_MS });
+  await pushed;
 
   // A live official-SDK client appears without reloading the page.
   const alice = await env.connect('alice');
