@@ -153,7 +153,7 @@ impl Follower {
             self.changes.borrow_and_update();
             let page = self.ring.page(self.last, STREAM_BATCH);
             if let Some(first) = page.frames.first() {
-                if self.strict && first.seq > self.last + 1 {
+                if self.strict && first.seq > self.last.saturating_add(1) {
                     self.queue.push_back(json!({ "lagged": first.seq - self.last - 1 }));
                 }
                 self.strict = true;
