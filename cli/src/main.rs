@@ -184,13 +184,7 @@ fn main() -> ExitCode {
         Command::Scenarios { command } => scenarios(command),
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_env("REHEARSAL_LOG").unwrap_or_else(|_| "info,tower_http=warn".into()),
-                )
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .init();
+            scenario_play::init_logging("info,tower_http=warn");
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
                 Err(e) => {

@@ -1,7 +1,8 @@
 // The inspector's other views and actions in headless Chromium, each through the control API
 // and checked on the server or the SDK: HTTP faults armed and disarmed, media and webhook
 // views, tenant credentials, state export as a download, reset, notification hold for an
-// identity, and the progress and verdict of `rehearsal serve --scenario` on the page.
+// identity and for one session, token expiry, closing an identity with a code, refused
+// connections, media previews, and the progress and verdict of `rehearsal serve --scenario` on the page.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -63,6 +64,13 @@ test('media, webhooks and tenants views; export downloads the state; reset rebui
 
   await page.click('#tabs button[data-tab="media"]');
   await page.locator('#media-body tr', { hasText: 'rehearsal.png' }).waitFor({ timeout: UI_MS });
+  // The image's bytes, read through the control API with the token, render in the page.
+  const preview = page.locator('#media-body tr', { hasText: 'rehearsal.png' }).locator('img.media-preview');
+  await page.waitForFunction((img) => img && img.complete && img.naturalWidth > 0, await preview.elementHandle(), { timeout: UI_MS });
+  const sid = await preview.getAttribute('data-media');
+  const bytes = await fetch(`${env.server.baseUrl}/_rehearsal/v1/tenants/${ACCOUNT}/media/${sid}/content`);
+  assert.equal(bytes.status, 401, 'the media bytes need the control token');
+  await shot(page, 'media');
 
   // A conversation-scoped webhook to a port nobody listens on: its deliveries fail, and the
   // journal records each attempt.
@@ -207,8 +215,81 @@ test('serve --scenario shows the play and its verdict on the page', async (t) =>
       throw new Error(`${e.message}\napp output:\n${appLog.join('')}\nserver:\n${server.logs()}`);
     });
   await banner.locator('.verdict.OK').waitFor({ timeout: 30_000 });
+  // The board counts the steps of the play under way, and lists each ended play's steps.
+  assert.match(await banner.innerText(), /steps done: \d+ of [1-9]\d*/);
   await page.click('#tabs button[data-tab="scenario"]');
+  await page.locator('#scenario .outcome .outcome-steps li.ok').first().waitFor({ timeout: UI_MS });
   await page.locator('#scenario .outcome', { hasText: 'one successful re-init, no duplicate sessions' }).waitFor({ timeout: UI_MS });
   await shot(page, 'scenario');
+  assert.deepEqual(page.errors, []);
+});
+
+test('a session\'s notifications are held and released from its row; "expire token" ends it as the SDK expects', async (t) => {
+  const env = await sdkEnv(t);
+  const page = await open(t, env.server);
+  const alice = await env.connect('alice');
+  const row = () => page.locator('#sessions-body tr[data-identity="alice"]');
+  await row().waitFor({ timeout: UI_MS });
+  const general = alice.conversations.find((c) => c.uniqueName === 'general');
+  const bodies = [];
+  general.on('messageAdded', (m) => bodies.push(m.body));
+
+  await row().locator('button[data-action="hold_notifications"]').click();
+  await page.locator('#status', { hasText: 'hold_notifications: done' }).waitFor({ timeout: UI_MS });
+  await env.rest('POST', '/v1/Conversations/general/Messages', { Body: 'held in the row', Author: 'bob' });
+  await page.locator('#sessions-body tr[data-identity="alice"] td', { hasText: /^[1-9]\d* frames/ }).waitFor({ timeout: UI_MS });
+  assert.deepEqual(bodies, [], 'nothing arrives while held');
+  await row().locator('button[data-action="release_notifications"]').click();
+  await alice.rec.waitFor('messageAdded', (m) => m.body === 'held in the row', { what: 'the held message after the release' });
+  assert.deepEqual(bodies, ['held in the row']);
+
+  // "expire token": close 410 (20104); the SDK reports tokenExpired and disconnects.
+  const mark = alice.rec.mark();
+  await row().locator('button[data-action="expire_token"]').click();
+  await alice.rec.waitFor('tokenExpired', undefined, { since: mark, what: 'tokenExpired after "expire token"' });
+  await alice.rec.waitFor('connectionStateChanged', (s) => s === 'disconnected', { since: mark, what: 'disconnected after "expire token"' });
+  await row().waitFor({ state: 'detached', timeout: UI_MS });
+  const closed = await page.control(`/tenants/${ACCOUNT}/journal?kind=packet_out&contains=close%20410`);
+  assert.equal(closed.entries.length, 1, 'the server sent close 410');
+  await shot(page, 'expired');
+  assert.deepEqual(page.errors, []);
+});
+
+test('an identity is closed with a code from the form; refused connections keep a new client out', async (t) => {
+  const env = await sdkEnv(t);
+  const page = await open(t, env.server);
+  const alice = await env.connect('alice');
+  await page.locator('#sessions-body tr[data-identity="alice"]').waitFor({ timeout: UI_MS });
+
+  // Close every session of alice with 308: the SDK reconnects.
+  const form = page.locator('#identity-action');
+  await form.locator('input[name="identity"]').fill('alice');
+  await form.locator('select[name="action"]').selectOption('close');
+  await form.locator('input[name="code"]').fill('308');
+  const mark = alice.rec.mark();
+  await form.locator('button').click();
+  await alice.rec.waitFor('connectionStateChanged', (s) => s === 'connecting', { since: mark, what: 'alice reconnecting after close 308' });
+  await alice.rec.waitFor('connectionStateChanged', (s) => s === 'connected', { since: mark, what: 'alice back after close 308' });
+  const closed = await page.control(`/tenants/${ACCOUNT}/journal?kind=packet_out&contains=close%20308&identity=alice`);
+  assert.equal(closed.entries.length, 1, 'the server sent close 308 to alice');
+
+  // Refuse connections for an hour of the tenant's clock: a new client's init is refused.
+  await page.fill('#refuse input[name="seconds"]', '3600');
+  await page.click('#refuse button');
+  await page.locator('#status', { hasText: 'refuse connections: done' }).waitFor({ timeout: UI_MS });
+  await page.click('#tabs button[data-tab="faults"]');
+  await page.locator('#faults-body tr', { hasText: 'connections refused until' }).waitFor({ timeout: UI_MS });
+  const bob = await env.connect('bob', { waitInit: false });
+  const refused = await withTimeout(
+    fetch(`${env.server.baseUrl}/_rehearsal/v1/tenants/${ACCOUNT}/journal/stream?kind=fault&contains=connections%20refused&after=0&limit=1`, {
+      headers: { Authorization: `Bearer ${page.token}` },
+    }).then((r) => r.text()),
+    UI_MS,
+    'bob\'s init refused',
+  );
+  assert.match(refused, /"identity":"bob"/);
+  assert.notEqual(bob.client.connectionState, 'connected', 'bob is kept out');
+  assert.equal(alice.client.connectionState, 'connected', 'a connected client stays');
+  await shot(page, 'refused');
   assert.deepEqual(page.errors, []);
 });

@@ -3,7 +3,7 @@
 // official-SDK client (`@twilio/conversations`, from e2e/node_modules). The test opens the
 // inspector through the URL the banner prints, watches the client's session appear, drops it
 // and sees the SDK reconnect, freezes and advances the clock and sees the token warning reach
-// the SDK and the frame view, finds a near-miss after an unimplemented route is called, and
+// the SDK, taps the session and sees its frames in and out, finds a near-miss after an unimplemented route is called, and
 // saves screenshots under target/inspector-screenshots/ (CI artifacts).
 //
 // Every wait is for an event or a state, bounded by a timeout; nothing sleeps.
@@ -17,6 +17,7 @@ import { WAIT_MS, sdkEnv } from '../node/sdk-helpers.mjs';
 import { SHOTS, UI_MS, inspectorUrl, shot, useBrowser } from './browser.mjs';
 
 const browser = useBrowser();
+const ACCOUNT = 'AC72656865617273616c00000000000001';
 
 async function newPage() {
   const context = await browser().newContext({ viewport: { width: 1400, height: 900 } });
@@ -57,8 +58,14 @@ test('sessions appear live; drop reconnects the SDK; the clock moves and the tok
   const env = await sdkEnv(t);
   const page = await newPage();
   t.after(() => page.context().close());
+  // The list is pushed: the page follows the tenant's connection events.
+  const pushed = page.waitForRequest(
+    (r) => r.url().includes('/journal/stream') && (new URL(r.url()).searchParams.get('kind') ?? '').split(',').includes('connection'),
+    { timeout: UI_MS },
+  );
   await page.goto(inspectorUrl(env.server).url);
   await page.locator('#sessions-empty').waitFor({ state: 'visible', timeout: UI_MS });
+  await pushed;
 
   // A live official-SDK client appears without reloading the page.
   const alice = await env.connect('alice');
@@ -103,10 +110,26 @@ test('sessions appear live; drop reconnects the SDK; the clock moves and the tok
   const bottom = await page.evaluate(() => Math.ceil(document.querySelector('#tab-sessions').getBoundingClientRect().bottom) + 16);
   await page.screenshot({ path: path.join(SHOTS, 'inspector.png'), clip: { x: 0, y: 0, width: 1400, height: bottom } });
 
-  // The frame view of the session shows the warning the server sent, decoded.
+  // The frame view taps the session: from then on each twilsock frame in and out shows,
+  // decoded. A second warning goes out, and the SDK's ack of it comes in.
   await page.locator('#sessions-body tr[data-identity="alice"] button', { hasText: 'frames' }).click();
-  await page.locator('#frames .frame', { hasText: 'client_update token_about_to_expire' }).waitFor({ timeout: UI_MS });
-  await page.locator('#frames .frame[data-kind="packet_in"]').first().waitFor({ timeout: UI_MS });
+  await page.locator('#frames-state', { hasText: `tapping session ${secondId}` }).waitFor({ timeout: UI_MS });
+  const { token } = inspectorUrl(env.server);
+  const res = await fetch(`${env.server.baseUrl}/_rehearsal/v1/tenants/${ACCOUNT}/connections/actions`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ target: { session: Number(secondId) }, action: 'warn_token_expiry' }),
+  });
+  assert.equal(res.status, 200);
+  const update = page.locator('#frames .frame[data-direction="out"][data-method="client_update"]');
+  await update.waitFor({ timeout: UI_MS });
+  const ack = page.locator(`#frames .frame[data-direction="in"][data-method="reply"][data-id="${await update.getAttribute('data-id')}"]`);
+  await ack.waitFor({ timeout: UI_MS });
+  const [updateSeq, ackSeq] = [Number(await update.getAttribute('data-seq')), Number(await ack.getAttribute('data-seq'))];
+  assert.ok(updateSeq < ackSeq, `the warning (${updateSeq}) goes out before the SDK's ack (${ackSeq}) comes in`);
+  await update.click();
+  const detail = page.locator('#frames .frame-detail');
+  await detail.locator('pre', { hasText: '"client_update_type": "token_about_to_expire"' }).waitFor({ timeout: UI_MS });
   await shot(page, 'frames');
 
   await page.click('button[data-clock="resume"]');

@@ -6,12 +6,14 @@
 //! - `domain`: per-account state and the one service every way in goes through.
 //! - `rest`: Twilio's Conversations v1 REST API over HTTP.
 //! - `webhooks`: pre- and post-action webhooks to the customer's backend.
+//! - `frame_tap`: the frames of the sessions the inspector watches; a leaf twilsock calls.
 //! - `journal`: the bounded log of what the server saw; a leaf every module may record into.
 pub mod auth;
 pub mod client_api;
 pub mod clock;
 pub mod control;
 pub mod domain;
+pub mod frame_tap;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod inspector;

@@ -1,10 +1,11 @@
 //! The registry of live (initialised) twilsock sessions, and commands to them.
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::clock::Millis;
+use crate::clock::{Clock, Millis};
+use crate::frame_tap::{Ring, TAPS};
 use crate::twilsock::SessionInfo;
 use crate::twilsock::session::{Ack, SessionCommand};
 
@@ -14,9 +15,27 @@ struct Live {
     token_updates: u32,
 }
 
-#[derive(Default)]
 pub struct Sessions {
     inner: Mutex<HashMap<u64, Live>>,
+    /// This server's key on the process's frame taps ([`crate::frame_tap`]): it sees only the
+    /// taps it turned on.
+    tap_owner: u64,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            inner: Mutex::default(),
+            tap_owner: rand::random(),
+        }
+    }
+}
+
+impl Drop for Sessions {
+    /// The server is gone: so are the rings of the sessions it tapped.
+    fn drop(&mut self) {
+        crate::frame_tap::TAPS.stop_owner(self.tap_owner);
+    }
 }
 
 /// A live session as the control plane shows it.
@@ -74,6 +93,27 @@ impl Sessions {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
     }
 
+    /// Turns the frame tap on for a live session of `account` (`None`: no such session).
+    pub fn tap(&self, account: &str, id: u64, clock: Clock) -> Option<Arc<Ring>> {
+        let live = self
+            .inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .is_some_and(|l| l.info.caller.account.sid == account);
+        live.then(|| TAPS.start(self.tap_owner, account, id, clock))
+    }
+
+    /// The ring of a session of `account` this server tapped (live or ended since).
+    pub fn tapped(&self, account: &str, id: u64) -> Option<Arc<Ring>> {
+        TAPS.ring(self.tap_owner, account, id)
+    }
+
+    /// Turns the frame tap off (`id` `None`: every tap of the account); how many were on.
+    pub fn untap(&self, account: &str, id: Option<u64>) -> usize {
+        TAPS.stop(self.tap_owner, account, id)
+    }
+
     /// Live sessions of an account (all accounts when `None`), oldest first.
     pub fn list(&self, account: Option<&str>, subscriptions: impl Fn(&str, u64) -> Vec<String>) -> Vec<SessionView> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -118,8 +158,10 @@ impl Sessions {
         reached
     }
 
-    /// Ends every session of an account abruptly (tenant reset or deletion).
+    /// Ends every session of an account abruptly (tenant reset or deletion), and frees the
+    /// frames tapped from them.
     pub fn drop_account(&self, account: &str) -> Vec<u64> {
+        self.untap(account, None);
         self.command(
             &Target {
                 account: account.to_owned(),

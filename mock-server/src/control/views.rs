@@ -102,6 +102,48 @@ pub(super) async fn tenant_media(
     media(&st, &sid, q)
 }
 
+/// Media types the content route answers as themselves (the inspector previews them); any
+/// other is sent as `application/octet-stream`, an attachment.
+const PREVIEWABLE: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+/// `GET /tenants/{AC}/media/{ME}/content`: a media record's bytes, for the inspector's preview,
+/// behind the control token like every control route (no new way in: the temporary URLs of MCS
+/// stay the only unauthenticated one). Served so that nothing in them can run: `nosniff`, a
+/// sandboxing CSP, and types other than a few raster images as a download.
+pub(super) async fn media_content(State(st): State<AppState>, Path(params): Path<HashMap<String, String>>) -> Result<Response, Error> {
+    let sid = params.get("account").cloned().unwrap_or_default();
+    let media = params.get("media").cloned().unwrap_or_default();
+    let account = st.domain.account(&sid).ok_or_else(|| Error::no_tenant(&sid))?;
+    let found = account.read(|s| {
+        s.services
+            .iter()
+            .find_map(|(_, svc)| svc.media.get(&media).map(|m| (m.content_type.clone(), m.bytes.clone())))
+    });
+    let Some((content_type, bytes)) = found else {
+        return Err(Error::not_found(format!("no media {media} in tenant {sid}")));
+    };
+    let previewable = PREVIEWABLE.contains(&content_type.to_ascii_lowercase().as_str());
+    let mut res = Response::new(Body::from(bytes));
+    let h = res.headers_mut();
+    let (ct, disposition) = if previewable {
+        (content_type.to_ascii_lowercase(), "inline")
+    } else {
+        ("application/octet-stream".to_owned(), "attachment")
+    };
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_str(&ct).unwrap_or(header::HeaderValue::from_static("application/octet-stream")),
+    );
+    h.insert(header::CONTENT_DISPOSITION, header::HeaderValue::from_static(disposition));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
 pub(super) async fn near_misses(State(st): State<AppState>) -> Json<Value> {
     Json(json!(st.control.near_misses.view(None)))
 }

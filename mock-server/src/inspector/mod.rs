@@ -14,6 +14,13 @@
 //! `sessionStorage`, removes it from the address bar and sends it as `Authorization: Bearer`.
 //! The control API answers no CORS, so other origins' pages cannot read it; the pages forbid
 //! framing and load nothing from elsewhere (`Content-Security-Policy`).
+//!
+//! **Live views.** The session list is pushed: the page follows the journal's NDJSON stream
+//! for the tenant's connection, fault, control and Sync-push events and reloads the list on
+//! each burst (plus a slow refresh for queue depths, which move without events). The frame view
+//! turns a session's frame tap on (`PUT …/connections/{id}/tap`, see [`crate::frame_tap`]) and
+//! follows `…/frames/stream`. Media previews read the bytes from
+//! `GET …/media/{ME}/content` with the token, as blobs.
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};

@@ -397,7 +397,7 @@ async fn run_session<B: Backend>(
     };
     session.observe(SessionObservation::Accepted);
 
-    let writer = write_loop(sink, frames, writer_rx, mode_rx);
+    let writer = write_loop(sink, frames, writer_rx, mode_rx, crate::frame_tap::Tap(id));
     tokio::pin!(writer);
     let end = tokio::select! {
         res = &mut writer => {
@@ -879,6 +879,7 @@ impl<B: Backend> Session<B> {
     }
 
     fn on_frame(&mut self, frame: &Bytes) -> Flow {
+        crate::frame_tap::Tap(self.id).inbound(frame);
         let packet = match codec::decode_bytes(frame, &self.config.limits) {
             Ok(p) => p,
             Err(err) => return self.on_undecodable(frame, &err),

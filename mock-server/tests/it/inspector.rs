@@ -279,3 +279,76 @@ async fn the_rest_view_reads_as_the_tenant_without_journaling() {
     assert!(media["media"][0].get("bytes").is_none(), "records without their bytes");
     assert_eq!(control_get(&server, "/scenario").await, serde_json::json!({ "scenario": null }));
 }
+
+/// `(status, headers, bytes)` of a control-plane GET with the token.
+async fn control_bytes(server: &MockServer, path: &str, token: bool) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+    let mut req = http().get(format!("{}{path}", server.control_url()));
+    if token {
+        req = req.bearer_auth(server.control_token());
+    }
+    let res = req.send().await.expect("an answer");
+    let (status, headers) = (res.status(), res.headers().clone());
+    (status, headers, res.bytes().await.expect("a body").to_vec())
+}
+
+#[tokio::test]
+async fn media_bytes_are_read_through_the_control_api_only_and_never_run() {
+    let (server, _api) = support::start().await;
+    let list = control_get(&server, &format!("/tenants/{ACCOUNT_SID}/media?limit=50")).await;
+    let png = list["media"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["content_type"] == "image/png"))
+        .unwrap_or_else(|| panic!("the seed has a PNG: {list}"));
+    let sid = png["sid"].as_str().expect("a SID");
+    let path = format!("/tenants/{ACCOUNT_SID}/media/{sid}/content");
+
+    let (status, headers, bytes) = control_bytes(&server, &path, true).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-type"), "image/png");
+    assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
+    assert!(header(&headers, "content-security-policy").contains("sandbox"));
+    assert!(bytes.starts_with(b"\x89PNG"), "the PNG's bytes");
+    assert_eq!(bytes.len() as u64, png["size"].as_u64().expect("a size"));
+
+    let (status, _, _) = control_bytes(&server, &path, false).await;
+    assert_eq!(status, 401, "not without the token");
+    let (status, _, _) = control_bytes(
+        &server,
+        &format!("/tenants/{ACCOUNT_SID}/media/ME00000000000000000000000000000000/content"),
+        true,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // Another tenant's path does not reach this tenant's media.
+    let other = support::add_account(&server, 7);
+    let (status, _, _) = control_bytes(&server, &format!("/tenants/{}/media/{sid}/content", other.account_sid), true).await;
+    assert_eq!(status, 404);
+
+    // A type the page does not preview comes as a download, whatever it claims to be.
+    let token = rehearsal_mock_server::auth::token::mint(&rehearsal_mock_server::auth::token::MintRequest {
+        account_sid: ACCOUNT_SID.into(),
+        api_key_sid: support::API_KEY.into(),
+        api_key_secret: support::API_SECRET.into(),
+        identity: "alice".into(),
+        service_sid: Some(support::SERVICE_SID.into()),
+        ttl_secs: 3600,
+        now_unix: server.domain().clock().now().unix_secs(),
+        nbf_unix: None,
+    });
+    let res = http()
+        .post(format!("{}/v1/Services/{}/Media", server.url(), support::SERVICE_SID))
+        .header("X-Twilio-Token", token)
+        .header("Content-Type", "text/html")
+        .body("<script>alert(1)</script>")
+        .send()
+        .await
+        .expect("an upload answer");
+    assert_eq!(res.status(), 201);
+    let uploaded: Value = res.json().await.expect("the record");
+    let uploaded = uploaded["sid"].as_str().expect("a SID").to_owned();
+    let (status, headers, _) = control_bytes(&server, &format!("/tenants/{ACCOUNT_SID}/media/{uploaded}/content"), true).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-type"), "application/octet-stream");
+    assert_eq!(header(&headers, "content-disposition"), "attachment");
+}

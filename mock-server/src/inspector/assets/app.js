@@ -32,6 +32,7 @@ const state = {
   conversation: null,
   journal: null,
   frames: null,
+  sessionWatch: null,
 };
 
 function $(sel) {
@@ -205,6 +206,8 @@ function resetViews() {
   stopFollower(state.frames);
   state.frames = null;
   $('#frames').replaceChildren();
+  stopFollower(state.sessionWatch);
+  state.sessionWatch = null;
 }
 
 async function loadClock() {
@@ -233,6 +236,36 @@ async function loadSessions() {
   const { connections } = await api('GET', `/tenants/${t()}/connections`);
   state.sessions = connections;
   renderSessions();
+}
+
+// The sessions view is pushed, not polled: the journal stream of the tenant's connection events
+// (accepted, established, updated, closed), commands applied (fault) and Sync pushes (queue
+// depth) triggers a reload of the list; a burst of events costs one reload in flight and one
+// after it. Queue depth also moves without events (the writer drains it), hence the slow
+// refresh in `tick` besides.
+const SESSION_EVENTS = 'connection,fault,sync_push,control';
+let sessionsLoading = null;
+let sessionsDirty = false;
+
+function sessionsChanged() {
+  if (sessionsLoading) {
+    sessionsDirty = true;
+    return;
+  }
+  sessionsLoading = (async () => {
+    do {
+      sessionsDirty = false;
+      await loadSessions().catch((e) => {
+        if (!(e instanceof Unauthorized)) say(e.message);
+      });
+    } while (sessionsDirty);
+    sessionsLoading = null;
+  })();
+}
+
+function watchSessions() {
+  stopFollower(state.sessionWatch);
+  state.sessionWatch = follow({ kind: SESSION_EVENTS }, () => sessionsChanged(), { backlog: 1 });
 }
 
 function expiresIn(s) {
@@ -396,11 +429,35 @@ function stopFollower(f) {
   if (f) f.abort.abort();
 }
 
+/** Reads an NDJSON stream of the control API until it ends (or `signal` aborts it). */
+async function readNdjson(url, signal, onLine) {
+  const res = await fetch(url, { headers: authHeaders(), signal, cache: 'no-store' });
+  if (res.status === 401) {
+    showSignIn();
+    throw new Unauthorized('the control token is needed');
+  }
+  if (!res.ok) throw new Error(`${url.replace(API, '')}: ${res.status}`);
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += decoder.decode(value, { stream: true });
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line.trim()) onLine(JSON.parse(line));
+    }
+  }
+}
+
 /**
  * Shows the newest matching entries, then follows the stream from there. `onEntry` gets each
  * entry once, in order.
  */
-function follow(query, onEntry, { live = true, backlog = 200 } = {}) {
+function follow(query, onEntry, { live = true, backlog = 200, onEnd } = {}) {
   const f = { abort: new AbortController() };
   (async () => {
     const q = new URLSearchParams(query);
@@ -410,35 +467,18 @@ function follow(query, onEntry, { live = true, backlog = 200 } = {}) {
     if (!live || f.abort.signal.aborted) return;
     const s = new URLSearchParams(query);
     s.set('after', String(page.entries.length ? page.entries[page.entries.length - 1].seq : page.last_seq));
-    const res = await fetch(`${API}/tenants/${t()}/journal/stream?${s}`, {
-      headers: authHeaders(),
-      signal: f.abort.signal,
-      cache: 'no-store',
+    await readNdjson(`${API}/tenants/${t()}/journal/stream?${s}`, f.abort.signal, (e) => {
+      if (e.lagged !== undefined) say(`journal: ${e.lagged} entries were missed (the page fell behind)`);
+      else onEntry(e);
     });
-    if (!res.ok) throw new Error(`journal stream: ${res.status}`);
-    const reader = res.body.getReader();
-    const decoder = new TextDecoder();
-    let buf = '';
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) {
-        if (!f.abort.signal.aborted) say('the journal stream ended (the server stopped?); Apply follows it again');
-        break;
-      }
-      buf += decoder.decode(value, { stream: true });
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (!line.trim()) continue;
-        const e = JSON.parse(line);
-        if (e.lagged !== undefined) say(`journal: ${e.lagged} entries were missed (the page fell behind)`);
-        else onEntry(e);
-      }
-    }
-  })().catch((e) => {
-    if (e.name !== 'AbortError' && !(e instanceof Unauthorized)) say(e.message);
-  });
+    if (!f.abort.signal.aborted && onEnd) onEnd();
+  })()
+    .catch((e) => {
+      if (e.name !== 'AbortError' && !(e instanceof Unauthorized)) say(e.message);
+    })
+    .finally(() => {
+      f.done = true;
+    });
   return f;
 }
 
@@ -470,7 +510,7 @@ function startJournal() {
     );
     body.prepend(row);
     while (body.childElementCount > MAX_JOURNAL_ROWS) body.lastElementChild.remove();
-  }, { live });
+  }, { live, onEnd: () => say('the journal stream ended (the server stopped?); Apply follows it again') });
 }
 
 function toggleDetail(row, e) {
@@ -505,30 +545,79 @@ function showFrames(id) {
   startFrames(id);
 }
 
-const FRAME_KINDS = 'connection,packet_in,packet_out,upstream,fault';
+const MAX_FRAME_ROWS = 1000;
 
+/** Turns the session's frame tap on and follows its frames (kept since the tap went on). */
 function startFrames(id) {
   stopFollower(state.frames);
   const box = $('#frames');
   box.replaceChildren();
   if (!id) return;
-  state.frames = follow({ session: String(id), kind: FRAME_KINDS }, (e) => {
-    const dir = { packet_in: ['in', '→'], packet_out: ['out', '←'], upstream: ['out', '⇄'], fault: ['fault', '⚡'] }[e.kind] ?? [
-      'conn',
-      '•',
-    ];
-    box.append(
+  const f = { abort: new AbortController() };
+  state.frames = f;
+  const base = `${API}/tenants/${t()}/connections/${encodeURIComponent(id)}`;
+  (async () => {
+    // The session may have ended since (its frames stay readable while tapped): only a live one
+    // can be tapped anew.
+    await api('PUT', `/tenants/${t()}/connections/${encodeURIComponent(id)}/tap`).catch((e) => {
+      if (e instanceof Unauthorized) throw e;
+    });
+    $('#frames-state').textContent = `tapping session ${id}`;
+    await readNdjson(`${base}/frames/stream`, f.abort.signal, (fr) => {
+      if (fr.lagged !== undefined) {
+        box.append(el('div', { className: 'frame lagged' }, `${fr.lagged} frame(s) dropped before the page read them`));
+        return;
+      }
+      box.append(frameRow(fr));
+      while (box.childElementCount > MAX_FRAME_ROWS) box.firstElementChild.remove();
+    });
+    if (!f.abort.signal.aborted) $('#frames-state').textContent = `the tap of session ${id} is off`;
+  })().catch((e) => {
+    if (e.name !== 'AbortError' && !(e instanceof Unauthorized)) say(e.message);
+  });
+}
+
+/** One frame: time, direction, method and summary; a click shows its header and payload. */
+function frameRow(fr) {
+  const dir = fr.direction === 'in' ? ['in', '→'] : ['out', '←'];
+  const row = el(
+    'div',
+    { className: `frame ${dir[0]}`, 'data-direction': fr.direction, 'data-method': fr.method ?? '', 'data-id': fr.id ?? '', 'data-seq': fr.seq },
+    el('span', { className: 'muted mono' }, time(fr.at).slice(11)),
+    el('span', { className: 'dir', title: fr.direction === 'in' ? 'from the client' : 'to the client' }, dir[1]),
+    el('strong', { className: 'mono' }, fr.method ?? '?'),
+    el('span', { className: 'mono' }, fr.summary),
+    el('span', { className: 'muted' }, `${fr.size} B`),
+    fr.clipped ? el('span', { className: 'badge clipped' }, `clipped: ${fr.clipped} B not kept`) : '',
+  );
+  row.addEventListener('click', () => {
+    const next = row.nextElementSibling;
+    if (next && next.classList.contains('frame-detail')) {
+      next.remove();
+      return;
+    }
+    let body = '';
+    if (fr.payload !== undefined) body = JSON.stringify(fr.payload, null, 2);
+    else if (fr.text !== undefined) body = fr.text;
+    row.after(
       el(
         'div',
-        { className: `frame ${dir[0]}`, 'data-kind': e.kind },
-        el('span', { className: 'muted mono' }, wallTime(e.wall_us)),
-        el('span', { className: 'dir' }, dir[1]),
-        el('span', { className: 'mono' }, e.summary),
-        el('code', {}, JSON.stringify(e.detail)),
+        { className: 'frame-detail' },
+        el('h4', {}, 'header'),
+        el('pre', {}, fr.header ? JSON.stringify(fr.header, null, 2) : '(not a twilsock header)'),
+        el('h4', {}, 'payload'),
+        el('pre', { className: 'payload' }, body || '(empty)', fr.clipped ? `\n… [clipped: ${fr.clipped} more bytes]` : ''),
       ),
     );
-  }, { backlog: 500 });
+  });
+  return row;
 }
+
+$('#frames-stop').addEventListener('click', () => {
+  const id = $('#frames-session').value;
+  if (!id) return;
+  act('tap off', () => api('DELETE', `/tenants/${t()}/connections/${encodeURIComponent(id)}/tap`));
+});
 
 $('#frames-filter').addEventListener('submit', (ev) => {
   ev.preventDefault();
@@ -564,14 +653,42 @@ $('#near-misses-clear').addEventListener('click', () => act('clear near-misses',
 
 // ---- media
 
+/** Image types previewed (as the server serves them inline), the most previews per reload, and their largest size. */
+const PREVIEW_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp'];
+const MAX_PREVIEWS = 50;
+const MAX_PREVIEW_BYTES = 5 * 1024 * 1024;
+let previewUrls = [];
+
+/** An <img> of a media record's bytes, read through the control API with the token. */
+function mediaPreview(m) {
+  const img = el('img', { className: 'media-preview', alt: m.filename || m.sid, 'data-media': m.sid });
+  api('GET', `/tenants/${t()}/media/${encodeURIComponent(m.sid)}/content`, undefined, { raw: true })
+    .then(async (res) => {
+      if (!res.ok) throw new Error(`media ${m.sid}: ${res.status}`);
+      const url = URL.createObjectURL(await res.blob());
+      previewUrls.push(url);
+      img.src = url;
+    })
+    .catch((e) => {
+      if (!(e instanceof Unauthorized)) say(e.message);
+    });
+  return img;
+}
+
 async function loadMedia() {
   const v = await api('GET', `/tenants/${t()}/media?limit=200`);
+  for (const u of previewUrls) URL.revokeObjectURL(u);
+  previewUrls = [];
+  let previews = 0;
   $('#media-total').textContent = `${v.total} media record(s)${v.total > v.media.length ? `, newest ${v.media.length} shown` : ''}`;
   $('#media-body').replaceChildren(
-    ...v.media.map((m) =>
-      el(
+    ...v.media.map((m) => {
+      const previewable = PREVIEW_TYPES.includes(String(m.content_type).toLowerCase()) && m.size <= MAX_PREVIEW_BYTES && previews < MAX_PREVIEWS;
+      if (previewable) previews += 1;
+      return el(
         'tr',
-        {},
+        { 'data-sid': m.sid },
+        el('td', {}, previewable ? mediaPreview(m) : ''),
         el('td', { className: 'mono' }, m.sid),
         el('td', {}, m.content_type),
         el('td', {}, m.filename ?? ''),
@@ -580,8 +697,8 @@ async function loadMedia() {
         el('td', { className: 'mono' }, m.conversation_sid ?? ''),
         el('td', { className: 'mono' }, m.message_sid ?? ''),
         el('td', {}, time(m.date_created)),
-      ),
-    ),
+      );
+    }),
   );
 }
 
@@ -709,12 +826,20 @@ async function loadScenario() {
   banner.replaceChildren(
     el('strong', {}, `Scenario ${scenario.id}`),
     ` — ${scenario.title}: play ${scenario.round}, ${scenario.state}`,
+    el('span', { className: 'steps', 'data-steps-done': scenario.steps_done ?? 0 }, stepProgress(scenario)),
     last ? el('span', {}, ' · last verdict ', el('span', { className: `verdict ${last.verdict}` }, last.verdict)) : '',
   );
   const box = $('#scenario');
   box.replaceChildren(
     el('p', {}, el('strong', {}, scenario.id), ` — ${scenario.title}`),
     el('p', {}, `Play ${scenario.round}: ${scenario.state}. Connect as: ${(scenario.identities || []).join(', ')}`),
+    el(
+      'ol',
+      { className: 'scenario-steps' },
+      ...(scenario.steps || []).map((d, i) =>
+        el('li', { className: i < (scenario.steps_done ?? 0) ? 'done' : i === (scenario.steps_done ?? 0) ? 'current' : '' }, d),
+      ),
+    ),
     ...(scenario.outcomes || [])
       .slice()
       .reverse()
@@ -724,6 +849,11 @@ async function loadScenario() {
           { className: 'outcome' },
           el('h3', {}, `Play ${o.round}: `, el('span', { className: `verdict ${o.verdict}` }, o.verdict), ` after ${(o.duration_ms / 1000).toFixed(1)} s`),
           o.reason ? el('p', {}, o.reason) : '',
+          el(
+            'ol',
+            { className: 'outcome-steps' },
+            ...(o.steps || []).map((st) => el('li', { className: st.ok ? 'ok' : 'failed' }, `${st.ok ? 'ok' : 'FAILED'} ${st.description}${st.detail ? ` (${st.detail})` : ''}`)),
+          ),
           el(
             'table',
             { className: 'grid' },
@@ -748,14 +878,33 @@ async function loadScenario() {
   );
 }
 
+/** ` · step 2 of 5 done: server drop alice (ok) · next: wait 2s` */
+function stepProgress(scenario) {
+  if (scenario.steps_total === undefined) return '';
+  const done = scenario.steps_done ?? 0;
+  let text = ` · steps done: ${done} of ${scenario.steps_total}`;
+  const l = scenario.last_step;
+  if (l) text += ` · last: ${l.description} (${l.ok ? 'ok' : 'failed'}${l.detail ? `, ${l.detail}` : ''})`;
+  if (scenario.next_step) text += ` · now: ${scenario.next_step}`;
+  return text;
+}
+
 // ---- polling loop
 
 let started = false;
 
+/** Every `SESSIONS_REFRESH_TICKS` ticks the session list is read even without an event. */
+const SESSIONS_REFRESH_TICKS = 5;
+let ticks = 0;
+
 async function tick() {
   if (!state.tenant) return;
   await loadClock();
-  await loadSessions();
+  // (Re)starts the push of session changes: at start, after a tenant change, after the stream
+  // ended (the server restarted).
+  if (!state.sessionWatch || state.sessionWatch.done) watchSessions();
+  if (ticks++ % SESSIONS_REFRESH_TICKS === 0) sessionsChanged();
+  else if (state.clock) renderSessions();
   await loadNearMisses();
   if (state.tab === 'frames') fillFrameSessions();
 }

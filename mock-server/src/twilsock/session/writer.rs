@@ -37,6 +37,7 @@ use futures_util::stream::SplitSink;
 use tokio::sync::{mpsc, watch};
 
 use super::super::backend::{Frame, Frames};
+use crate::frame_tap::Tap;
 
 /// Frames written per flush when the outbox has a backlog.
 const WRITE_BATCH: usize = 64;
@@ -73,6 +74,7 @@ pub(super) async fn write_loop(
     frames: Frames,
     commands: mpsc::Receiver<WriterCommand>,
     mode: watch::Receiver<Mode>,
+    tap: Tap,
 ) -> Result<(), axum::Error> {
     let capacity = frames.capacity();
     Writer {
@@ -84,6 +86,7 @@ pub(super) async fn write_loop(
         gated: VecDeque::new(),
         released: HashSet::new(),
         capacity,
+        tap,
     }
     .run(commands)
     .await
@@ -103,6 +106,8 @@ struct Writer {
     /// Gates released while an older gate is still open.
     released: HashSet<u64>,
     capacity: usize,
+    /// The inspector's frame view (free unless this session is tapped).
+    tap: Tap,
 }
 
 impl Writer {
@@ -142,6 +147,7 @@ impl Writer {
                             }
                         }
                         if let Some(last) = last {
+                            self.tap.outbound(&last);
                             self.sink.feed(Message::Binary(last)).await?;
                         }
                         self.sink.flush().await?;
@@ -154,6 +160,7 @@ impl Writer {
                         self.gated.clear();
                         while self.frames.try_recv().is_some() {}
                         self.kept_back();
+                        self.tap.outbound(&last);
                         self.sink.feed(Message::Binary(last)).await?;
                         self.sink.flush().await?;
                     }
@@ -280,6 +287,7 @@ impl Writer {
     /// bytes off the outbox's budget once the socket has it.
     async fn write(&mut self, bytes: Bytes) -> Result<(), axum::Error> {
         let n = bytes.len();
+        self.tap.outbound(&bytes);
         self.sink.feed(Message::Binary(bytes)).await?;
         self.frames.wrote(n);
         Ok(())
