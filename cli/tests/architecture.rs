@@ -150,6 +150,15 @@ fn the_journal_is_a_leaf() {
 }
 
 #[test]
+fn the_frame_tap_is_a_leaf() {
+    allow_only(
+        "mock-server/src/frame_tap.rs",
+        &["frame_tap", "clock"],
+        "the frame tap imports nothing of the crate but the clock (twilsock calls into it)",
+    );
+}
+
+#[test]
 fn twilsock_knows_no_conversations_sync_or_control_plane() {
     forbid(
         "mock-server/src/twilsock",
