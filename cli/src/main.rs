@@ -184,7 +184,7 @@ fn main() -> ExitCode {
         Command::Scenarios { command } => scenarios(command),
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => {
-            scenario_play::init_logging("info,tower_http=warn");
+            init_logging("info,tower_http=warn");
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
                 Err(e) => {

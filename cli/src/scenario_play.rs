@@ -2,27 +2,18 @@
 //! whatever connects to the default account, again each time the app reconnects after a play,
 //! until the server stops. Steps are logged as they happen; each play ends with its verdict.
 //!
-//! **Progress per step.** The engine logs each step of a server-side play as it ends (an `info`
-//! event of [`STEP_TARGET`] with `ok`, `detail` and the step's description). [`StepLayer`], a
-//! tracing layer installed by [`init_logging`] with its own filter (so `REHEARSAL_LOG` cannot
-//! silence it), turns those events into the board's `steps_done`, `last_step` and `next_step`,
-//! which the inspector shows while the play runs.
+//! **Progress per step.** The engine tells [`PlayOptions::on_step`] of each step as it ends;
+//! [`record_step`] turns that into the board's `steps_done`, `last_step` and `next_step`, which
+//! the inspector shows while the play runs.
 use std::collections::VecDeque;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
-
-use rehearsal_mock_server::control::scenario::Board;
-use tracing::field::{Field, Visit};
-use tracing_subscriber::Layer;
-use tracing_subscriber::filter::{EnvFilter, Targets};
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::util::SubscriberInitExt;
 
 use rehearsal_harness::report::verdict_name;
 use rehearsal_mock_server::AppState;
-use rehearsal_scenarios::engine::{PlayOptions, play_server_side};
+use rehearsal_scenarios::engine::{OnStep, PlayOptions, play_server_side};
 use rehearsal_scenarios::load::Loaded;
-use rehearsal_scenarios::outcome::ScenarioOutcome;
+use rehearsal_scenarios::outcome::{ScenarioOutcome, StepOutcome};
 use serde_json::{Value, json};
 
 /// Plays `loaded` on the server's default account, over and over, until `stop` flips.
@@ -31,12 +22,13 @@ pub async fn replay(state: AppState, twilsock_url: String, loaded: Loaded, mut s
         eprintln!("rehearsal: --scenario needs an account to play on (the seed has none)");
         return;
     };
+    let board = state.control.scenario.clone();
     let opts = PlayOptions {
         keep_tenant: true,
         settle: Duration::from_secs(1),
+        on_step: Some(OnStep(Arc::new(move |step: &StepOutcome| board.update(|v| record_step(v, step))))),
         ..PlayOptions::default()
     };
-    let _ = BOARD.set(state.control.scenario.clone());
     let mut round = 1u32;
     let mut outcomes: VecDeque<Value> = VecDeque::new();
     loop {
@@ -80,73 +72,18 @@ fn post(state: &AppState, loaded: &Loaded, round: u32, what: &str, outcomes: &Ve
 /// Steps of the scenario the board lists (the rest only counted in `steps_total`).
 const MAX_LISTED_STEPS: usize = 100;
 
-/// The target of the engine's step events.
-pub const STEP_TARGET: &str = "rehearsal_scenarios::engine::run";
-
-/// The board [`StepLayer`] writes to, once a scenario plays.
-static BOARD: OnceLock<Arc<Board>> = OnceLock::new();
-
-/// The `serve` logging: the usual formatter filtered by `REHEARSAL_LOG`, plus [`StepLayer`].
-pub fn init_logging(default: &str) {
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_filter(EnvFilter::try_from_env("REHEARSAL_LOG").unwrap_or_else(|_| default.into()));
-    let steps = StepLayer.with_filter(Targets::new().with_target(STEP_TARGET, tracing::Level::INFO));
-    tracing_subscriber::registry().with(fmt).with(steps).init();
-}
-
-/// Counts the steps of the play on the board as the engine logs them.
-pub struct StepLayer;
-
-impl<S: tracing::Subscriber> Layer<S> for StepLayer {
-    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
-        let Some(board) = BOARD.get() else { return };
-        let mut step = StepEvent::default();
-        event.record(&mut step);
-        // Only the step lines carry `ok`.
-        let (Some(ok), Some(description)) = (step.ok, step.message) else {
-            return;
-        };
-        board.update(|v| record_step(v, description, ok, step.detail));
-    }
-}
-
 /// One step ended: counts it, and names the one after it (by position among the scenario's
 /// steps; triggered steps count too, so this is the best guess the log allows).
-fn record_step(board: &mut Value, description: String, ok: bool, detail: Option<String>) {
+fn record_step(board: &mut Value, step: &StepOutcome) {
     let done = board["steps_done"].as_u64().unwrap_or(0) + 1;
     board["steps_done"] = done.into();
-    board["last_step"] = json!({ "description": description, "ok": ok, "detail": detail.filter(|d| !d.is_empty()) });
+    board["last_step"] = json!({
+        "description": step.description,
+        "ok": step.ok,
+        "detail": step.detail.as_deref().filter(|d| !d.is_empty()),
+    });
     let next = usize::try_from(done).ok().and_then(|i| board["steps"].get(i).cloned());
     board["next_step"] = next.unwrap_or(Value::Null);
-}
-
-#[derive(Default)]
-struct StepEvent {
-    ok: Option<bool>,
-    detail: Option<String>,
-    message: Option<String>,
-}
-
-impl Visit for StepEvent {
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        if field.name() == "ok" {
-            self.ok = Some(value);
-        }
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "detail" {
-            self.detail = Some(value.to_owned());
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.message = Some(format!("{value:?}"));
-        }
-    }
 }
 
 /// One play's verdict and expectations, for the board (no timeline: it can be long).
@@ -215,22 +152,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_engines_step_lines_move_the_boards_progress() {
-        let board = Arc::new(Board::default());
-        board.set(json!({ "steps": ["server drop alice", "wait 2s"], "steps_total": 2, "steps_done": 0 }));
-        let _ = BOARD.set(board.clone());
-        let subscriber =
-            tracing_subscriber::registry().with(StepLayer.with_filter(Targets::new().with_target(STEP_TARGET, tracing::Level::INFO)));
-        tracing::subscriber::with_default(subscriber, || {
-            tracing::info!(target: "some::other", ok = true, "not a step");
-            tracing::info!(target: STEP_TARGET, at_ms = 5u64, ok = true, detail = "", "server drop alice");
-        });
-        let v = board.get().expect("the board");
-        assert_eq!(v["steps_done"], 1);
+    fn each_ended_step_moves_the_boards_progress() {
+        let mut board = json!({ "steps": ["server drop alice", "wait 2s"], "steps_total": 2, "steps_done": 0 });
+        let step = StepOutcome {
+            index: 0,
+            description: "server drop alice".into(),
+            ok: true,
+            detail: Some(String::new()),
+            started_ms: 5,
+            duration_ms: 1,
+        };
+        record_step(&mut board, &step);
+        assert_eq!(board["steps_done"], 1);
         assert_eq!(
-            v["last_step"],
+            board["last_step"],
             json!({ "description": "server drop alice", "ok": true, "detail": null })
         );
-        assert_eq!(v["next_step"], "wait 2s");
+        assert_eq!(board["next_step"], "wait 2s");
+        record_step(
+            &mut board,
+            &StepOutcome {
+                index: 1,
+                description: "wait 2s".into(),
+                ..step
+            },
+        );
+        assert_eq!((board["steps_done"].clone(), board["next_step"].clone()), (json!(2), Value::Null));
     }
 }

@@ -48,5 +48,5 @@ mod tokens;
 
 pub use driver::{Answer, ClientDriver, ClientEvent, Command, DriverEnv, DriverError, DriverLog, Hello, Link};
 pub(crate) use run::Play;
-pub use run::{PlayOptions, play, play_server_side, play_with};
+pub use run::{OnStep, PlayOptions, play, play_server_side, play_with};
 pub use tenant::serve_seed;

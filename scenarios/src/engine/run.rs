@@ -40,6 +40,19 @@ pub struct PlayOptions {
     pub rng_seed: Option<u64>,
     /// Leave the tenant in place after the play, for inspection.
     pub keep_tenant: bool,
+    /// Told of each step as it ends (`rehearsal serve --scenario` shows the play's progress
+    /// with it). Called on the engine's task: keep it short and never block.
+    pub on_step: Option<OnStep>,
+}
+
+/// A callback for each step as it ends ([`PlayOptions::on_step`]).
+#[derive(Clone)]
+pub struct OnStep(pub Arc<dyn Fn(&StepOutcome) + Send + Sync>);
+
+impl std::fmt::Debug for OnStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnStep(..)")
+    }
 }
 
 impl Default for PlayOptions {
@@ -50,6 +63,7 @@ impl Default for PlayOptions {
             max_timeline: 20_000,
             rng_seed: None,
             keep_tenant: false,
+            on_step: None,
         }
     }
 }
@@ -249,14 +263,18 @@ impl<'a> Play<'a> {
             // Someone is watching their app face the scenario: say what the server does as it does it.
             tracing::info!(at_ms = ms(started), ok, detail = detail.as_deref().unwrap_or(""), "{description}");
         }
-        self.steps.lock().unwrap_or_else(|e| e.into_inner()).push(StepOutcome {
+        let step = StepOutcome {
             index,
             description,
             ok,
             detail,
             started_ms: ms(started),
             duration_ms: ms(now.saturating_sub(started)),
-        });
+        };
+        if let Some(on_step) = &self.opts.on_step {
+            (on_step.0)(&step);
+        }
+        self.steps.lock().unwrap_or_else(|e| e.into_inner()).push(step);
     }
 
     fn record_expectation(&self, label: String, e: &Expectation, j: Judged, at: Us) -> bool {

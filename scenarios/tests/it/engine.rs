@@ -428,6 +428,25 @@ last_message = {{ author = "alice", body = "hello from alice", attributes = {{ m
     );
 }
 
+/// `PlayOptions::on_step` hears of each step as it ends, in order, as the outcome lists them.
+#[tokio::test]
+async fn on_step_hears_each_step_as_it_ends() {
+    let server = MockServer::start().await;
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(usize, String, bool)>::new()));
+    let sink = heard.clone();
+    let opts = PlayOptions {
+        on_step: Some(rehearsal_scenarios::engine::OnStep(std::sync::Arc::new(move |s| {
+            sink.lock().unwrap().push((s.index, s.description.clone(), s.ok));
+        }))),
+        ..opts()
+    };
+    let text = driven("steps", r#"["events", "connect", "send"]"#, SEND);
+    let o = play(&server, &scenario(&text), &mut Scripted::new(&server), &opts).await;
+    let from_outcome: Vec<(usize, String, bool)> = o.steps.iter().map(|s| (s.index, s.description.clone(), s.ok)).collect();
+    assert!(!from_outcome.is_empty(), "the scenario has steps");
+    assert_eq!(*heard.lock().unwrap(), from_outcome);
+}
+
 #[tokio::test]
 async fn a_failed_must_fails_the_run_with_expected_and_actual() {
     let server = MockServer::start().await;
