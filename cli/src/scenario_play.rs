@@ -47,7 +47,7 @@ const KEPT_OUTCOMES: usize = 10;
 /// Shows the play's progress on the inspector (`GET /_rehearsal/v1/scenario`).
 fn post(state: &AppState, loaded: &Loaded, round: u32, what: &str, outcomes: &VecDeque<Value>) {
     let s = &loaded.scenario;
-    state.control.scenario.set(json!({
+    state.control.scenario_board().set(json!({
         "id": s.id,
         "title": s.title,
         "identities": s.clients.iter().map(|c| c.identity()).collect::<Vec<_>>(),

@@ -325,6 +325,7 @@ pub fn prepare(listener_addr: SocketAddr, mut startup: Startup) -> Result<AppSta
         stop.subscribe(),
     );
     domain.observe(Arc::new(webhooks.clone()));
+    domain.set_gate(Arc::new(webhooks.clone()));
     let mut default_account = None;
     if let Some(json) = &startup.state_json {
         default_account = domain.import_json(json)?.into_iter().next();
@@ -340,7 +341,6 @@ pub fn prepare(listener_addr: SocketAddr, mut startup: Startup) -> Result<AppSta
         hub,
         control: Some(control.clone()),
         claims: Default::default(),
-        webhooks: Some(webhooks.clone()),
     };
     Ok(AppState {
         domain,

@@ -25,9 +25,11 @@ use serde_json::{Value, json};
 
 use crate::auth::identity::Caller;
 use crate::clock::{Clock, ClockMode, Millis};
-use crate::domain::Domain;
 use crate::domain::seed::{Seed, SeedAccount, SeedError};
+use crate::domain::settings::HookLevel;
 use crate::domain::snapshot::ImportError;
+use crate::domain::webhook::{HookConfig, HookConfigUpdate};
+use crate::domain::{AccountState, Cause, Domain};
 use crate::journal::{self, Journal, Kind, Observation};
 use crate::server::Credentials;
 use crate::sync::SyncHub;
@@ -41,16 +43,19 @@ use sessions::{SessionView, Sessions, Target};
 
 /// The control plane's handle: cheap to clone.
 #[derive(Clone)]
+///
+/// Its parts are the crate's own: users outside it (the scenario engine, `rehearsal`, the CLI)
+/// go through its methods, so that every change takes the domain service's one way in.
 pub struct Control {
-    pub domain: Domain,
-    pub hub: Arc<SyncHub>,
-    pub sessions: Arc<Sessions>,
-    pub journal: Arc<Journal>,
-    pub faults: Arc<faults::Faults>,
+    pub(crate) domain: Domain,
+    pub(crate) hub: Arc<SyncHub>,
+    pub(crate) sessions: Arc<Sessions>,
+    pub(crate) journal: Arc<Journal>,
+    pub(crate) faults: Arc<faults::Faults>,
     /// Requests answered 404/405 for want of a route, grouped (the inspector's near-misses).
-    pub near_misses: Arc<near_misses::NearMisses>,
+    pub(crate) near_misses: Arc<near_misses::NearMisses>,
     /// The progress of `rehearsal serve --scenario`, when one plays (the inspector shows it).
-    pub scenario: Arc<scenario::Board>,
+    pub(crate) scenario: Arc<scenario::Board>,
     /// The seed each tenant was created from, so `reset` can rebuild it.
     seeds: Arc<Mutex<HashMap<String, SeedAccount>>>,
     counter: Arc<std::sync::atomic::AtomicU64>,
@@ -66,6 +71,7 @@ pub enum ControlError {
     Import(#[from] ImportError),
     #[error("{0}")]
     Act(#[from] actors::ActError),
+
     #[error("{0}")]
     Invalid(String),
     /// A number from outside is beyond what the control plane accepts (see [`limits`]).
@@ -429,14 +435,72 @@ impl Control {
         Ok(())
     }
 
-    // ---- actors
+    // ---- reading and configuring tenants
 
-    pub fn act(&self, account: &str, who: Option<&str>, action: actors::Action) -> Result<Value, ControlError> {
+    /// Whether the tenant exists.
+    pub fn has_tenant(&self, sid: &str) -> bool {
+        self.domain.account(sid).is_some()
+    }
+
+    /// Reads a tenant's state (under its read lock: keep `f` short, and never call back into
+    /// the control plane from it).
+    pub fn read<R>(&self, account: &str, f: impl FnOnce(&AccountState) -> R) -> Result<R, ControlError> {
         let acc = self
             .domain
             .account(account)
             .ok_or_else(|| ControlError::NoTenant(account.to_owned()))?;
-        Ok(actors::act(&acc, who, action)?)
+        Ok(acc.read(f))
+    }
+
+    /// Changes the webhook targets of a tenant's default service, as
+    /// `POST /v1/Services/{sid}/Configuration/Webhooks` does.
+    pub fn configure_webhooks(&self, account: &str, update: HookConfigUpdate) -> Result<HookConfig, ControlError> {
+        let acc = self
+            .domain
+            .account(account)
+            .ok_or_else(|| ControlError::NoTenant(account.to_owned()))?;
+        acc.configure_webhooks(&Cause::api(false), HookLevel::Service(None), update)
+            .map_err(|e| ControlError::Invalid(e.to_string()))
+    }
+
+    /// Mints an access token for `identity` in a tenant, signed with its first API key, on the
+    /// tenant's clock; `None` if there is no such tenant.
+    pub fn mint_token(&self, account: &str, identity: &str, ttl_secs: u64) -> Option<Result<String, crate::auth::identity::MintError>> {
+        let acc = self.domain.account(account)?;
+        Some(crate::auth::identity::mint_for(&acc, identity, ttl_secs))
+    }
+
+    /// Disarms an HTTP fault rule; whether it was still armed.
+    pub fn disarm_http(&self, id: u64) -> bool {
+        self.faults.remove(id)
+    }
+
+    /// The journal every part of the server records into.
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
+    }
+
+    /// The progress board `rehearsal serve --scenario` writes and the inspector shows.
+    pub fn scenario_board(&self) -> &scenario::Board {
+        &self.scenario
+    }
+
+    /// Registers an observer of every tenant's domain events (in commit order, under the
+    /// tenant's lock: it must not block).
+    pub fn observe(&self, observer: Arc<dyn crate::domain::DomainObserver>) {
+        self.domain.observe(observer);
+    }
+
+    // ---- actors
+
+    /// Performs `action` in a tenant as `who` (an SDK identity: webhooks fire as for the SDK)
+    /// or, when `None`, as the REST API; see [`actors::act`].
+    pub async fn act(&self, account: &str, who: Option<&str>, action: actors::Action) -> Result<Value, ControlError> {
+        let acc = self
+            .domain
+            .account(account)
+            .ok_or_else(|| ControlError::NoTenant(account.to_owned()))?;
+        Ok(actors::act(&acc, who, action).await?)
     }
 }
 

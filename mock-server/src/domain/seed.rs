@@ -7,7 +7,7 @@ use super::conversation::NewConversation;
 use super::message::NewMessage;
 use super::participant::NewParticipant;
 use super::user::NewUser;
-use super::{ApiKey, Domain, DomainError, NewAccount, Origin};
+use super::{ApiKey, Domain, DomainError, NewAccount};
 use crate::sid;
 
 /// The seed `rehearsal serve` starts with unless told otherwise.
@@ -163,7 +163,7 @@ impl Seed {
                 })
                 .map_err(|source| SeedError::Account { index, source })?;
             let acc = account.sid.clone();
-            let origin = Origin::System;
+            let origin = super::Cause::system();
             let fail = |what: String| {
                 let account = acc.clone();
                 move |source| SeedError::Apply { account, what, source }

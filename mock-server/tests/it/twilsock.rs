@@ -1570,7 +1570,7 @@ async fn realtime_journals_sessions_and_refused_connections_keep_the_socket_usab
         now_unix: clock.now().unix_secs(),
         nbf_unix: None,
     });
-    let mut journal = control.journal.follow();
+    let mut journal = control.journal().follow();
 
     control.refuse_connections(&account, Duration::from_secs(60)).expect("refuse");
     let (ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(server.twilsock_url()))
@@ -1611,7 +1611,7 @@ async fn realtime_journals_sessions_and_refused_connections_keep_the_socket_usab
     assert!(control.connections(Some(&account)).is_empty());
 
     let entries = control
-        .journal
+        .journal()
         .query(&Filter {
             session: Some(id),
             ..Filter::default()

@@ -110,10 +110,10 @@ pub async fn play_server_side(
     opts: &PlayOptions,
 ) -> ScenarioOutcome {
     let began = StdInstant::now();
-    let Some(c) = rehearsal_mock_server::server::Credentials::of(&control.domain, account) else {
+    let Ok(t) = control.tenant(account) else {
         return setup_failure(&loaded.scenario, format!("the server has no account {account}"), began);
     };
-    let tenant = Tenant::of(c);
+    let tenant = Tenant::of(t.credentials);
     let mut outcome = play_tenant(control, base_url, twilsock_url, loaded, tenant, &mut NoClient, opts, true).await;
     outcome.duration = began.elapsed();
     outcome
@@ -310,7 +310,7 @@ impl<'a> Play<'a> {
             Step::Server(a) => {
                 let description = format!("{prefix}{}", actions::describe(a));
                 let mut delivered = None;
-                let mut result = actions::run(self, a, &mut delivered);
+                let mut result = actions::run(self, a, &mut delivered).await;
                 // A session command takes effect on the session's own task: wait until every
                 // session reached has acknowledged it, so the next step meets its effect.
                 if let Ok(v) = &mut result

@@ -125,8 +125,7 @@ pub(crate) fn create(control: &Control, loaded: &Loaded, rng_seed: Option<u64>) 
 
 /// Reads the tenant's default service.
 pub(crate) fn read<R>(control: &Control, account: &str, f: impl FnOnce(&rehearsal_mock_server::domain::ChatService) -> R) -> Option<R> {
-    let acc = control.domain.account(account)?;
-    Some(acc.read(|s| f(s.default_service())))
+    control.read(account, |s| f(s.default_service())).ok()
 }
 
 /// Reads one conversation (by SID or unique name) of the tenant.
