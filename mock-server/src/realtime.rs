@@ -8,13 +8,43 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 
 use crate::auth::identity::{self, Caller};
+use crate::clock::Clock;
 use crate::control::faults::HttpFault;
 use crate::control::near_misses::{Miss, Reason};
 use crate::domain::service::Presence;
 use crate::domain::{Cause, Domain};
 use crate::journal::{Kind, Observation};
 use crate::sync::{SyncHub, query};
-use crate::twilsock::{Backend, InitRejection, SessionInfo, SessionObservation, UpstreamRequest, UpstreamResponse};
+use crate::twilsock::{Backend, InitRejection, Principal, SessionObservation, UpstreamRequest, UpstreamResponse};
+
+/// A twilsock session of this server: its caller is a verified token's account, identity and
+/// service.
+pub type SessionInfo = crate::twilsock::SessionInfo<Caller>;
+
+/// What a session reads of its caller; the rest (the account, the service) is the client API's
+/// and Sync's.
+impl Principal for Caller {
+    fn account(&self) -> &str {
+        &self.account.sid
+    }
+
+    fn identity(&self) -> &str {
+        Caller::identity(self)
+    }
+
+    fn expires_at(&self) -> i64 {
+        self.claims.expires_at
+    }
+
+    fn clock(&self) -> &Clock {
+        self.account.clock()
+    }
+
+    /// Same account, identity and service.
+    fn same_principal(&self, new: &Caller) -> bool {
+        self.account.sid == new.account.sid && Caller::identity(self) == Caller::identity(new) && self.service_sid == new.service_sid
+    }
+}
 
 #[derive(Clone)]
 pub struct Realtime {
@@ -96,6 +126,8 @@ impl Realtime {
 }
 
 impl Backend for Realtime {
+    type Caller = Caller;
+
     fn verify(&self, token: &str) -> Result<Caller, InitRejection> {
         let caller = identity::verify(&self.domain, token)?;
         if let Some(control) = &self.control {

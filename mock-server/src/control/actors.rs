@@ -114,7 +114,7 @@ pub struct MediaSpec {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActError {
-    #[error("{0}")]
+    #[error(transparent)]
     Domain(#[from] DomainError),
     #[error("action {0} needs an actor identity (\"as\")")]
     NeedsIdentity(&'static str),

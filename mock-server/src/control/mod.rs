@@ -66,10 +66,10 @@ pub enum ControlError {
     #[error("no tenant {0}")]
     NoTenant(String),
     #[error("seed: {0}")]
-    Seed(#[from] SeedError),
+    Seed(SeedError),
     #[error("state: {0}")]
-    Import(#[from] ImportError),
-    #[error("{0}")]
+    Import(ImportError),
+    #[error(transparent)]
     Act(#[from] actors::ActError),
 
     #[error("{0}")]
@@ -77,6 +77,20 @@ pub enum ControlError {
     /// A number from outside is beyond what the control plane accepts (see [`limits`]).
     #[error("{0}")]
     OutOfRange(String),
+}
+
+// Causes are part of the message (the workspace's convention: Display only, no `source`, so
+// that `{:#}` and error-chain printers do not print them twice).
+impl From<SeedError> for ControlError {
+    fn from(e: SeedError) -> ControlError {
+        ControlError::Seed(e)
+    }
+}
+
+impl From<ImportError> for ControlError {
+    fn from(e: ImportError) -> ControlError {
+        ControlError::Import(e)
+    }
 }
 
 /// Bounds on the numbers the control plane takes from outside, so that no request can make the

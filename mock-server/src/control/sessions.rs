@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::clock::Millis;
-use crate::twilsock::SessionInfo;
+use crate::realtime::SessionInfo;
 use crate::twilsock::session::{Ack, SessionCommand};
 
 struct Live {
