@@ -50,7 +50,7 @@ pub(crate) async fn start(spec: &Webhooks) -> std::io::Result<Backend> {
 
 /// Points the tenant's default service at the backend (pre- and post-action URL, method,
 /// filters), as `POST /v1/Services/{sid}/Configuration/Webhooks` would.
-pub(crate) fn configure(control: &Control, account: &str, spec: &Webhooks, url: &str) -> Result<(), String> {
+pub(crate) fn configure(control: &Control, account: &str, spec: &Webhooks, url: &str) -> Result<(), super::EngineError> {
     let update = HookConfigUpdate {
         pre_webhook_url: Some(url.to_owned()),
         post_webhook_url: Some(url.to_owned()),
@@ -61,7 +61,7 @@ pub(crate) fn configure(control: &Control, account: &str, spec: &Webhooks, url: 
     control
         .configure_webhooks(account, update)
         .map(|_| ())
-        .map_err(|e| format!("could not configure the webhooks: {e}"))
+        .map_err(super::EngineError::Webhooks)
 }
 
 /// One hook request: the first rule for its `EventType` whose `match` holds decides the answer.
