@@ -678,3 +678,35 @@ impl Control {
         Ok(view)
     }
 }
+
+#[cfg(test)]
+mod tests {
+
+    use super::*;
+
+    /// The workspace's convention: an error whose message names its cause does not also expose
+    /// it as `source`, so `{:#}` (anyhow, the CLI) prints the cause once.
+    #[test]
+    fn a_cause_in_the_message_is_not_also_the_source() {
+        let parse = serde_json::from_str::<Value>("{").expect_err("not JSON");
+        let cause = parse.to_string();
+        let errors: Vec<Box<dyn std::error::Error>> = vec![
+            Box::new(ControlError::from(SeedError::from(
+                serde_json::from_str::<Value>("{").expect_err("not JSON"),
+            ))),
+            Box::new(ControlError::from(ImportError::from(
+                serde_json::from_str::<Value>("{").expect_err("not JSON"),
+            ))),
+            Box::new(crate::server::StartError::from(SeedError::Parse(parse))),
+        ];
+        for e in errors {
+            let mut chain = e.to_string();
+            let mut source = e.source();
+            while let Some(s) = source {
+                chain = format!("{chain}: {s}");
+                source = s.source();
+            }
+            assert_eq!(chain.matches(&cause).count(), 1, "{chain}");
+        }
+    }
+}
