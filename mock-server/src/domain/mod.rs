@@ -11,10 +11,12 @@
 //! the account's lock.
 //!
 //! Layout: `account` (isolation unit, lock, mutation context), `service` (the way in: causes,
-//! proposals, the gate), `settings`, `chat_service` (IS…), `conversation`, `participant`,
-//! `message`, `user`, `role`, `media`, `webhook` (one noun each, with its operations),
-//! `collection` (keyset-paged tables), `event`, `error`, `limits`, `seed`, `snapshot`.
+//! proposals, the gate), `changes` (the named changes), `settings`, `chat_service` (IS…),
+//! `conversation`, `participant`, `message`, `user`, `role`, `media`, `webhook` (one noun
+//! each, with its operations), `collection` (keyset-paged tables), `event`, `error`, `limits`,
+//! `seed`, `snapshot`.
 mod account;
+mod changes;
 mod chat_service;
 pub mod collection;
 pub mod conversation;
