@@ -22,7 +22,7 @@ pub async fn replay(state: AppState, twilsock_url: String, loaded: Loaded, mut s
         eprintln!("rehearsal: --scenario needs an account to play on (the seed has none)");
         return;
     };
-    let board = state.control.scenario.clone();
+    let board = state.control.scenario_board().clone();
     let opts = PlayOptions {
         keep_tenant: true,
         settle: Duration::from_secs(1),
@@ -54,7 +54,7 @@ const KEPT_OUTCOMES: usize = 10;
 /// Shows the play's progress on the inspector (`GET /_rehearsal/v1/scenario`).
 fn post(state: &AppState, loaded: &Loaded, round: u32, what: &str, outcomes: &VecDeque<Value>) {
     let s = &loaded.scenario;
-    state.control.scenario.set(json!({
+    state.control.scenario_board().set(json!({
         "id": s.id,
         "title": s.title,
         "identities": s.clients.iter().map(|c| c.identity()).collect::<Vec<_>>(),

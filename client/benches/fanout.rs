@@ -29,9 +29,9 @@ fn token(server: &MockServer, identity: &str) -> String {
     })
 }
 
-fn act(server: &MockServer, who: Option<&str>, action: serde_json::Value) -> serde_json::Value {
+async fn act(server: &MockServer, who: Option<&str>, action: serde_json::Value) -> serde_json::Value {
     let a: Action = serde_json::from_value(action).expect("a valid action");
-    server.control().act(ACCOUNT, who, a).expect("the action succeeds")
+    server.control().act(ACCOUNT, who, a).await.expect("the action succeeds")
 }
 
 fn bench(c: &mut Criterion) {
@@ -41,11 +41,11 @@ fn bench(c: &mut Criterion) {
     for n in [10usize, 100, 1000] {
         let server = rt.block_on(MockServer::start());
         let identities: Vec<String> = (0..n).map(|i| format!("sub-{i:04}")).collect();
-        act(
+        rt.block_on(act(
             &server,
             None,
             json!({"action": "create_conversation", "unique_name": "fanout", "participants": identities}),
-        );
+        ));
         let delivered = Arc::new(AtomicUsize::new(0));
         let all_in = Arc::new(Notify::new());
         let clients: Vec<Client> = rt.block_on(async {
@@ -79,7 +79,8 @@ fn bench(c: &mut Criterion) {
                             server,
                             Some("sub-0000"),
                             json!({"action": "post", "conversation": "fanout", "body": "hello"}),
-                        );
+                        )
+                        .await;
                         tokio::time::timeout(Duration::from_secs(10), all_in.notified())
                             .await
                             .expect("every subscriber gets the message in time");

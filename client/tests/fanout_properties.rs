@@ -40,9 +40,9 @@ fn token_for(server: &MockServer, identity: &str) -> String {
     })
 }
 
-fn act(server: &MockServer, who: Option<&str>, action: Value) -> Value {
+async fn act(server: &MockServer, who: Option<&str>, action: Value) -> Value {
     let a: Action = serde_json::from_value(action).expect("a valid action");
-    server.control().act(ACCOUNT, who, a).expect("the action succeeds")
+    server.control().act(ACCOUNT, who, a).await.expect("the action succeeds")
 }
 
 /// One page of a REST list, as the account.
@@ -196,7 +196,8 @@ async fn delivery_case(ops: Vec<Op>) {
         &server,
         None,
         json!({"action": "create_conversation", "unique_name": "props", "participants": ids}),
-    );
+    )
+    .await;
     let sid = conv["sid"].as_str().expect("conversation sid").to_owned();
     let mut users = Vec::new();
     let mut list_sid = String::new();
@@ -361,22 +362,25 @@ async fn paging_case(initial: u64, page_size: u32, inserts: Vec<u8>) {
         &server,
         None,
         json!({"action": "create_conversation", "unique_name": "paging", "participants": ["reader"]}),
-    );
+    )
+    .await;
     let sid = conv["sid"].as_str().expect("sid").to_owned();
     if initial > 0 {
         act(
             &server,
             None,
             json!({"action": "generate_messages", "conversation": sid, "count": initial}),
-        );
+        )
+        .await;
     }
-    let insert = |k: u8| {
+    let insert = async |k: u8| {
         if k > 0 {
             act(
                 &server,
                 None,
                 json!({"action": "generate_messages", "conversation": sid, "count": k}),
-            );
+            )
+            .await;
         }
     };
     let mut schedule = inserts.into_iter();
@@ -398,7 +402,7 @@ async fn paging_case(initial: u64, page_size: u32, inserts: Vec<u8>) {
         url = page["meta"]["next_page_url"].as_str().map(str::to_owned);
         // Between this page and the next: after the last page, the walk is over.
         if url.is_some() {
-            insert(schedule.next().unwrap_or(0));
+            insert(schedule.next().unwrap_or(0)).await;
         }
     }
     let total = rest_history(&server, &sid).await.len() as u64;
@@ -415,7 +419,7 @@ async fn paging_case(initial: u64, page_size: u32, inserts: Vec<u8>) {
     loop {
         let page = client.list_page(&items_url, from, page_size, Order::Asc).await.expect("page");
         sync_seen.extend(page.indexes());
-        insert(schedule.next().unwrap_or(0));
+        insert(schedule.next().unwrap_or(0)).await;
         match (page.has_next, sync_seen.last()) {
             (true, Some(last)) => from = Some(last + 1),
             _ => break,
@@ -428,7 +432,7 @@ async fn paging_case(initial: u64, page_size: u32, inserts: Vec<u8>) {
     while let Some(f) = from {
         let page = client.list_page(&items_url, Some(f), page_size, Order::Desc).await.expect("page");
         back.extend(page.indexes());
-        insert(schedule.next().unwrap_or(0));
+        insert(schedule.next().unwrap_or(0)).await;
         from = match back.last() {
             Some(0) | None => None,
             Some(l) if page.has_next => Some(l - 1),

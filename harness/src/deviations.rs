@@ -44,12 +44,8 @@ pub struct Deviations {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviationsError {
-    #[error("{path}: cannot read: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{path}: cannot read: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
     #[error("{path}:{line}:{column}: {message}")]
     Invalid {
         path: PathBuf,
@@ -62,9 +58,9 @@ pub enum DeviationsError {
 impl Deviations {
     pub fn load(path: impl AsRef<Path>) -> Result<Deviations, DeviationsError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| DeviationsError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| DeviationsError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Deviations::parse(path, &text)
     }

@@ -50,6 +50,7 @@ fn bench(c: &mut Criterion) {
                     None,
                     serde_json::from_value::<Action>(json!({"action": "create_conversation", "unique_name": "bench"})).expect("action"),
                 )
+                .await
                 .expect("conversation");
             c["sid"].as_str().map(str::to_owned).unwrap_or_else(|| "bench".into())
         });
@@ -60,7 +61,7 @@ fn bench(c: &mut Criterion) {
             let generate =
                 serde_json::from_value::<Action>(json!({"action": "generate_messages", "conversation": "bench", "count": count}))
                     .expect("action");
-            server.control().act(ACCOUNT, None, generate).expect("history");
+            rt.block_on(server.control().act(ACCOUNT, None, generate)).expect("history");
         }
         let list = format!("/v1/Conversations/{sid}/Messages?PageSize={PAGE}");
         // The page in the middle of the history: page tokens are opaque, so walk `next_page_url`

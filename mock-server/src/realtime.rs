@@ -8,13 +8,43 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 
 use crate::auth::identity::{self, Caller};
+use crate::clock::Clock;
 use crate::control::faults::HttpFault;
 use crate::control::near_misses::{Miss, Reason};
-use crate::domain::user::UserUpdate;
-use crate::domain::{Domain, Origin};
+use crate::domain::service::Presence;
+use crate::domain::{Cause, Domain};
 use crate::journal::{Kind, Observation};
 use crate::sync::{SyncHub, query};
-use crate::twilsock::{Backend, InitRejection, SessionInfo, SessionObservation, UpstreamRequest, UpstreamResponse};
+use crate::twilsock::{Backend, InitRejection, Principal, SessionObservation, UpstreamRequest, UpstreamResponse};
+
+/// A twilsock session of this server: its caller is a verified token's account, identity and
+/// service.
+pub type SessionInfo = crate::twilsock::SessionInfo<Caller>;
+
+/// What a session reads of its caller; the rest (the account, the service) is the client API's
+/// and Sync's.
+impl Principal for Caller {
+    fn account(&self) -> &str {
+        &self.account.sid
+    }
+
+    fn identity(&self) -> &str {
+        Caller::identity(self)
+    }
+
+    fn expires_at(&self) -> i64 {
+        self.claims.expires_at
+    }
+
+    fn clock(&self) -> &Clock {
+        self.account.clock()
+    }
+
+    /// Same account, identity and service.
+    fn same_principal(&self, new: &Caller) -> bool {
+        self.account.sid == new.account.sid && Caller::identity(self) == Caller::identity(new) && self.service_sid == new.service_sid
+    }
+}
 
 #[derive(Clone)]
 pub struct Realtime {
@@ -24,8 +54,6 @@ pub struct Realtime {
     pub control: Option<crate::control::Control>,
     /// Who the refused tokens of sessions not (yet) established claimed to be.
     pub claims: Claims,
-    /// Pre-action webhooks for the client API's mutations (absent in bare embeddings).
-    pub webhooks: Option<crate::webhooks::Webhooks>,
 }
 
 /// The account and identity a refused token claimed (unverified), by session id: before `init`
@@ -81,8 +109,7 @@ impl Realtime {
         let caller = &session.caller;
         match segs.as_slice() {
             ["Client", "v2", rest @ ..] => {
-                let hooks = self.webhooks.as_ref();
-                crate::client_api::handle(self.hub.base_url(), self.hub.typing_timeout_secs, hooks, caller, req, rest).await
+                crate::client_api::handle(self.hub.base_url(), self.hub.typing_timeout_secs, caller, req, rest).await
             }
             ["v4", "Subscriptions"] if req.method == "POST" => {
                 let body: Value = match serde_json::from_slice::<Value>(&req.body) {
@@ -99,6 +126,8 @@ impl Realtime {
 }
 
 impl Backend for Realtime {
+    type Caller = Caller;
+
     fn verify(&self, token: &str) -> Result<Caller, InitRejection> {
         let caller = identity::verify(&self.domain, token)?;
         if let Some(control) = &self.control {
@@ -175,24 +204,15 @@ impl Backend for Realtime {
 
     fn session_opened(&self, session: &SessionInfo) {
         let caller = &session.caller;
-        let origin = Origin::Sdk {
+        // Reachability: a user with a live session is online (and exists).
+        let online = Presence {
             identity: caller.identity().to_owned(),
+            online: true,
         };
-        if let Err(e) = caller.account.write(&origin, Some(&caller.service_sid), |svc, cx| {
-            svc.ensure_user(cx, caller.identity())?;
-            // Reachability: a user with a live session is online.
-            if svc.reachability_enabled && svc.user(caller.identity())?.is_online != Some(true) {
-                svc.update_user(
-                    cx,
-                    caller.identity(),
-                    UserUpdate {
-                        is_online: Some(true),
-                        ..Default::default()
-                    },
-                )?;
-            }
-            Ok(())
-        }) {
+        if let Err(e) = caller
+            .account
+            .apply(&Cause::sdk(caller.identity()), Some(&caller.service_sid), online)
+        {
             tracing::warn!(identity = caller.identity(), error = %e, "could not create the user of a new session");
         }
         self.hub.session_opened(
@@ -217,19 +237,11 @@ impl Backend for Realtime {
         if let Some(closed) = self.hub.session_closed(session_id) {
             if !closed.others {
                 if let Some(account) = self.domain.account(&closed.account) {
-                    let _ = account.write(&Origin::System, Some(&closed.service), |svc, cx| {
-                        if svc.reachability_enabled && svc.users.get(&closed.identity).is_some() {
-                            svc.update_user(
-                                cx,
-                                &closed.identity,
-                                UserUpdate {
-                                    is_online: Some(false),
-                                    ..Default::default()
-                                },
-                            )?;
-                        }
-                        Ok(())
-                    });
+                    let offline = Presence {
+                        identity: closed.identity.clone(),
+                        online: false,
+                    };
+                    let _ = account.apply(&Cause::system(), Some(&closed.service), offline);
                 }
             }
         }
@@ -347,7 +359,6 @@ mod tests {
             hub,
             control: Some(control.clone()),
             claims: Claims::default(),
-            webhooks: None,
         };
         let acc = domain.account(&account).expect("the account");
         let badly_signed = mint(&MintRequest {

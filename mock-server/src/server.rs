@@ -292,11 +292,25 @@ impl Default for Startup {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("could not bind: {0}")]
-    Bind(#[source] std::io::Error),
+    Bind(std::io::Error),
     #[error("seed: {0}")]
-    Seed(#[from] crate::domain::seed::SeedError),
+    Seed(crate::domain::seed::SeedError),
     #[error("state file: {0}")]
-    State(#[from] crate::domain::snapshot::ImportError),
+    State(crate::domain::snapshot::ImportError),
+}
+
+// Causes are part of the message (the workspace's convention: Display only, no `source`, so
+// that `{:#}` and error-chain printers do not print them twice).
+impl From<crate::domain::seed::SeedError> for StartError {
+    fn from(e: crate::domain::seed::SeedError) -> StartError {
+        StartError::Seed(e)
+    }
+}
+
+impl From<crate::domain::snapshot::ImportError> for StartError {
+    fn from(e: crate::domain::snapshot::ImportError) -> StartError {
+        StartError::State(e)
+    }
 }
 
 /// Builds the state for a listener: domain, seed or imported state, URLs.
@@ -325,6 +339,7 @@ pub fn prepare(listener_addr: SocketAddr, mut startup: Startup) -> Result<AppSta
         stop.subscribe(),
     );
     domain.observe(Arc::new(webhooks.clone()));
+    domain.set_gate(Arc::new(webhooks.clone()));
     let mut default_account = None;
     if let Some(json) = &startup.state_json {
         default_account = domain.import_json(json)?.into_iter().next();
@@ -340,7 +355,6 @@ pub fn prepare(listener_addr: SocketAddr, mut startup: Startup) -> Result<AppSta
         hub,
         control: Some(control.clone()),
         claims: Default::default(),
-        webhooks: Some(webhooks.clone()),
     };
     Ok(AppState {
         domain,

@@ -8,7 +8,7 @@ use std::time::Duration;
 pub enum StartError {
     /// No loopback port could be bound.
     #[error("could not bind a loopback port: {0}")]
-    Bind(#[source] std::io::Error),
+    Bind(std::io::Error),
     /// The seed's content was refused (duplicate SIDs, content beyond the limits, …).
     #[error("the seed was refused: {0}")]
     Seed(String),

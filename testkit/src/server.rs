@@ -237,7 +237,7 @@ impl MockServer {
     /// # Ok(()) }
     /// ```
     pub fn journal(&self, filter: &JournalFilter) -> Vec<Entry> {
-        journal::query(&self.inner.control().journal, filter, None)
+        journal::query(self.inner.control().journal(), filter, None)
     }
 
     /// The first entry of any tenant matching `filter`, as soon as there is one, or
@@ -255,7 +255,7 @@ impl MockServer {
     /// # Ok(()) }
     /// ```
     pub async fn wait_for(&self, filter: &JournalFilter, timeout: Duration) -> Result<Entry, WaitError> {
-        journal::wait_for(&self.inner.control().journal, filter, None, timeout).await
+        journal::wait_for(self.inner.control().journal(), filter, None, timeout).await
     }
 
     /// Stops accepting, finishes in-flight requests and waits for the server to end (dropping

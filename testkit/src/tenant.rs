@@ -2,7 +2,7 @@
 use std::ops::Deref;
 use std::time::Duration;
 
-use rehearsal_mock_server::auth::identity::{self, MintError};
+use rehearsal_mock_server::auth::identity::MintError;
 use rehearsal_mock_server::control::sessions::Target as InnerTarget;
 use rehearsal_mock_server::control::{Control, actors};
 use rehearsal_mock_server::twilsock::{CloseCode as InnerCloseCode, SessionCommand};
@@ -190,15 +190,13 @@ impl Tenant {
         if identity.is_empty() {
             return Err(TokenError::Identity(identity.to_owned()));
         }
-        let account = self
-            .control
-            .domain
-            .account(self.sid())
-            .ok_or_else(|| TokenError::NoTenant(self.sid().to_owned()))?;
-        identity::mint_for(&account, identity, ttl.as_secs()).map_err(|e| match e {
-            MintError::ReservedIdentity(i) => TokenError::Identity(i),
-            MintError::NoApiKey => TokenError::NoApiKey,
-        })
+        self.control
+            .mint_token(self.sid(), identity, ttl.as_secs())
+            .ok_or_else(|| TokenError::NoTenant(self.sid().to_owned()))?
+            .map_err(|e| match e {
+                MintError::ReservedIdentity(i) => TokenError::Identity(i),
+                MintError::NoApiKey => TokenError::NoApiKey,
+            })
     }
 
     /// The development token endpoint for this tenant, for a browser app under test: append
@@ -213,7 +211,7 @@ impl Tenant {
     /// # Ok(()) }
     /// ```
     pub fn token_url(&self) -> String {
-        rehearsal_mock_server::Credentials::of(&self.control.domain, self.sid()).map_or_else(
+        self.control.tenant(self.sid()).map(|t| t.credentials).ok().map_or_else(
             || format!("{}/token?account={}", self.base_url, self.sid()),
             |c| c.token_url(&self.base_url),
         )
@@ -376,7 +374,7 @@ impl Tenant {
     }
 
     async fn command(&self, target: Target, cmd: SessionCommand) -> Result<Commanded, ControlError> {
-        if self.control.domain.account(self.sid()).is_none() {
+        if !self.control.has_tenant(self.sid()) {
             return Err(ControlError::NoTenant(self.sid().to_owned()));
         }
         let inner = InnerTarget {
@@ -427,16 +425,19 @@ impl Tenant {
     /// # Ok(()) }
     /// ```
     pub async fn post(&self, identity: &str, conversation: &str, body: &str) -> Result<PostedMessage, ControlError> {
-        let v = self.control.act(
-            self.sid(),
-            Some(identity),
-            actors::Action::Post {
-                conversation: conversation.to_owned(),
-                body: Some(body.to_owned()),
-                attributes: None,
-                media: None,
-            },
-        )?;
+        let v = self
+            .control
+            .act(
+                self.sid(),
+                Some(identity),
+                actors::Action::Post {
+                    conversation: conversation.to_owned(),
+                    body: Some(body.to_owned()),
+                    attributes: None,
+                    media: None,
+                },
+            )
+            .await?;
         let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
         Ok(PostedMessage {
             sid: text("sid"),
@@ -459,7 +460,7 @@ impl Tenant {
     /// # Ok(()) }
     /// ```
     pub fn arm_http_fault(&self, fault: HttpFault) -> Result<FaultId, ControlError> {
-        if self.control.domain.account(self.sid()).is_none() {
+        if !self.control.has_tenant(self.sid()) {
             return Err(ControlError::NoTenant(self.sid().to_owned()));
         }
         Ok(FaultId(self.control.arm_http(fault.into_rule(self.sid()))?))
@@ -478,7 +479,7 @@ impl Tenant {
     /// # Ok(()) }
     /// ```
     pub fn remove_fault(&self, id: FaultId) -> bool {
-        self.control.faults.remove(id.0)
+        self.control.disarm_http(id.0)
     }
 
     /// Where the journal stands now: wait only for what comes next with
@@ -495,7 +496,7 @@ impl Tenant {
     /// # Ok(()) }
     /// ```
     pub fn journal_mark(&self) -> u64 {
-        journal::mark(&self.control.journal)
+        journal::mark(self.control.journal())
     }
 
     /// This tenant's retained journal entries matching `filter`, oldest first.
@@ -512,7 +513,7 @@ impl Tenant {
     /// # Ok(()) }
     /// ```
     pub fn journal(&self, filter: &JournalFilter) -> Vec<Entry> {
-        journal::query(&self.control.journal, filter, Some(self.sid()))
+        journal::query(self.control.journal(), filter, Some(self.sid()))
     }
 
     /// The first of this tenant's entries matching `filter`, as soon as there is one (an entry
@@ -530,7 +531,7 @@ impl Tenant {
     /// # Ok(()) }
     /// ```
     pub async fn wait_for(&self, filter: &JournalFilter, timeout: Duration) -> Result<Entry, WaitError> {
-        journal::wait_for(&self.control.journal, filter, Some(self.sid()), timeout).await
+        journal::wait_for(self.control.journal(), filter, Some(self.sid()), timeout).await
     }
 }
 

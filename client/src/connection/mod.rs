@@ -79,7 +79,7 @@ impl Config {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("websocket: {0}")]
-    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
+    WebSocket(tokio_tungstenite::tungstenite::Error),
     #[error("timed out: {0}")]
     Timeout(&'static str),
     #[error("the connection is closed")]
@@ -530,4 +530,12 @@ fn refusal(reply: Packet) -> Error {
 /// Percent-encodes a query value as the SDK does.
 pub fn enc(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+// The cause is part of the message (the workspace's convention: Display only, no `source`, so
+// that `{:#}` and error-chain printers do not print it twice).
+impl From<tokio_tungstenite::tungstenite::Error> for Error {
+    fn from(e: tokio_tungstenite::tungstenite::Error) -> Error {
+        Error::WebSocket(e)
+    }
 }

@@ -332,21 +332,20 @@ pub async fn run_matrix<P: Play + Clone>(
 
 /// Why a matrix report could not be written.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot write the {} report {}: {source}", kind.as_str(), path.display())]
+#[error("cannot write the {} report {}: {error}", kind.as_str(), path.display())]
 pub struct WriteError {
     pub kind: MatrixKind,
     pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
+    pub error: std::io::Error,
 }
 
 /// Writes one matrix report (for [`MatrixKind::Badges`], `path` is a folder: one
 /// `NAME.svg` per implementation).
 pub fn write(run: &MatrixRun, kind: MatrixKind, path: &Path) -> Result<(), WriteError> {
-    let err = |source| WriteError {
+    let err = |error| WriteError {
         kind,
         path: path.to_owned(),
-        source,
+        error,
     };
     let doc = MatrixDoc::of(run);
     match kind {

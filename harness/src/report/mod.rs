@@ -31,12 +31,11 @@ pub trait Reporter: Send {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("cannot write the {kind} report {path}: {source}")]
+    #[error("cannot write the {kind} report {path}: {error}")]
     Write {
         kind: ReportKind,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("the {0} report got no `RunFinished` event")]
     Incomplete(ReportKind),
@@ -158,10 +157,10 @@ impl Reporter for FileReporter {
 
     fn finish(&mut self) -> Result<(), ReportError> {
         let report = self.collected.report().ok_or(ReportError::Incomplete(self.spec.kind))?;
-        write_atomically(&self.spec.path, self.spec.kind.render(&report).as_bytes()).map_err(|source| ReportError::Write {
+        write_atomically(&self.spec.path, self.spec.kind.render(&report).as_bytes()).map_err(|error| ReportError::Write {
             kind: self.spec.kind,
             path: self.spec.path.clone(),
-            source,
+            error,
         })
     }
 }

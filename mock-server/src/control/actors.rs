@@ -1,5 +1,6 @@
 //! Actors: anything a participant or the REST API could do, done by the control plane as a
-//! named identity (origin SDK) or as the REST API, through the same domain service.
+//! named identity (as the SDK: webhooks fire) or as the REST API, through the same domain
+//! service as the SDK's and the REST API's own requests.
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -7,7 +8,11 @@ use super::limits::MAX_GENERATED_MESSAGES;
 use crate::domain::conversation::{ConversationUpdate, NewConversation};
 use crate::domain::message::{MessageUpdate, NewMessage};
 use crate::domain::participant::{NewParticipant, ParticipantUpdate};
-use crate::domain::{Account, DomainError, Origin};
+use crate::domain::service::{
+    AddConversation, AddMessage, AddParticipant, Member, RemoveConversation, RemoveMessage, RemoveParticipant, StoreMedia, Typing,
+    UpdateConversation, UpdateMembership, UpdateMessage,
+};
+use crate::domain::{Account, Cause, DomainError};
 use crate::media::DEFAULT_MAX_UPLOAD_BYTES;
 
 /// One action. `conversation` is a SID or unique name; `message` a SID or index.
@@ -109,7 +114,7 @@ pub struct MediaSpec {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActError {
-    #[error("{0}")]
+    #[error(transparent)]
     Domain(#[from] DomainError),
     #[error("action {0} needs an actor identity (\"as\")")]
     NeedsIdentity(&'static str),
@@ -125,13 +130,15 @@ fn identity<'a>(who: Option<&'a str>, action: &'static str) -> Result<&'a str, A
 
 /// Performs `action` in the account's default service as `who` (an SDK identity) or, when
 /// `None`, as the REST API. Returns a JSON summary of what it did.
-pub fn act(account: &Account, who: Option<&str>, action: Action) -> Result<Value, ActError> {
-    let origin = match who {
-        Some(i) => Origin::Sdk { identity: i.to_owned() },
-        None => Origin::Api,
-    };
-    let w = |f: &mut dyn FnMut(&mut crate::domain::ChatService, &mut crate::domain::Ctx<'_>) -> Result<Value, DomainError>| {
-        account.write(&origin, None, |svc, cx| f(svc, cx))
+///
+/// Every change goes through the domain service like the SDK's or the REST API's: acting as an
+/// identity, the pre-action webhook is asked first (with no lock held) and post-action webhooks
+/// fire, as for the SDK; as the REST API, neither fires (as a REST call without
+/// `X-Twilio-Webhook-Enabled`).
+pub async fn act(account: &Account, who: Option<&str>, action: Action) -> Result<Value, ActError> {
+    let cause = match who {
+        Some(i) => Cause::sdk(i),
+        None => Cause::api(false),
     };
     let out = match action {
         Action::Post {
@@ -140,158 +147,152 @@ pub fn act(account: &Account, who: Option<&str>, action: Action) -> Result<Value
             attributes,
             media,
         } => {
-            let media = match media {
-                Some(m) => Some((media_bytes(&m)?, m)),
-                None => None,
-            };
-            w(&mut |svc, cx| {
-                let mut media_sids = Vec::new();
-                if let Some((bytes, m)) = &media {
-                    let rec = svc.store_media(
-                        cx,
-                        bytes.clone().into(),
-                        m.content_type.clone(),
-                        m.filename.clone(),
-                        "media".into(),
-                        who.map(str::to_owned),
-                    );
-                    media_sids.push(rec.sid);
-                }
-                let msg = svc.add_message(
-                    cx,
-                    &conversation,
-                    NewMessage {
+            let mut media_sids = Vec::new();
+            if let Some(m) = media {
+                let stored = account.apply(
+                    &cause,
+                    None,
+                    StoreMedia {
+                        bytes: media_bytes(&m)?.into(),
+                        content_type: m.content_type,
+                        filename: m.filename,
+                        category: "media".into(),
                         author: who.map(str::to_owned),
-                        body: body.clone(),
-                        attributes: attributes.clone(),
-                        media_sids,
-                        ..Default::default()
+                        reservation: None,
                     },
                 )?;
-                Ok(json!({ "sid": msg.sid, "index": msg.index, "conversation_sid": msg.conversation_sid }))
-            })?
+                media_sids.push(stored.sid);
+            }
+            let message = NewMessage {
+                author: who.map(str::to_owned),
+                body,
+                attributes,
+                media_sids,
+                ..Default::default()
+            };
+            let msg = account.perform(&cause, None, AddMessage { conversation, message }).await?;
+            json!({ "sid": msg.sid, "index": msg.index, "conversation_sid": msg.conversation_sid })
         }
         Action::Edit {
             conversation,
             message,
             body,
             attributes,
-        } => w(&mut |svc, cx| {
-            let m = svc.update_message(
-                cx,
-                &conversation,
-                &message,
-                MessageUpdate {
-                    body: body.clone(),
-                    attributes: attributes.clone(),
-                    ..Default::default()
-                },
-            )?;
-            Ok(json!({ "sid": m.sid, "index": m.index }))
-        })?,
-        Action::RemoveMessage { conversation, message } => w(&mut |svc, cx| {
-            let m = svc.remove_message(cx, &conversation, &message)?;
-            Ok(json!({ "sid": m.sid, "index": m.index }))
-        })?,
+        } => {
+            let update = MessageUpdate {
+                body,
+                attributes,
+                ..Default::default()
+            };
+            let change = UpdateMessage {
+                conversation,
+                message,
+                update,
+            };
+            let m = account.perform(&cause, None, change).await?;
+            json!({ "sid": m.sid, "index": m.index })
+        }
+        Action::RemoveMessage { conversation, message } => {
+            let m = account.perform(&cause, None, RemoveMessage { conversation, message }).await?;
+            json!({ "sid": m.sid, "index": m.index })
+        }
         Action::Typing { conversation } => {
-            let me = identity(who, "typing")?;
-            w(&mut |svc, cx| svc.typing(cx, &conversation, me).map(|_| json!({})))?
+            let identity = identity(who, "typing")?.to_owned();
+            account.apply(&cause, None, Typing { conversation, identity })?;
+            json!({})
         }
         Action::Join { conversation } => {
             let me = identity(who, "join")?;
-            w(&mut |svc, cx| {
-                let p = svc.add_participant(
-                    cx,
-                    &conversation,
-                    NewParticipant {
-                        identity: Some(me.to_owned()),
-                        ..Default::default()
-                    },
-                )?;
-                Ok(json!({ "participant_sid": p.sid }))
-            })?
+            let participant = NewParticipant {
+                identity: Some(me.to_owned()),
+                ..Default::default()
+            };
+            let p = account.perform(&cause, None, AddParticipant { conversation, participant }).await?;
+            json!({ "participant_sid": p.sid })
         }
         Action::Leave { conversation } => {
-            let me = identity(who, "leave")?;
-            w(&mut |svc, cx| {
-                let p = svc.remove_participant(cx, &conversation, me)?;
-                Ok(json!({ "participant_sid": p.sid }))
-            })?
+            let participant = identity(who, "leave")?.to_owned();
+            let change = RemoveParticipant { conversation, participant };
+            let p = account.perform(&cause, None, change).await?;
+            json!({ "participant_sid": p.sid })
         }
         Action::AddParticipant {
             conversation,
             identity,
             attributes,
-        } => w(&mut |svc, cx| {
-            let p = svc.add_participant(
-                cx,
-                &conversation,
-                NewParticipant {
-                    identity: Some(identity.clone()),
-                    attributes: attributes.clone(),
-                    ..Default::default()
-                },
-            )?;
-            Ok(json!({ "participant_sid": p.sid }))
-        })?,
-        Action::RemoveParticipant { conversation, identity } => w(&mut |svc, cx| {
-            let p = svc.remove_participant(cx, &conversation, &identity)?;
-            Ok(json!({ "participant_sid": p.sid }))
-        })?,
+        } => {
+            let participant = NewParticipant {
+                identity: Some(identity),
+                attributes,
+                ..Default::default()
+            };
+            let p = account.perform(&cause, None, AddParticipant { conversation, participant }).await?;
+            json!({ "participant_sid": p.sid })
+        }
+        Action::RemoveParticipant { conversation, identity } => {
+            let change = RemoveParticipant {
+                conversation,
+                participant: identity,
+            };
+            let p = account.perform(&cause, None, change).await?;
+            json!({ "participant_sid": p.sid })
+        }
         Action::CreateConversation {
             unique_name,
             friendly_name,
             attributes,
             participants,
-        } => w(&mut |svc, cx| {
-            let c = svc.create_conversation(
-                cx,
-                NewConversation {
-                    unique_name: unique_name.clone(),
-                    friendly_name: friendly_name.clone(),
-                    attributes: attributes.clone(),
-                    created_by: who.map(str::to_owned),
-                    ..Default::default()
-                },
-            )?;
-            let mut members: Vec<String> = participants.clone();
+        } => {
+            let new = NewConversation {
+                unique_name,
+                friendly_name,
+                attributes,
+                created_by: who.map(str::to_owned),
+                ..Default::default()
+            };
+            let c = account.perform(&cause, None, AddConversation(new)).await?;
+            let mut members: Vec<String> = participants;
             if let Some(me) = who {
                 if !members.iter().any(|m| m == me) {
                     members.insert(0, me.to_owned());
                 }
             }
-            for m in &members {
-                svc.add_participant(
-                    cx,
-                    &c.sid,
-                    NewParticipant {
-                        identity: Some(m.clone()),
-                        ..Default::default()
-                    },
-                )?;
+            // One change per member, each vetted as the SDK's `add` would be.
+            for m in members {
+                let participant = NewParticipant {
+                    identity: Some(m),
+                    ..Default::default()
+                };
+                account
+                    .perform(
+                        &cause,
+                        None,
+                        AddParticipant {
+                            conversation: c.sid.clone(),
+                            participant,
+                        },
+                    )
+                    .await?;
             }
-            Ok(json!({ "sid": c.sid, "unique_name": c.unique_name }))
-        })?,
+            json!({ "sid": c.sid, "unique_name": c.unique_name })
+        }
         Action::UpdateConversation {
             conversation,
             friendly_name,
             attributes,
-        } => w(&mut |svc, cx| {
-            let c = svc.update_conversation(
-                cx,
-                &conversation,
-                ConversationUpdate {
-                    friendly_name: friendly_name.clone(),
-                    attributes: attributes.clone(),
-                    ..Default::default()
-                },
-            )?;
-            Ok(json!({ "sid": c.sid }))
-        })?,
-        Action::DeleteConversation { conversation } => w(&mut |svc, cx| {
-            let c = svc.remove_conversation(cx, &conversation)?;
-            Ok(json!({ "sid": c.sid }))
-        })?,
+        } => {
+            let update = ConversationUpdate {
+                friendly_name,
+                attributes,
+                ..Default::default()
+            };
+            let c = account.perform(&cause, None, UpdateConversation { conversation, update }).await?;
+            json!({ "sid": c.sid })
+        }
+        Action::DeleteConversation { conversation } => {
+            let c = account.perform(&cause, None, RemoveConversation { conversation }).await?;
+            json!({ "sid": c.sid })
+        }
         Action::GenerateMessages {
             conversation,
             count,
@@ -306,24 +307,23 @@ pub fn act(account: &Account, who: Option<&str>, action: Action) -> Result<Value
             let prefix = body_prefix.unwrap_or_else(|| "message".into());
             let mut first = None;
             let mut last = None;
-            // One write per message keeps each commit small and the Sync events in order.
+            // One change per message keeps each commit small and the Sync events in order.
             for n in 0..count {
                 let author = if authors.is_empty() {
                     who.map(str::to_owned)
                 } else {
                     Some(authors[(n as usize) % authors.len()].clone())
                 };
-                let m = account.write(&origin, None, |svc, cx| {
-                    svc.add_message(
-                        cx,
-                        &conversation,
-                        NewMessage {
-                            author: author.clone(),
-                            body: Some(format!("{prefix} {}", n + 1)),
-                            ..Default::default()
-                        },
-                    )
-                })?;
+                let message = NewMessage {
+                    author,
+                    body: Some(format!("{prefix} {}", n + 1)),
+                    ..Default::default()
+                };
+                let change = AddMessage {
+                    conversation: conversation.clone(),
+                    message,
+                };
+                let m = account.perform(&cause, None, change).await?;
                 first.get_or_insert(m.index);
                 last = Some(m.index);
             }
@@ -331,18 +331,16 @@ pub fn act(account: &Account, who: Option<&str>, action: Action) -> Result<Value
         }
         Action::SetReadHorizon { conversation, index } => {
             let me = identity(who, "set_read_horizon")?;
-            w(&mut |svc, cx| {
-                let p = svc.update_participant(
-                    cx,
-                    &conversation,
-                    me,
-                    ParticipantUpdate {
-                        last_read_message_index: Some(index),
-                        ..Default::default()
-                    },
-                )?;
-                Ok(json!({ "last_read_message_index": p.last_read_message_index }))
-            })?
+            let change = UpdateMembership {
+                conversation,
+                member: Member::Participant(me.to_owned()),
+                update: ParticipantUpdate {
+                    last_read_message_index: Some(index),
+                    ..Default::default()
+                },
+            };
+            let p = account.apply(&cause, None, change)?;
+            json!({ "last_read_message_index": p.last_read_message_index })
         }
     };
     Ok(out)

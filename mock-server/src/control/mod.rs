@@ -8,6 +8,7 @@
 //! init denials, refusals), `http` (the HTTP API and its
 //! token check), `middleware` (HTTP faults and journaling around the REST and media routes).
 pub mod actors;
+mod clocks;
 pub mod faults;
 pub mod http;
 pub mod middleware;
@@ -24,10 +25,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::auth::identity::Caller;
-use crate::clock::{Clock, ClockMode, Millis};
-use crate::domain::Domain;
 use crate::domain::seed::{Seed, SeedAccount, SeedError};
+use crate::domain::settings::HookLevel;
 use crate::domain::snapshot::ImportError;
+use crate::domain::webhook::{HookConfig, HookConfigUpdate};
+use crate::domain::{AccountState, Cause, Domain};
 use crate::journal::{self, Journal, Kind, Observation};
 use crate::server::Credentials;
 use crate::sync::SyncHub;
@@ -37,20 +39,24 @@ use crate::twilsock::session::{Ack, SessionCommand};
 /// How long [`Control::command_applied`] waits for sessions to apply a command. A session that
 /// does not apply it in time is busy beyond reason (or gone); the caller learns which.
 pub const APPLY_TIMEOUT: Duration = Duration::from_secs(2);
+pub use clocks::{ClockAction, ClockView};
 use sessions::{SessionView, Sessions, Target};
 
 /// The control plane's handle: cheap to clone.
 #[derive(Clone)]
+///
+/// Its parts are the crate's own: users outside it (the scenario engine, `rehearsal`, the CLI)
+/// go through its methods, so that every change takes the domain service's one way in.
 pub struct Control {
-    pub domain: Domain,
-    pub hub: Arc<SyncHub>,
-    pub sessions: Arc<Sessions>,
-    pub journal: Arc<Journal>,
-    pub faults: Arc<faults::Faults>,
+    pub(crate) domain: Domain,
+    pub(crate) hub: Arc<SyncHub>,
+    pub(crate) sessions: Arc<Sessions>,
+    pub(crate) journal: Arc<Journal>,
+    pub(crate) faults: Arc<faults::Faults>,
     /// Requests answered 404/405 for want of a route, grouped (the inspector's near-misses).
-    pub near_misses: Arc<near_misses::NearMisses>,
+    pub(crate) near_misses: Arc<near_misses::NearMisses>,
     /// The progress of `rehearsal serve --scenario`, when one plays (the inspector shows it).
-    pub scenario: Arc<scenario::Board>,
+    pub(crate) scenario: Arc<scenario::Board>,
     /// The seed each tenant was created from, so `reset` can rebuild it.
     seeds: Arc<Mutex<HashMap<String, SeedAccount>>>,
     counter: Arc<std::sync::atomic::AtomicU64>,
@@ -61,16 +67,31 @@ pub enum ControlError {
     #[error("no tenant {0}")]
     NoTenant(String),
     #[error("seed: {0}")]
-    Seed(#[from] SeedError),
+    Seed(SeedError),
     #[error("state: {0}")]
-    Import(#[from] ImportError),
-    #[error("{0}")]
+    Import(ImportError),
+    #[error(transparent)]
     Act(#[from] actors::ActError),
+
     #[error("{0}")]
     Invalid(String),
     /// A number from outside is beyond what the control plane accepts (see [`limits`]).
     #[error("{0}")]
     OutOfRange(String),
+}
+
+// Causes are part of the message (the workspace's convention: Display only, no `source`, so
+// that `{:#}` and error-chain printers do not print them twice).
+impl From<SeedError> for ControlError {
+    fn from(e: SeedError) -> ControlError {
+        ControlError::Seed(e)
+    }
+}
+
+impl From<ImportError> for ControlError {
+    fn from(e: ImportError) -> ControlError {
+        ControlError::Import(e)
+    }
 }
 
 /// Bounds on the numbers the control plane takes from outside, so that no request can make the
@@ -290,20 +311,6 @@ impl Control {
         Ok(imported)
     }
 
-    // ---- clock
-
-    /// The clock of a tenant (`None`: the server clock, which every running tenant clock follows).
-    pub fn clock(&self, account: Option<&str>) -> Result<Clock, ControlError> {
-        match account {
-            None => Ok(self.domain.clock().clone()),
-            Some(a) => self
-                .domain
-                .account(a)
-                .map(|acc| acc.clock().clone())
-                .ok_or_else(|| ControlError::NoTenant(a.to_owned())),
-        }
-    }
-
     // ---- connections
 
     pub fn connections(&self, account: Option<&str>) -> Vec<SessionView> {
@@ -429,14 +436,72 @@ impl Control {
         Ok(())
     }
 
-    // ---- actors
+    // ---- reading and configuring tenants
 
-    pub fn act(&self, account: &str, who: Option<&str>, action: actors::Action) -> Result<Value, ControlError> {
+    /// Whether the tenant exists.
+    pub fn has_tenant(&self, sid: &str) -> bool {
+        self.domain.account(sid).is_some()
+    }
+
+    /// Reads a tenant's state (under its read lock: keep `f` short, and never call back into
+    /// the control plane from it).
+    pub fn read<R>(&self, account: &str, f: impl FnOnce(&AccountState) -> R) -> Result<R, ControlError> {
         let acc = self
             .domain
             .account(account)
             .ok_or_else(|| ControlError::NoTenant(account.to_owned()))?;
-        Ok(actors::act(&acc, who, action)?)
+        Ok(acc.read(f))
+    }
+
+    /// Changes the webhook targets of a tenant's default service, as
+    /// `POST /v1/Services/{sid}/Configuration/Webhooks` does.
+    pub fn configure_webhooks(&self, account: &str, update: HookConfigUpdate) -> Result<HookConfig, ControlError> {
+        let acc = self
+            .domain
+            .account(account)
+            .ok_or_else(|| ControlError::NoTenant(account.to_owned()))?;
+        acc.configure_webhooks(&Cause::api(false), HookLevel::Service(None), update)
+            .map_err(|e| ControlError::Invalid(e.to_string()))
+    }
+
+    /// Mints an access token for `identity` in a tenant, signed with its first API key, on the
+    /// tenant's clock; `None` if there is no such tenant.
+    pub fn mint_token(&self, account: &str, identity: &str, ttl_secs: u64) -> Option<Result<String, crate::auth::identity::MintError>> {
+        let acc = self.domain.account(account)?;
+        Some(crate::auth::identity::mint_for(&acc, identity, ttl_secs))
+    }
+
+    /// Disarms an HTTP fault rule; whether it was still armed.
+    pub fn disarm_http(&self, id: u64) -> bool {
+        self.faults.remove(id)
+    }
+
+    /// The journal every part of the server records into.
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
+    }
+
+    /// The progress board `rehearsal serve --scenario` writes and the inspector shows.
+    pub fn scenario_board(&self) -> &Arc<scenario::Board> {
+        &self.scenario
+    }
+
+    /// Registers an observer of every tenant's domain events (in commit order, under the
+    /// tenant's lock: it must not block).
+    pub fn observe(&self, observer: Arc<dyn crate::domain::DomainObserver>) {
+        self.domain.observe(observer);
+    }
+
+    // ---- actors
+
+    /// Performs `action` in a tenant as `who` (an SDK identity: webhooks fire as for the SDK)
+    /// or, when `None`, as the REST API; see [`actors::act`].
+    pub async fn act(&self, account: &str, who: Option<&str>, action: actors::Action) -> Result<Value, ControlError> {
+        let acc = self
+            .domain
+            .account(account)
+            .ok_or_else(|| ControlError::NoTenant(account.to_owned()))?;
+        Ok(actors::act(&acc, who, action).await?)
     }
 }
 
@@ -474,44 +539,6 @@ fn command_name(c: &SessionCommand) -> &'static str {
 }
 
 // ---- mirrors of the HTTP API (control/http.rs) that the methods above do not cover
-
-/// What to do with a clock: `{"action":"freeze"|"advance"|"resume", …}` over HTTP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ClockAction {
-    /// Stop the clock now, or at `at` (Unix ms; may be in the past).
-    Freeze {
-        #[serde(default)]
-        at: Option<i64>,
-    },
-    /// Move the clock forward by `by_ms`, frozen or running.
-    Advance { by_ms: u64 },
-    /// Let a frozen clock run again from where it stands.
-    Resume,
-}
-
-/// A clock as the control plane shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ClockView {
-    /// Unix milliseconds.
-    pub now: Millis,
-    /// The same instant, `2024-01-02T03:04:05.678Z`.
-    pub iso: String,
-    /// `{"mode":"running","offset_ms":N}` or `{"mode":"frozen","at":ms}`.
-    #[serde(flatten)]
-    pub mode: ClockMode,
-}
-
-impl ClockView {
-    pub fn of(clock: &Clock) -> ClockView {
-        let now = clock.now();
-        ClockView {
-            now,
-            iso: now.iso_millis(),
-            mode: clock.mode(),
-        }
-    }
-}
 
 impl Control {
     /// Builds the control plane with a journal of `capacity` entries instead of the default.
@@ -558,45 +585,36 @@ impl Control {
         self.record(Kind::Control, Some(sid), "tenant imported".into(), json!({}));
         Ok(())
     }
+}
 
-    /// Applies a clock action to a tenant's clock (`None`: the server clock) and journals it.
-    pub fn clock_action(&self, account: Option<&str>, action: ClockAction) -> Result<ClockView, ControlError> {
-        let clock = self.clock(account)?;
-        let summary = match action {
-            ClockAction::Freeze { at: Some(at) } if !(0..=crate::clock::MAX_CLOCK_MS).contains(&at) => {
-                return Err(ControlError::OutOfRange(format!(
-                    "at {at} is outside 0..={} (Unix ms up to 9999-12-31T23:59:59.999Z)",
-                    crate::clock::MAX_CLOCK_MS
-                )));
+#[cfg(test)]
+mod tests {
+
+    use super::*;
+
+    /// The workspace's convention: an error whose message names its cause does not also expose
+    /// it as `source`, so `{:#}` (anyhow, the CLI) prints the cause once.
+    #[test]
+    fn a_cause_in_the_message_is_not_also_the_source() {
+        let parse = serde_json::from_str::<Value>("{").expect_err("not JSON");
+        let cause = parse.to_string();
+        let errors: Vec<Box<dyn std::error::Error>> = vec![
+            Box::new(ControlError::from(SeedError::from(
+                serde_json::from_str::<Value>("{").expect_err("not JSON"),
+            ))),
+            Box::new(ControlError::from(ImportError::from(
+                serde_json::from_str::<Value>("{").expect_err("not JSON"),
+            ))),
+            Box::new(crate::server::StartError::from(SeedError::Parse(parse))),
+        ];
+        for e in errors {
+            let mut chain = e.to_string();
+            let mut source = e.source();
+            while let Some(s) = source {
+                chain = format!("{chain}: {s}");
+                source = s.source();
             }
-            ClockAction::Advance { by_ms }
-                if by_ms > limits::MAX_CLOCK_ADVANCE_MS || clock.now().0.saturating_add(by_ms as i64) > crate::clock::MAX_CLOCK_MS =>
-            {
-                return Err(ControlError::OutOfRange(format!(
-                    "by_ms {by_ms} is out of range: at most {} in one step, and the clock must stay before \
-                     9999-12-31T23:59:59.999Z",
-                    limits::MAX_CLOCK_ADVANCE_MS
-                )));
-            }
-            ClockAction::Freeze { at: Some(at) } => {
-                clock.freeze_at(Millis(at));
-                format!("clock frozen at {at}")
-            }
-            ClockAction::Freeze { at: None } => {
-                clock.freeze();
-                "clock frozen".to_owned()
-            }
-            ClockAction::Advance { by_ms } => {
-                clock.advance(Duration::from_millis(by_ms));
-                format!("clock advanced by {by_ms} ms")
-            }
-            ClockAction::Resume => {
-                clock.resume();
-                "clock resumed".to_owned()
-            }
-        };
-        let view = ClockView::of(&clock);
-        self.record(Kind::Control, account, summary, json!({ "clock": view }));
-        Ok(view)
+            assert_eq!(chain.matches(&cause).count(), 1, "{chain}");
+        }
     }
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::clock::{Clock, Millis};
 use crate::frame_tap::{Ring, TAPS};
-use crate::twilsock::SessionInfo;
+use crate::realtime::SessionInfo;
 use crate::twilsock::session::{Ack, SessionCommand};
 
 struct Live {

@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use super::chat_service::ChatService;
 use super::collection::Collection;
-use super::event::{DomainEvent, DomainObserver, Origin};
+use super::event::{DomainEvent, DomainObserver};
 use super::limits::Limits;
 use super::role;
+use super::service::{Cause, Gate};
 use super::{DomainError, Resource};
 use crate::clock::{Clock, Millis};
 use crate::sid::{self, SidGen};
@@ -62,6 +63,8 @@ pub(super) struct Shared {
     pub clock: Clock,
     pub limits: Limits,
     pub observers: RwLock<Vec<Arc<dyn DomainObserver>>>,
+    /// Vets proposals before they are applied (the pre-action webhooks), once registered.
+    pub gate: RwLock<Option<Arc<dyn Gate>>>,
 }
 
 /// The context of one mutation: the time it happens at, the SID generator, the limits, who
@@ -70,7 +73,7 @@ pub struct Ctx<'a> {
     pub now: Millis,
     pub sids: &'a mut SidGen,
     pub limits: &'a Limits,
-    pub origin: &'a Origin,
+    pub cause: &'a Cause,
     events: Vec<DomainEvent>,
 }
 
@@ -267,10 +270,12 @@ impl Account {
     }
 
     /// Runs one mutation on a service (`None`: the default service). The emitted events reach
-    /// every observer in commit order before the lock is released.
-    pub fn write<R>(
+    /// every observer in commit order before the lock is released. Private to the domain: every
+    /// way in goes through [`Account::perform`] or [`Account::apply`] (`service.rs`) or the
+    /// account's settings operations (`settings.rs`).
+    pub(super) fn write<R>(
         &self,
-        origin: &Origin,
+        cause: &Cause,
         service: Option<&str>,
         f: impl FnOnce(&mut ChatService, &mut Ctx<'_>) -> Result<R, DomainError>,
     ) -> Result<R, DomainError> {
@@ -286,32 +291,44 @@ impl Account {
             now,
             sids: &mut state.sids,
             limits: &self.shared.limits,
-            origin,
+            cause,
             events: Vec::new(),
         };
         let svc = state.services.get_seq_mut(seq).expect("seq from lookup");
         let result = f(svc, &mut cx);
         let events = std::mem::take(&mut cx.events);
-        if !events.is_empty() {
-            let observers = self.shared.observers.read().unwrap_or_else(|e| e.into_inner());
-            for o in observers.iter() {
-                o.on_events(&self.sid, now, state, origin, &events);
-            }
-        }
+        self.notify(state, now, cause, &events);
         result
     }
 
-    /// Changes account-level settings and services (no domain events: nothing a client
-    /// subscribes to depends on them).
-    pub fn write_account<R>(&self, f: impl FnOnce(&mut AccountState, Millis) -> Result<R, DomainError>) -> Result<R, DomainError> {
+    /// Changes account-level settings and services under the write lock; the events `f` pushes
+    /// reach the observers before the lock is released, as [`Account::write`]'s do.
+    pub(super) fn write_settings<R>(
+        &self,
+        cause: &Cause,
+        f: impl FnOnce(&mut AccountState, Millis, &mut Vec<DomainEvent>) -> Result<R, DomainError>,
+    ) -> Result<R, DomainError> {
         let mut guard = self.state.write().unwrap_or_else(|e| e.into_inner());
-        f(&mut guard, self.clock.now())
+        let now = self.clock.now();
+        let mut events = Vec::new();
+        let result = f(&mut guard, now, &mut events);
+        self.notify(&guard, now, cause, &events);
+        result
     }
 
-    /// Replaces the whole state (snapshot import), telling observers nothing: they rebuild from
-    /// the new state on their own terms.
-    pub fn replace_state(&self, new: AccountState) {
-        *self.state.write().unwrap_or_else(|e| e.into_inner()) = new;
+    fn notify(&self, state: &AccountState, now: Millis, cause: &Cause, events: &[DomainEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        let observers = self.shared.observers.read().unwrap_or_else(|e| e.into_inner());
+        for o in observers.iter() {
+            o.on_events(&self.sid, now, state, cause, events);
+        }
+    }
+
+    /// The gate proposals must pass, if one is registered.
+    pub(super) fn gate(&self) -> Option<Arc<dyn Gate>> {
+        self.shared.gate.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub(super) fn sid_state(&self) -> crate::sid::SidGenState {
@@ -321,7 +338,7 @@ impl Account {
 
 impl AccountState {
     /// Adds a service with Twilio's default roles.
-    pub fn create_service(&mut self, friendly_name: &str, now: Millis) -> ChatService {
+    pub(super) fn create_service(&mut self, friendly_name: &str, now: Millis) -> ChatService {
         let sid = self.sids.next(sid::SERVICE);
         let svc = new_service(&mut self.sids, sid, friendly_name, now);
         self.services.insert(svc.clone());

@@ -87,6 +87,20 @@ pub enum DomainEvent {
         identity: String,
         user: String,
     },
+    /// A Conversations service was created (REST `POST /v1/Services`).
+    ServiceAdded {
+        service: String,
+    },
+    /// A service's configuration (roles, reachability, webhook targets) changed.
+    ServiceUpdated {
+        service: String,
+    },
+    /// A service and everything in it are gone.
+    ServiceRemoved {
+        service: String,
+    },
+    /// The account-wide configuration (default service, timers, webhook targets) changed.
+    ConfigurationUpdated,
     /// Ephemeral: `identity` is typing in `conversation`. Not stored.
     Typing {
         service: String,
@@ -98,5 +112,12 @@ pub enum DomainEvent {
 /// Something that must see every event in commit order, while the account is still locked
 /// (the Sync projection is one). Implementations must not block or await.
 pub trait DomainObserver: Send + Sync {
-    fn on_events(&self, account_sid: &str, now: crate::clock::Millis, state: &super::AccountState, origin: &Origin, events: &[DomainEvent]);
+    fn on_events(
+        &self,
+        account_sid: &str,
+        now: crate::clock::Millis,
+        state: &super::AccountState,
+        cause: &super::Cause,
+        events: &[DomainEvent],
+    );
 }

@@ -105,7 +105,7 @@ impl ChatService {
         let author = req
             .author
             .filter(|a| !a.is_empty())
-            .or_else(|| cx.origin.identity().map(str::to_owned))
+            .or_else(|| cx.cause.origin.identity().map(str::to_owned))
             .unwrap_or_else(|| crate::domain::SYSTEM_IDENTITY.into());
         let entry = self.conversations.get_seq_mut(seq).expect("seq from lookup");
         let participant_sid = entry.participants.get(&author).map(|p| p.sid.clone());
@@ -202,7 +202,7 @@ impl ChatService {
             m.date_created = d;
         }
         m.date_updated = req.date_updated.unwrap_or(now);
-        m.last_updated_by = req.updated_by.or_else(|| cx.origin.identity().map(str::to_owned));
+        m.last_updated_by = req.updated_by.or_else(|| cx.cause.origin.identity().map(str::to_owned));
         let out = m.clone();
         cx.emit(DomainEvent::MessageUpdated {
             service: self.sid.clone(),

@@ -1,16 +1,22 @@
 //! The domain: accounts and their Conversations state, and the one service that changes it.
 //!
-//! Every way in — REST handlers, the SDK's requests over twilsock, the control plane and
-//! scenarios, seeds — calls the operations here (`ChatService::create_conversation`,
-//! `add_message`, …) through [`Account::write`]. Operations validate, apply, and emit
-//! [`DomainEvent`]s; observers (the Sync projection) see those events in commit order under the
-//! account's lock. Nothing else mutates domain state.
+//! Every way in — REST handlers, the SDK's requests over twilsock, the control plane's actors
+//! and scenarios — names its change ([`service::AddMessage`], …) and hands it to the domain
+//! service (`service.rs`): [`Account::perform`] for the changes Twilio vets with a pre-action
+//! webhook (check, ask the [`Gate`] with no lock held, apply, emit), [`Account::apply`] for the
+//! others, and the settings operations (`settings.rs`: services, configuration, webhook
+//! targets). The lock-taking write is private to this module; seeds and snapshots are the only
+//! other writers, and they live here. Operations validate, apply, and emit [`DomainEvent`]s;
+//! observers (the Sync projection, post-action webhooks) see those events in commit order under
+//! the account's lock.
 //!
-//! Layout: `account` (isolation unit, lock, mutation context), `chat_service` (IS…),
-//! `conversation`, `participant`, `message`, `user`, `role`, `media`, `webhook` (one noun each,
-//! with its operations), `collection` (keyset-paged tables), `event`, `error`, `limits`, `seed`,
-//! `snapshot`.
+//! Layout: `account` (isolation unit, lock, mutation context), `service` (the way in: causes,
+//! proposals, the gate), `changes` (the named changes), `settings`, `chat_service` (IS…),
+//! `conversation`, `participant`, `message`, `user`, `role`, `media`, `webhook` (one noun
+//! each, with its operations), `collection` (keyset-paged tables), `event`, `error`, `limits`,
+//! `seed`, `snapshot`.
 mod account;
+mod changes;
 mod chat_service;
 pub mod collection;
 pub mod conversation;
@@ -22,6 +28,8 @@ pub mod message;
 pub mod participant;
 pub mod role;
 pub mod seed;
+pub mod service;
+pub mod settings;
 pub mod snapshot;
 pub mod user;
 pub mod webhook;
@@ -35,6 +43,7 @@ pub use collection::{Collection, Order};
 pub use error::{DomainError, Resource, codes};
 pub use event::{DomainEvent, DomainObserver, Origin};
 pub use limits::Limits;
+pub use service::{Amendment, Cause, Gate, Proposal, Proposed, Unvetted};
 
 use crate::clock::Clock;
 use crate::sid;
@@ -97,6 +106,7 @@ impl Domain {
                     clock,
                     limits,
                     observers: RwLock::default(),
+                    gate: RwLock::default(),
                 }),
             }),
         }
@@ -113,6 +123,12 @@ impl Domain {
     /// Registers an observer of every account's events (the Sync projection).
     pub fn observe(&self, o: Arc<dyn DomainObserver>) {
         self.inner.shared.observers.write().unwrap_or_else(|e| e.into_inner()).push(o);
+    }
+
+    /// Registers the gate every proposal passes before it is applied (the pre-action
+    /// webhooks); without one, proposals proceed unasked.
+    pub fn set_gate(&self, gate: Arc<dyn Gate>) {
+        *self.inner.shared.gate.write().unwrap_or_else(|e| e.into_inner()) = Some(gate);
     }
 
     pub fn account(&self, sid: &str) -> Option<Arc<Account>> {

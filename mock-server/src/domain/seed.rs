@@ -7,7 +7,7 @@ use super::conversation::NewConversation;
 use super::message::NewMessage;
 use super::participant::NewParticipant;
 use super::user::NewUser;
-use super::{ApiKey, Domain, DomainError, NewAccount, Origin};
+use super::{ApiKey, Domain, DomainError, NewAccount};
 use crate::sid;
 
 /// The seed `rehearsal serve` starts with unless told otherwise.
@@ -92,17 +92,13 @@ pub struct SeedMedia {
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
     #[error("seed is not valid JSON for the seed format: {0}")]
-    Parse(#[from] serde_json::Error),
+    Parse(serde_json::Error),
     #[error("seed format {found} is newer than this build understands ({supported})")]
     Format { found: u32, supported: u32 },
-    #[error("account {index}: {source}")]
-    Account { index: usize, source: super::CreateAccountError },
-    #[error("account {account}: {what}: {source}")]
-    Apply {
-        account: String,
-        what: String,
-        source: DomainError,
-    },
+    #[error("account {index}: {error}")]
+    Account { index: usize, error: super::CreateAccountError },
+    #[error("account {account}: {what}: {error}")]
+    Apply { account: String, what: String, error: DomainError },
     #[error("account {index}: conversation {conversation}: generate_messages {count} is more than {max}")]
     TooManyGenerated {
         index: usize,
@@ -118,6 +114,12 @@ pub enum SeedError {
     },
 }
 
+// The cause is part of the message (the workspace's convention: Display only, no `source`).
+impl From<serde_json::Error> for SeedError {
+    fn from(e: serde_json::Error) -> SeedError {
+        SeedError::Parse(e)
+    }
+}
 impl Seed {
     pub fn parse(text: &str) -> Result<Seed, SeedError> {
         let seed: Seed = serde_json::from_str(text)?;
@@ -161,12 +163,12 @@ impl Seed {
                     service_name: a.service.as_ref().and_then(|s| s.friendly_name.clone()),
                     rng_seed: self.rng_seed.wrapping_add(index as u64),
                 })
-                .map_err(|source| SeedError::Account { index, source })?;
+                .map_err(|error| SeedError::Account { index, error })?;
             let acc = account.sid.clone();
-            let origin = Origin::System;
+            let origin = super::Cause::system();
             let fail = |what: String| {
                 let account = acc.clone();
-                move |source| SeedError::Apply { account, what, source }
+                move |error| SeedError::Apply { account, what, error }
             };
             for u in &a.users {
                 account

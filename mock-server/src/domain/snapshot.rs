@@ -35,7 +35,7 @@ pub struct AccountSnapshot {
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error("not a Rehearsal state snapshot: {0}")]
-    Parse(#[from] serde_json::Error),
+    Parse(serde_json::Error),
     #[error("not a Rehearsal state snapshot (kind {0:?})")]
     Kind(String),
     #[error("snapshot format {found} is newer than this build understands ({supported}); upgrade Rehearsal")]
@@ -44,6 +44,13 @@ pub enum ImportError {
     NoDefaultService { sid: String, service: String },
     #[error(transparent)]
     Account(#[from] CreateAccountError),
+}
+
+// The cause is part of the message (the workspace's convention: Display only, no `source`).
+impl From<serde_json::Error> for ImportError {
+    fn from(e: serde_json::Error) -> ImportError {
+        ImportError::Parse(e)
+    }
 }
 
 impl Domain {

@@ -7,7 +7,7 @@ use super::TOKEN_HEADER;
 use super::error::McsError;
 use crate::auth::{TokenError, identity};
 use crate::domain::media::Media;
-use crate::domain::{Account, ChatService, Origin};
+use crate::domain::{Account, Cause, ChatService};
 use crate::rest::scope;
 use crate::server::AppState;
 
@@ -19,12 +19,11 @@ pub(super) struct Principal {
 }
 
 impl Principal {
-    pub fn origin(&self) -> Origin {
+    /// Who an upload is by: an SDK client, or the REST API (whose uploads fire no webhooks).
+    pub fn cause(&self) -> Cause {
         match &self.identity {
-            Some(identity) => Origin::Sdk {
-                identity: identity.clone(),
-            },
-            None => Origin::Api,
+            Some(identity) => Cause::sdk(identity.clone()),
+            None => Cause::api(false),
         }
     }
 

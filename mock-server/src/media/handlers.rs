@@ -16,6 +16,7 @@ use super::error::McsError;
 use super::{Mcs, multipart};
 use crate::control::near_misses::{Reason, Unrouted};
 use crate::domain::media::Media;
+use crate::domain::service::StoreMedia;
 use crate::server::AppState;
 
 /// Room for the multipart envelope around a file part of the largest allowed size.
@@ -178,14 +179,18 @@ pub(super) async fn upload(
                 .map_err(|used| over_quota(&account.sid, quota, used, size))?
         }
     };
+    // Stored and settled under the same lock: it counts once, as stored, from here on.
+    let store = StoreMedia {
+        bytes,
+        content_type,
+        filename,
+        category: plan.category,
+        author: Some(who.author()),
+        reservation: Some(&mut reservation),
+    };
     let media = who
         .account
-        .write(&who.origin(), Some(&plan.service), |svc, cx| {
-            let media = svc.store_media(cx, bytes, content_type, filename, plan.category, Some(who.author()));
-            // Stored under the same lock: it counts once, as stored, from here on.
-            reservation.settle();
-            Ok(media)
-        })
+        .apply(&who.cause(), Some(&plan.service), store)
         .map_err(|e| McsError::from(crate::rest::ApiError::from(e)))?;
     Ok(json_response(
         StatusCode::CREATED,

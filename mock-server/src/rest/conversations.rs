@@ -12,7 +12,7 @@ use super::paging::{PageRequest, page};
 use super::scope::{Scope, on_path};
 use super::{Routes, param};
 use crate::domain::conversation::{Conversation, ConversationState, ConversationUpdate, NewConversation, Timers};
-use crate::webhooks::{EventType, payload};
+use crate::domain::service::{AddConversation, RemoveConversation, UpdateConversation};
 
 pub(super) fn routes(r: Routes) -> Routes {
     r.both("/Conversations", axum::routing::get(list).post(create))
@@ -109,7 +109,7 @@ fn state_param(p: &super::form::Params) -> Result<Option<ConversationState>, Api
 }
 
 async fn create(scope: Scope, OriginalUri(uri): OriginalUri, Form(p): Form) -> Result<impl IntoResponse, ApiError> {
-    let mut req = NewConversation {
+    let req = NewConversation {
         friendly_name: p.string("FriendlyName"),
         unique_name: p.string("UniqueName"),
         attributes: p.string("Attributes"),
@@ -119,13 +119,7 @@ async fn create(scope: Scope, OriginalUri(uri): OriginalUri, Form(p): Form) -> R
         date_updated: p.date("DateUpdated")?,
         created_by: None,
     };
-    let pre = scope.pre_action(EventType::ConversationAdd, uri.path(), |svc| {
-        Ok(payload::conversation_add(svc, &req))
-    });
-    if let Some(m) = pre.await? {
-        m.apply_new_conversation(&mut req);
-    }
-    let c = scope.write(|svc, cx| svc.create_conversation(cx, req))?;
+    let c = scope.perform(AddConversation(req)).await.map_err(on_path(uri.path()))?;
     Ok((StatusCode::CREATED, Json(render(&scope, &c))))
 }
 
@@ -187,7 +181,7 @@ async fn fetch(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): Origin
 
 async fn update(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri, Form(f): Form) -> Result<Json<Value>, ApiError> {
     let sid = param(&p, "Sid");
-    let mut req = ConversationUpdate {
+    let update = ConversationUpdate {
         friendly_name: f.string("FriendlyName"),
         unique_name: f.string("UniqueName"),
         attributes: f.string("Attributes"),
@@ -196,27 +190,19 @@ async fn update(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): Origi
         date_created: f.date("DateCreated")?,
         date_updated: f.date("DateUpdated")?,
     };
-    let pre = scope.pre_action(EventType::ConversationUpdate, uri.path(), |svc| {
-        payload::conversation_update(svc, sid, &req)
-    });
-    if let Some(m) = pre.await? {
-        m.apply_conversation_update(&mut req);
-    }
-    let c = scope
-        .write(|svc, cx| svc.update_conversation(cx, sid, req))
-        .map_err(on_path(uri.path()))?;
+    let change = UpdateConversation {
+        conversation: sid.to_owned(),
+        update,
+    };
+    let c = scope.perform(change).await.map_err(on_path(uri.path()))?;
     Ok(Json(render(&scope, &c)))
 }
 
 async fn remove(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri) -> Result<StatusCode, ApiError> {
     let sid = param(&p, "Sid");
-    scope
-        .pre_action(EventType::ConversationRemove, uri.path(), |svc| {
-            payload::conversation_remove(svc, sid)
-        })
-        .await?;
-    scope
-        .write(|svc, cx| svc.remove_conversation(cx, sid))
-        .map_err(on_path(uri.path()))?;
+    let change = RemoveConversation {
+        conversation: sid.to_owned(),
+    };
+    scope.perform(change).await.map_err(on_path(uri.path()))?;
     Ok(StatusCode::NO_CONTENT)
 }

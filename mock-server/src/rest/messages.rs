@@ -9,9 +9,8 @@ use super::error::ApiError;
 use super::form::{Form, PathParams, Query};
 use super::scope::{Scope, on_path};
 use super::{Routes, param};
-use crate::domain::Origin;
 use crate::domain::message::{Message, MessageUpdate, NewMessage};
-use crate::webhooks::{EventType, payload};
+use crate::domain::service::{AddMessage, RemoveMessage, UpdateMessage};
 
 pub(super) fn routes(r: Routes) -> Routes {
     r.both("/Conversations/{ConversationSid}/Messages", axum::routing::get(list).post(create))
@@ -66,7 +65,7 @@ async fn create(
     Form(f): Form,
 ) -> Result<impl IntoResponse, ApiError> {
     let conv = param(&p, "ConversationSid");
-    let mut req = NewMessage {
+    let req = NewMessage {
         author: f.string("Author"),
         body: f.string("Body"),
         subject: f.string("Subject"),
@@ -76,13 +75,11 @@ async fn create(
         date_created: f.date("DateCreated")?,
         date_updated: f.date("DateUpdated")?,
     };
-    let pre = scope.pre_action(EventType::MessageAdd, uri.path(), |svc| {
-        payload::message_add(svc, conv, &Origin::Api, &req)
-    });
-    if let Some(m) = pre.await? {
-        m.apply_new_message(&mut req);
-    }
-    let m = scope.write(|svc, cx| svc.add_message(cx, conv, req)).map_err(on_path(uri.path()))?;
+    let change = AddMessage {
+        conversation: conv.to_owned(),
+        message: req,
+    };
+    let m = scope.perform(change).await.map_err(on_path(uri.path()))?;
     Ok((StatusCode::CREATED, Json(render(&scope, &m))))
 }
 
@@ -110,7 +107,7 @@ async fn fetch(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): Origin
 
 async fn update(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri, Form(f): Form) -> Result<Json<Value>, ApiError> {
     let (conv, sid) = (param(&p, "ConversationSid"), param(&p, "Sid"));
-    let mut req = MessageUpdate {
+    let update = MessageUpdate {
         author: f.string("Author"),
         body: f.string("Body"),
         subject: f.string("Subject"),
@@ -119,25 +116,21 @@ async fn update(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): Origi
         date_updated: f.date("DateUpdated")?,
         updated_by: None,
     };
-    let pre = scope.pre_action(EventType::MessageUpdate, uri.path(), |svc| {
-        payload::message_update(svc, conv, sid, &req)
-    });
-    if let Some(m) = pre.await? {
-        m.apply_message_update(&mut req);
-    }
-    let m = scope
-        .write(|svc, cx| svc.update_message(cx, conv, sid, req))
-        .map_err(on_path(uri.path()))?;
+    let change = UpdateMessage {
+        conversation: conv.to_owned(),
+        message: sid.to_owned(),
+        update,
+    };
+    let m = scope.perform(change).await.map_err(on_path(uri.path()))?;
     Ok(Json(render(&scope, &m)))
 }
 
 async fn remove(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri) -> Result<StatusCode, ApiError> {
     let (conv, sid) = (param(&p, "ConversationSid"), param(&p, "Sid"));
-    scope
-        .pre_action(EventType::MessageRemove, uri.path(), |svc| payload::message_remove(svc, conv, sid))
-        .await?;
-    scope
-        .write(|svc, cx| svc.remove_message(cx, conv, sid))
-        .map_err(on_path(uri.path()))?;
+    let change = RemoveMessage {
+        conversation: conv.to_owned(),
+        message: sid.to_owned(),
+    };
+    scope.perform(change).await.map_err(on_path(uri.path()))?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,7 +10,7 @@ use super::form::{Form, PathParams, Query};
 use super::scope::{Scope, on_path};
 use super::{Routes, param};
 use crate::domain::participant::{NewParticipant, Participant, ParticipantUpdate};
-use crate::webhooks::{EventType, payload};
+use crate::domain::service::{AddParticipant, RemoveParticipant, UpdateParticipant};
 
 pub(super) fn routes(r: Routes) -> Routes {
     r.both(
@@ -79,14 +79,11 @@ async fn create(
         date_created: f.date("DateCreated")?,
         date_updated: f.date("DateUpdated")?,
     };
-    scope
-        .pre_action(EventType::ParticipantAdd, uri.path(), |svc| {
-            payload::participant_add(svc, conv, &req)
-        })
-        .await?;
-    let part = scope
-        .write(|svc, cx| svc.add_participant(cx, conv, req))
-        .map_err(on_path(uri.path()))?;
+    let change = AddParticipant {
+        conversation: conv.to_owned(),
+        participant: req,
+    };
+    let part = scope.perform(change).await.map_err(on_path(uri.path()))?;
     Ok((StatusCode::CREATED, Json(render(&scope, &part))))
 }
 
@@ -127,26 +124,21 @@ async fn update(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): Origi
         date_created: f.date("DateCreated")?,
         date_updated: f.date("DateUpdated")?,
     };
-    scope
-        .pre_action(EventType::ParticipantUpdate, uri.path(), |svc| {
-            payload::participant_update(svc, conv, sid, &req)
-        })
-        .await?;
-    let part = scope
-        .write(|svc, cx| svc.update_participant(cx, conv, sid, req))
-        .map_err(on_path(uri.path()))?;
+    let change = UpdateParticipant {
+        conversation: conv.to_owned(),
+        participant: sid.to_owned(),
+        update: req,
+    };
+    let part = scope.perform(change).await.map_err(on_path(uri.path()))?;
     Ok(Json(render(&scope, &part)))
 }
 
 async fn remove(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri) -> Result<StatusCode, ApiError> {
     let (conv, sid) = (param(&p, "ConversationSid"), param(&p, "Sid"));
-    scope
-        .pre_action(EventType::ParticipantRemove, uri.path(), |svc| {
-            payload::participant_remove(svc, conv, sid)
-        })
-        .await?;
-    scope
-        .write(|svc, cx| svc.remove_participant(cx, conv, sid))
-        .map_err(on_path(uri.path()))?;
+    let change = RemoveParticipant {
+        conversation: conv.to_owned(),
+        participant: sid.to_owned(),
+    };
+    scope.perform(change).await.map_err(on_path(uri.path()))?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,9 +7,8 @@ use axum::http::request::Parts;
 use base64::Engine;
 
 use super::error::ApiError;
-use crate::domain::{Account, ChatService, Ctx, DomainError, Origin, Resource};
+use crate::domain::{Account, Cause, DomainError, Proposal, Resource, Unvetted};
 use crate::server::AppState;
-use crate::webhooks::{EventType, Fields, Modifications, PreError, Rejection, Webhooks};
 
 pub struct Scope {
     pub account: Arc<Account>,
@@ -22,7 +21,6 @@ pub struct Scope {
     pub base: Arc<str>,
     /// The caller sent `X-Twilio-Webhook-Enabled: true`: this request fires webhooks.
     pub hooks_requested: bool,
-    pub webhooks: Webhooks,
 }
 
 impl Scope {
@@ -41,31 +39,21 @@ impl Scope {
         self.service.is_some()
     }
 
-    /// Asks the pre-action webhook about `event` when the caller asked for webhooks; a rejection
-    /// is Twilio's error for it, an invalid proposal the domain's (named after `path`).
-    pub async fn pre_action(
-        &self,
-        event: EventType,
-        path: &str,
-        build: impl FnOnce(&ChatService) -> Result<Fields, DomainError>,
-    ) -> Result<Option<Modifications>, ApiError> {
-        if !self.hooks_requested {
-            return Ok(None);
-        }
-        self.webhooks
-            .pre_action(&self.account, self.service.as_deref(), &Origin::Api, event, build)
-            .await
-            .map_err(|e| match e {
-                PreError::Domain(d) => on_path(path)(d),
-                PreError::Rejected(r) => ApiError::new(Rejection::STATUS, Rejection::CODE, r.to_string()),
-            })
+    /// Who this request is, to the domain service: the REST API, with webhooks when the caller
+    /// asked for them.
+    pub fn cause(&self) -> Cause {
+        Cause::api(self.hooks_requested)
     }
 
-    /// Runs one mutation as the REST API, firing post-action webhooks if the caller asked.
-    pub fn write<R>(&self, f: impl FnOnce(&mut ChatService, &mut Ctx<'_>) -> Result<R, DomainError>) -> Result<R, DomainError> {
-        crate::webhooks::with_rest_hooks(self.hooks_requested, || {
-            self.account.write(&Origin::Api, self.service.as_deref(), f)
-        })
+    /// Performs a vetted change as the REST API (the pre-action webhook is asked when the caller
+    /// asked for webhooks); errors as the domain reports them.
+    pub async fn perform<P: Proposal>(&self, proposal: P) -> Result<P::Output, DomainError> {
+        self.account.perform(&self.cause(), self.service.as_deref(), proposal).await
+    }
+
+    /// Applies a change no webhook vets, as the REST API.
+    pub fn apply<C: Unvetted>(&self, change: C) -> Result<C::Output, DomainError> {
+        self.account.apply(&self.cause(), self.service.as_deref(), change)
     }
 }
 
@@ -129,7 +117,6 @@ impl FromRequestParts<AppState> for Scope {
             prefix,
             base: state.base_url.clone(),
             hooks_requested: super::form::webhooks_enabled(&parts.headers),
-            webhooks: state.webhooks.clone(),
         })
     }
 }

@@ -12,7 +12,8 @@ use super::error::ApiError;
 use super::form::{Form, Query};
 use super::paging::{PageRequest, envelope};
 use super::scope::{Scope, authenticate};
-use crate::domain::{ChatService, DomainError, Resource};
+use crate::domain::settings::{AccountSettings, ServiceSettings};
+use crate::domain::{Cause, ChatService, Configuration};
 use crate::server::AppState;
 
 pub(super) fn routes(r: Routes) -> Routes {
@@ -56,7 +57,7 @@ async fn create(
         .string("FriendlyName")
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::invalid("FriendlyName is required"))?;
-    let svc = account.write_account(|s, now| Ok(s.create_service(&name, now)))?;
+    let svc = account.create_service(&Cause::api(false), &name)?;
     Ok((StatusCode::CREATED, Json(render(&st.base_url, &account.sid, &svc))))
 }
 
@@ -85,21 +86,7 @@ async fn fetch(scope: Scope) -> Result<Json<Value>, ApiError> {
 }
 
 async fn remove(scope: Scope) -> Result<StatusCode, ApiError> {
-    let sid = scope.service_sid.clone();
-    scope.account.write_account(|s, _| {
-        if s.default_service == sid {
-            return Err(DomainError::invalid(
-                "ChatServiceSid",
-                "the account's default Conversations service cannot be deleted; make another service the default first",
-            ));
-        }
-        let seq = s
-            .services
-            .seq_of_sid(&sid)
-            .ok_or_else(|| DomainError::not_found(Resource::Service, format!("/Services/{sid}")))?;
-        s.services.remove_seq(seq);
-        Ok(())
-    })?;
+    scope.account.remove_service(&scope.cause(), &scope.service_sid)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -128,52 +115,27 @@ async fn fetch_service_configuration(scope: Scope) -> Result<Json<Value>, ApiErr
 }
 
 async fn update_service_configuration(scope: Scope, Form(f): Form) -> Result<Json<Value>, ApiError> {
-    let reach = f.bool("ReachabilityEnabled")?;
-    let roles = [
-        f.string("DefaultConversationCreatorRoleSid"),
-        f.string("DefaultConversationRoleSid"),
-        f.string("DefaultChatServiceRoleSid"),
-    ];
-    let sid = scope.service_sid.clone();
-    let v = scope.account.write_account(|s, now| {
-        let seq = s
-            .services
-            .seq_of_sid(&sid)
-            .ok_or_else(|| DomainError::not_found(Resource::Service, format!("/Services/{sid}")))?;
-        let svc = s.services.get_seq_mut(seq).expect("seq from lookup");
-        for r in roles.iter().flatten() {
-            svc.role_param(r, "RoleSid")?;
-        }
-        let [creator, conv, service] = roles;
-        if let Some(r) = creator {
-            svc.default_conversation_creator_role_sid = r;
-        }
-        if let Some(r) = conv {
-            svc.default_conversation_role_sid = r;
-        }
-        if let Some(r) = service {
-            svc.default_service_role_sid = r;
-        }
-        if let Some(b) = reach {
-            svc.reachability_enabled = b;
-        }
-        svc.date_updated = now;
-        Ok(render_service_configuration(&scope, svc))
-    })?;
-    Ok(Json(v))
+    let settings = ServiceSettings {
+        default_conversation_creator_role_sid: f.string("DefaultConversationCreatorRoleSid"),
+        default_conversation_role_sid: f.string("DefaultConversationRoleSid"),
+        default_service_role_sid: f.string("DefaultChatServiceRoleSid"),
+        reachability_enabled: f.bool("ReachabilityEnabled")?,
+    };
+    let svc = scope.account.configure_service(&scope.cause(), &scope.service_sid, settings)?;
+    Ok(Json(render_service_configuration(&scope, &svc)))
 }
 
-fn render_configuration(base: &str, account: &str, s: &crate::domain::AccountState) -> Value {
+fn render_configuration(base: &str, account: &str, default_service: &str, c: &Configuration) -> Value {
     let url = format!("{base}/v1/Configuration");
     json!({
         "account_sid": account,
-        "default_chat_service_sid": s.default_service,
-        "default_messaging_service_sid": s.configuration.default_messaging_service_sid,
-        "default_inactive_timer": s.configuration.default_inactive_timer,
-        "default_closed_timer": s.configuration.default_closed_timer,
+        "default_chat_service_sid": default_service,
+        "default_messaging_service_sid": c.default_messaging_service_sid,
+        "default_inactive_timer": c.default_inactive_timer,
+        "default_closed_timer": c.default_closed_timer,
         "url": url,
         "links": {
-            "service": format!("{base}/v1/Services/{}", s.default_service),
+            "service": format!("{base}/v1/Services/{default_service}"),
             "webhooks": format!("{url}/Webhooks"),
         },
     })
@@ -184,7 +146,9 @@ async fn fetch_configuration(
     headers: axum::http::HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&st, &headers)?;
-    Ok(Json(account.read(|s| render_configuration(&st.base_url, &account.sid, s))))
+    Ok(Json(account.read(|s| {
+        render_configuration(&st.base_url, &account.sid, &s.default_service, &s.configuration)
+    })))
 }
 
 async fn update_configuration(
@@ -194,37 +158,12 @@ async fn update_configuration(
     Form(f): Form,
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&st, &headers)?;
-    let default_service = f.string("DefaultChatServiceSid").filter(|s| !s.is_empty());
-    let messaging = f.string("DefaultMessagingServiceSid");
-    let inactive = f.string("DefaultInactiveTimer");
-    let closed = f.string("DefaultClosedTimer");
-    let v = account.write_account(|s, _| {
-        if let Some(d) = default_service {
-            if s.services.seq_of_sid(&d).is_none() {
-                return Err(DomainError::invalid(
-                    "DefaultChatServiceSid",
-                    format!("Conversations service {d} was not found"),
-                ));
-            }
-            s.default_service = d;
-        }
-        if let Some(m) = messaging {
-            // `^MG[0-9a-fA-F]{32}$` in Twilio's OpenAPI description of `POST /v1/Configuration`.
-            crate::domain::conversation::check_sid_param(
-                Some(&m),
-                crate::sid::MESSAGING_SERVICE,
-                "DefaultMessagingServiceSid",
-                "a Messaging Service SID",
-            )?;
-            s.configuration.default_messaging_service_sid = Some(m);
-        }
-        if let Some(t) = inactive {
-            s.configuration.default_inactive_timer = Some(t).filter(|t| !t.is_empty());
-        }
-        if let Some(t) = closed {
-            s.configuration.default_closed_timer = Some(t).filter(|t| !t.is_empty());
-        }
-        Ok(render_configuration(&st.base_url, &account.sid, s))
-    })?;
-    Ok(Json(v))
+    let settings = AccountSettings {
+        default_service: f.string("DefaultChatServiceSid").filter(|s| !s.is_empty()),
+        default_messaging_service_sid: f.string("DefaultMessagingServiceSid"),
+        default_inactive_timer: f.string("DefaultInactiveTimer"),
+        default_closed_timer: f.string("DefaultClosedTimer"),
+    };
+    let (default_service, c) = account.configure(&Cause::api(false), settings)?;
+    Ok(Json(render_configuration(&st.base_url, &account.sid, &default_service, &c)))
 }

@@ -13,9 +13,9 @@ use super::scope::{Scope, on_path};
 use super::{Routes, param};
 use crate::domain::conversation::ConversationEntry;
 use crate::domain::participant::ParticipantUpdate;
+use crate::domain::service::{CreateUser, LeaveConversation, Member, RemoveUser, UpdateMembership, UpdateUser};
 use crate::domain::user::{NewUser, User, UserUpdate};
 use crate::domain::{ChatService, DomainError, Resource};
-use crate::webhooks::{EventType, payload};
 
 pub(super) fn routes(r: Routes) -> Routes {
     r.both("/Users", axum::routing::get(list).post(create))
@@ -86,7 +86,7 @@ async fn create(scope: Scope, Form(f): Form) -> Result<impl IntoResponse, ApiErr
         attributes: f.string("Attributes"),
         role_sid: f.string("RoleSid"),
     };
-    let u = scope.write(|svc, cx| svc.create_user(cx, req))?;
+    let u = scope.apply(CreateUser(req))?;
     Ok((StatusCode::CREATED, Json(render(&scope, &u))))
 }
 
@@ -119,16 +119,17 @@ async fn update(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): Origi
         role_sid: f.string("RoleSid"),
         is_online: None,
     };
-    scope
-        .pre_action(EventType::UserUpdate, uri.path(), |svc| payload::user_update(svc, sid, &req))
-        .await?;
-    let u = scope.write(|svc, cx| svc.update_user(cx, sid, req)).map_err(on_path(uri.path()))?;
+    let change = UpdateUser {
+        user: sid.to_owned(),
+        update: req,
+    };
+    let u = scope.perform(change).await.map_err(on_path(uri.path()))?;
     Ok(Json(render(&scope, &u)))
 }
 
 async fn remove(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri) -> Result<StatusCode, ApiError> {
     let sid = param(&p, "UserSid");
-    scope.write(|svc, cx| svc.remove_user(cx, sid)).map_err(on_path(uri.path()))?;
+    scope.apply(RemoveUser { user: sid.to_owned() }).map_err(on_path(uri.path()))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -206,13 +207,23 @@ async fn update_conversation(
         ..Default::default()
     };
     let path = uri.path().to_owned();
+    let change = UpdateMembership {
+        conversation: conv.to_owned(),
+        member: Member::User(user.to_owned()),
+        update: req,
+    };
     let v = scope
-        .write(|svc, cx| {
-            let identity = membership(svc, user, conv, &path)?.0.identity.clone();
-            svc.update_participant(cx, conv, &identity, req)?;
-            let (u, e) = membership(svc, user, conv, &path)?;
-            Ok(render_user_conversation(&scope, u, e).unwrap_or(Value::Null))
-        })
+        .account
+        .apply_guarded(
+            &scope.cause(),
+            scope.service.as_deref(),
+            change,
+            |svc| membership(svc, user, conv, &path).map(|_| ()),
+            |svc, _| {
+                let (u, e) = membership(svc, user, conv, &path)?;
+                Ok(render_user_conversation(&scope, u, e).unwrap_or(Value::Null))
+            },
+        )
         .map_err(on_path(uri.path()))?;
     Ok(Json(v))
 }
@@ -220,11 +231,19 @@ async fn update_conversation(
 async fn leave_conversation(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri) -> Result<StatusCode, ApiError> {
     let (user, conv) = (param(&p, "UserSid"), param(&p, "ConversationSid"));
     let path = uri.path().to_owned();
+    let change = LeaveConversation {
+        conversation: conv.to_owned(),
+        user: user.to_owned(),
+    };
     scope
-        .write(|svc, cx| {
-            let identity = membership(svc, user, conv, &path)?.0.identity.clone();
-            svc.remove_participant(cx, conv, &identity)
-        })
+        .account
+        .apply_guarded(
+            &scope.cause(),
+            scope.service.as_deref(),
+            change,
+            |svc| membership(svc, user, conv, &path).map(|_| ()),
+            |_, _| Ok(()),
+        )
         .map_err(on_path(uri.path()))?;
     Ok(StatusCode::NO_CONTENT)
 }

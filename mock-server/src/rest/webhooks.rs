@@ -13,8 +13,10 @@ use super::form::{Form, Params, PathParams, Query};
 use super::paging::{PageRequest, envelope};
 use super::scope::{Scope, authenticate, on_path};
 use super::{Routes, param};
+use crate::domain::service::{CreateWebhook, RemoveWebhook, UpdateWebhook};
+use crate::domain::settings::HookLevel;
 use crate::domain::webhook::{HookConfig, HookConfigUpdate, ScopedWebhook, ScopedWebhookParams};
-use crate::domain::{DomainError, Resource};
+use crate::domain::{Cause, DomainError};
 use crate::server::AppState;
 
 pub(super) fn routes(r: Routes) -> Routes {
@@ -72,13 +74,8 @@ async fn fetch_account(State(st): State<AppState>, headers: axum::http::HeaderMa
 async fn update_account(State(st): State<AppState>, headers: axum::http::HeaderMap, Form(f): Form) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&st, &headers)?;
     let update = config_update(&f);
-    let v = account.write_account(|s, _| {
-        let mut c = s.configuration.webhooks.clone();
-        update.apply(&mut c, true)?;
-        s.configuration.webhooks = c;
-        Ok(render_account(&st.base_url, &account.sid, &s.configuration.webhooks))
-    })?;
-    Ok(Json(v))
+    let c = account.configure_webhooks(&Cause::api(false), HookLevel::Account, update)?;
+    Ok(Json(render_account(&st.base_url, &account.sid, &c)))
 }
 
 // ---- per service
@@ -107,19 +104,9 @@ async fn update_service(scope: Scope, Form(f): Form) -> Result<Json<Value>, ApiE
     if update.target.is_some() {
         return Err(ApiError::invalid("Target is not a parameter of a service's webhook configuration"));
     }
-    let sid = scope.service_sid.clone();
-    let v = scope.account.write_account(|s, _| {
-        let seq = s
-            .services
-            .seq_of_sid(&sid)
-            .ok_or_else(|| DomainError::not_found(Resource::Service, format!("/Services/{sid}")))?;
-        let svc = s.services.get_seq_mut(seq).expect("seq from lookup");
-        let mut c = svc.webhooks.clone();
-        update.apply(&mut c, false)?;
-        svc.webhooks = c;
-        Ok(render_service(&scope, &svc.webhooks))
-    })?;
-    Ok(Json(v))
+    let level = HookLevel::Service(Some(&scope.service_sid));
+    let c = scope.account.configure_webhooks(&scope.cause(), level, update)?;
+    Ok(Json(render_service(&scope, &c)))
 }
 
 // ---- conversation-scoped
@@ -191,9 +178,11 @@ async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let conv = param(&p, "ConversationSid");
     let params = scoped_params(&f)?;
-    let w = scope
-        .write(|svc, cx| svc.create_scoped_webhook(cx, conv, params))
-        .map_err(on_path(uri.path()))?;
+    let change = CreateWebhook {
+        conversation: conv.to_owned(),
+        params,
+    };
+    let w = scope.apply(change).map_err(on_path(uri.path()))?;
     Ok((StatusCode::CREATED, Json(render_scoped(&scope, &w))))
 }
 
@@ -209,16 +198,21 @@ async fn fetch(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): Origin
 async fn update(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri, Form(f): Form) -> Result<Json<Value>, ApiError> {
     let (conv, sid) = (param(&p, "ConversationSid"), param(&p, "Sid"));
     let params = scoped_params(&f)?;
-    let w = scope
-        .write(|svc, cx| svc.update_scoped_webhook(cx, conv, sid, params))
-        .map_err(on_path(uri.path()))?;
+    let change = UpdateWebhook {
+        conversation: conv.to_owned(),
+        sid: sid.to_owned(),
+        params,
+    };
+    let w = scope.apply(change).map_err(on_path(uri.path()))?;
     Ok(Json(render_scoped(&scope, &w)))
 }
 
 async fn remove(scope: Scope, PathParams(p): PathParams, OriginalUri(uri): OriginalUri) -> Result<StatusCode, ApiError> {
     let (conv, sid) = (param(&p, "ConversationSid"), param(&p, "Sid"));
-    scope
-        .write(|svc, _| svc.remove_scoped_webhook(conv, sid))
-        .map_err(on_path(uri.path()))?;
+    let change = RemoveWebhook {
+        conversation: conv.to_owned(),
+        sid: sid.to_owned(),
+    };
+    scope.apply(change).map_err(on_path(uri.path()))?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::json;
 
 use crate::clock::Millis;
-use crate::domain::{AccountState, DomainEvent, DomainObserver, Origin};
+use crate::domain::{AccountState, DomainEvent, DomainObserver};
 use crate::twilsock::Outbox;
 use object::{Key, ObjectRef};
 use projection::{Change, Projection};
@@ -107,7 +107,7 @@ impl SyncHub {
 }
 
 impl DomainObserver for SyncHub {
-    fn on_events(&self, account_sid: &str, now: Millis, state: &AccountState, _origin: &Origin, events: &[DomainEvent]) {
+    fn on_events(&self, account_sid: &str, now: Millis, state: &AccountState, _cause: &crate::domain::Cause, events: &[DomainEvent]) {
         let p = self.projection(account_sid);
         let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
         let base = self.base_url.clone();
@@ -139,6 +139,11 @@ fn user_sid(state: &AccountState, service: &str, identity: &str) -> Option<Strin
 fn apply(p: &mut Projection, base: &str, state: &AccountState, ev: &DomainEvent, now: Millis, typing_timeout: u64) {
     match ev {
         DomainEvent::ConversationAdded { .. } | DomainEvent::UserAdded { .. } => {}
+        // Nothing a client subscribes to depends on services or the account's configuration.
+        DomainEvent::ServiceAdded { .. }
+        | DomainEvent::ServiceUpdated { .. }
+        | DomainEvent::ServiceRemoved { .. }
+        | DomainEvent::ConfigurationUpdated => {}
         DomainEvent::ConversationUpdated { service, conversation } => {
             p.change(
                 base,

@@ -14,7 +14,7 @@ use tokio::sync::{Notify, mpsc};
 
 use super::session::CommandSender;
 use crate::auth::TokenError;
-use crate::auth::identity::Caller;
+use crate::clock::Clock;
 
 /// An HTTP request tunnelled over twilsock (`message` packet), decoded.
 #[derive(Debug, Clone)]
@@ -467,12 +467,28 @@ impl From<TokenError> for InitRejection {
     }
 }
 
-/// One established (initialised) session, as the backend sees it.
+/// Who a session's token says the client is: all a session reads of the backend's caller, so
+/// that twilsock knows nothing of accounts, services or Conversations.
+pub trait Principal: Clone + Send + Sync + std::fmt::Debug + 'static {
+    /// The tenant the token belongs to (an account SID): names the session's storage and logs.
+    fn account(&self) -> &str;
+    fn identity(&self) -> &str;
+    /// When the token expires, Unix seconds: the session's token timers.
+    fn expires_at(&self) -> i64;
+    /// The clock token time runs on (the tenant's: each tenant may move its own).
+    fn clock(&self) -> &Clock;
+    /// Whether a new token for `new` may replace this one on the same session: the backend's
+    /// view of who is connected (subscriptions, notification routing) must not change under it.
+    fn same_principal(&self, new: &Self) -> bool;
+}
+
+/// One established (initialised) session, as the backend sees it; `C` is the backend's caller
+/// ([`Backend::Caller`]).
 #[derive(Debug, Clone)]
-pub struct SessionInfo {
+pub struct SessionInfo<C> {
     /// Unique per server process.
     pub id: u64,
-    pub caller: Caller,
+    pub caller: C,
     pub outbox: Outbox,
     /// Orders to this live session (control plane: close with a code, drop, expire the token,
     /// latency, held notifications, stalls).
@@ -579,32 +595,35 @@ impl EndReason {
 
 /// The rest of the server, from a session's point of view.
 pub trait Backend: Send + Sync + 'static {
+    /// Who a verified token says the client is.
+    type Caller: Principal;
+
     /// Verifies an access token presented in `init` or `update`.
-    fn verify(&self, token: &str) -> Result<Caller, InitRejection>;
+    fn verify(&self, token: &str) -> Result<Self::Caller, InitRejection>;
 
     /// [`Backend::verify`] for session `session`: what the session calls. A backend that journals
     /// overrides it to remember who a refused token claimed to be, so that it can attribute the
     /// observations of a session that never got established.
-    fn verify_for(&self, session: u64, token: &str) -> Result<Caller, InitRejection> {
+    fn verify_for(&self, session: u64, token: &str) -> Result<Self::Caller, InitRejection> {
         let _ = session;
         self.verify(token)
     }
 
     /// Answers one upstream request of an established session.
-    fn upstream(&self, session: &SessionInfo, req: UpstreamRequest) -> impl Future<Output = UpstreamResponse> + Send;
+    fn upstream(&self, session: &SessionInfo<Self::Caller>, req: UpstreamRequest) -> impl Future<Output = UpstreamResponse> + Send;
 
     /// A session completed `init` (also after a reconnect: a new session id).
-    fn session_opened(&self, session: &SessionInfo);
+    fn session_opened(&self, session: &SessionInfo<Self::Caller>);
 
     /// The session's token was replaced by `update` (same session id).
-    fn session_updated(&self, session: &SessionInfo);
+    fn session_updated(&self, session: &SessionInfo<Self::Caller>);
 
     /// The session ended, for whatever reason.
     fn session_closed(&self, session_id: u64);
 
     /// What session `session` did or saw (`info`: once established). Called on the session's
     /// task, in order, at every point [`SessionObservation`] lists; keep it cheap.
-    fn observe(&self, session: u64, info: Option<&SessionInfo>, what: SessionObservation<'_>) {
+    fn observe(&self, session: u64, info: Option<&SessionInfo<Self::Caller>>, what: SessionObservation<'_>) {
         let _ = (session, info, what);
     }
 }

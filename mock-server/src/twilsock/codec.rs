@@ -120,8 +120,8 @@ pub enum DecodeError {
     TruncatedHeader { declared: usize, available: usize },
     #[error("missing crlf between header and payload")]
     MissingSeparator,
-    #[error("header is not valid json")]
-    HeaderNotJson(#[source] serde_json::Error),
+    #[error("header is not valid json: {0}")]
+    HeaderNotJson(serde_json::Error),
     #[error("header is not a json object")]
     HeaderNotObject,
     #[error("header field `{0}` is missing or not a string")]

@@ -7,8 +7,8 @@ pub mod codec;
 pub mod session;
 
 pub use backend::{
-    Backend, EndReason, InitRejection, Outbox, OutboxError, OverflowCause, ReplyGate, RequestLine, SessionInfo, SessionObservation,
-    UpstreamRequest, UpstreamResponse,
+    Backend, EndReason, InitRejection, Outbox, OutboxError, OverflowCause, Principal, ReplyGate, RequestLine, SessionInfo,
+    SessionObservation, UpstreamRequest, UpstreamResponse,
 };
 pub use codec::{DecodeError, Limits, Packet};
 pub use session::{Ack, CloseCode, CommandSender, Endpoint, SessionCommand, SessionConfig, close_frame, serve_socket};

@@ -82,12 +82,11 @@ use tokio::time::{self, Instant, MissedTickBehavior};
 use tracing::Instrument;
 
 use super::backend::{
-    Backend, EndReason, InitRejection, Outbox, OverflowCause, ReplyGate, RequestLine, SessionInfo, SessionObservation, UpstreamRequest,
-    UpstreamResponse,
+    Backend, EndReason, InitRejection, Outbox, OverflowCause, Principal as _, ReplyGate, RequestLine, SessionInfo, SessionObservation,
+    UpstreamRequest, UpstreamResponse,
 };
 use super::codec::{self, DecodeError, Limits, Packet};
 use crate::auth::TokenError;
-use crate::auth::identity::Caller;
 use crate::clock::{Clock, Millis};
 
 mod orders;
@@ -498,7 +497,7 @@ struct Session<B: Backend> {
     /// Kept to hand out in [`SessionInfo`]; also keeps the command channel open.
     commands: CommandSender,
     /// `Some` once `init` succeeded.
-    established: Option<SessionInfo>,
+    established: Option<SessionInfo<B::Caller>>,
     timers: TokenTimers,
     upstream: Upstream,
     /// `Ended` was observed (and `session_closed` called if established).
@@ -961,7 +960,7 @@ impl<B: Backend> Session<B> {
         }
     }
 
-    fn verify(&self, packet: &Packet) -> Result<Caller, InitRejection> {
+    fn verify(&self, packet: &Packet) -> Result<B::Caller, InitRejection> {
         match packet.header.get("token").and_then(Value::as_str).filter(|t| !t.is_empty()) {
             Some(token) => self.backend.verify_for(self.id, token),
             None => Err(TokenError::Malformed {
@@ -1001,7 +1000,7 @@ impl<B: Backend> Session<B> {
                 return Flow::Continue;
             }
         };
-        let storage = storage_id(&caller.account.sid, caller.identity());
+        let storage = storage_id(caller.account(), caller.identity());
         if self.established.is_some() {
             return self.replace_token(id, TokenChange::Init, caller, packets::reply_init(id, &storage));
         }
@@ -1012,12 +1011,8 @@ impl<B: Backend> Session<B> {
             commands: self.commands.clone(),
         };
         self.send(packets::reply_init(id, &storage));
-        tracing::info!(
-            identity = info.caller.identity(),
-            account = %info.caller.account.sid,
-            "session opened"
-        );
-        let expires_at = info.caller.claims.expires_at;
+        tracing::info!(identity = info.caller.identity(), account = info.caller.account(), "session opened");
+        let expires_at = info.caller.expires_at();
         self.established = Some(info);
         self.arm_timers(expires_at);
         self.observe(SessionObservation::InitOk);
@@ -1051,10 +1046,10 @@ impl<B: Backend> Session<B> {
         }
     }
 
-    fn replace_token(&mut self, id: &str, kind: TokenChange, caller: Caller, reply: Bytes) -> Flow {
-        let expires_at = caller.claims.expires_at;
+    fn replace_token(&mut self, id: &str, kind: TokenChange, caller: B::Caller, reply: Bytes) -> Flow {
+        let expires_at = caller.expires_at();
         match self.established.as_mut() {
-            Some(info) if same_principal(&info.caller, &caller) => info.caller = caller,
+            Some(info) if info.caller.same_principal(&caller) => info.caller = caller,
             Some(_) => {
                 tracing::debug!("token update for another principal rejected");
                 self.send(packets::reply_principal_mismatch(id));
@@ -1114,7 +1109,7 @@ impl<B: Backend> Session<B> {
     fn arm_timers(&mut self, expires_at: i64) {
         // Token time is the caller's account time (each account has its own clock).
         if let Some(info) = &self.established {
-            self.clock = info.caller.account.clock().clone();
+            self.clock = info.caller.clock().clone();
         }
         let expire = Millis(expires_at.saturating_mul(1000));
         let lead = i64::try_from(self.config.token_warning_lead.as_millis()).unwrap_or(i64::MAX);
@@ -1130,12 +1125,6 @@ impl<B: Backend> Session<B> {
 enum TokenChange {
     Init,
     Update,
-}
-
-/// Whether a new token may replace `current` on the same session: the backend's view of who is
-/// connected (subscriptions, notification routing) must not change under it.
-fn same_principal(current: &Caller, new: &Caller) -> bool {
-    current.account.sid == new.account.sid && current.identity() == new.identity() && current.service_sid == new.service_sid
 }
 
 /// Upstream requests in flight, each on its own task (a panicking handler fails its request
@@ -1191,7 +1180,7 @@ struct Completed {
 }
 
 impl Upstream {
-    fn spawn<B: Backend>(&mut self, packet_id: &str, backend: Arc<B>, info: SessionInfo, req: UpstreamRequest) {
+    fn spawn<B: Backend>(&mut self, packet_id: &str, backend: Arc<B>, info: SessionInfo<B::Caller>, req: UpstreamRequest) {
         let request = InFlight {
             packet_id: packet_id.to_owned(),
             method: req.method.clone(),

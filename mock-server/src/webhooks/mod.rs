@@ -5,9 +5,9 @@
 //! service's configuration, when it has a URL, replaces the account's for that service, as on
 //! Twilio. An event fires only if the filters name it.
 //!
-//! - **Pre-action** (`onMessageAdd`, …; [`Webhooks::pre_action`]): the REST or client-API
-//!   handler builds the proposed change, awaits the hook with no lock held, then applies the
-//!   change — as the hook modified it — through `Account::write`. A 2xx answer proceeds (a JSON
+//! - **Pre-action** (`onMessageAdd`, …; [`Webhooks::pre_action`]): `Webhooks` is the domain's
+//!   `Gate`; the domain service (`Account::perform`) asks it about each proposed change with no
+//!   lock held, then applies the change — as the hook modified it. A 2xx answer proceeds (a JSON
 //!   body modifies the action, see [`pre::Modifications`]); a 4xx or 5xx rejects it, and the
 //!   caller gets [`pre::Rejection`]; no answer within [`WebhookSettings::timeout`] (or no
 //!   connection) proceeds.
@@ -16,10 +16,10 @@
 //!   queues them without blocking; delivery is asynchronous and in commit order per
 //!   conversation (users: per service), with retries ([`WebhookSettings::post_attempts`]).
 //!
-//! Which actions fire: SDK actions always; REST actions only with `X-Twilio-Webhook-Enabled:
-//! true` (the REST handler runs its write inside [`with_rest_hooks`], which the observer reads
-//! on the same thread, under the account lock); changes Rehearsal makes itself (a session
-//! closing marks its user offline) fire post-action hooks with `Source=API`.
+//! Which actions fire is the change's `domain::Cause`: SDK actions (and the control plane acting
+//! as an identity) always; REST actions only with `X-Twilio-Webhook-Enabled: true`; changes
+//! Rehearsal makes itself (a session closing marks its user offline) fire post-action hooks with
+//! `Source=API`.
 //!
 //! Every attempt — request fields, signature, status, body, duration, outcome — is journaled as
 //! `webhook`; so is a delivery dropped because its queue was full.
@@ -33,14 +33,13 @@ mod post;
 pub mod pre;
 pub mod signature;
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use event::EventType;
 pub use payload::Fields;
-pub use pre::{Modifications, PreError, Rejection};
+pub use pre::{Modifications, Rejection};
 
 use crate::domain::conversation::ConversationState;
 use crate::domain::webhook::HookConfig;
@@ -163,41 +162,4 @@ pub fn pre_target(state: &AccountState, svc: &ChatService, event: EventType) -> 
         method: c.method_or_default().to_owned(),
         scoped: None,
     })
-}
-
-thread_local! {
-    static REST_HOOKS: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs `f` (a REST handler's `Account::write`) with REST webhooks on or off: the post-action
-/// observer, which runs inside the write on this thread, fires for `Origin::Api` only when on.
-pub fn with_rest_hooks<R>(enabled: bool, f: impl FnOnce() -> R) -> R {
-    struct Reset(bool);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            REST_HOOKS.with(|c| c.set(self.0));
-        }
-    }
-    let _reset = Reset(REST_HOOKS.with(|c| c.replace(enabled)));
-    f()
-}
-
-fn rest_hooks_enabled() -> bool {
-    REST_HOOKS.with(Cell::get)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_rest_flag_is_scoped_to_the_call() {
-        assert!(!rest_hooks_enabled());
-        let inside = with_rest_hooks(true, || {
-            let nested = with_rest_hooks(false, rest_hooks_enabled);
-            (rest_hooks_enabled(), nested)
-        });
-        assert_eq!(inside, (true, false));
-        assert!(!rest_hooks_enabled());
-    }
 }

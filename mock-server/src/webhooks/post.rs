@@ -19,10 +19,10 @@ use tokio::sync::mpsc;
 
 use super::delivery::{self, Target};
 use super::payload::{self, Fields};
-use super::{EventType, Webhooks, config_for, rest_hooks_enabled};
+use super::{EventType, Webhooks, config_for};
 use crate::clock::Millis;
 use crate::domain::conversation::{ConversationEntry, ConversationState};
-use crate::domain::{AccountState, ChatService, DomainEvent, DomainObserver, Origin};
+use crate::domain::{AccountState, Cause, ChatService, DomainEvent, DomainObserver, Origin};
 
 /// (account, lane): a conversation SID, or `users:IS…`.
 pub(super) type LaneKey = (String, String);
@@ -39,11 +39,8 @@ pub(super) struct Delivery {
 }
 
 impl DomainObserver for Webhooks {
-    fn on_events(&self, account_sid: &str, now: Millis, state: &AccountState, origin: &Origin, events: &[DomainEvent]) {
-        let fire = match origin {
-            Origin::Api => rest_hooks_enabled(),
-            Origin::Sdk { .. } | Origin::System => true,
-        };
+    fn on_events(&self, account_sid: &str, now: Millis, state: &AccountState, cause: &Cause, events: &[DomainEvent]) {
+        let (fire, origin) = (cause.webhooks, &cause.origin);
         for ev in events {
             let state_change = self.track_state(account_sid, state, ev);
             if fire {
@@ -110,6 +107,11 @@ impl Webhooks {
             | DomainEvent::UserUpdated { service, .. }
             | DomainEvent::UserRemoved { service, .. }
             | DomainEvent::Typing { service, .. } => service,
+            // Twilio has no post-action event for services or configuration.
+            DomainEvent::ServiceAdded { .. }
+            | DomainEvent::ServiceUpdated { .. }
+            | DomainEvent::ServiceRemoved { .. }
+            | DomainEvent::ConfigurationUpdated => return,
         };
         let Ok(svc) = state.service(Some(service)) else {
             return;
@@ -184,7 +186,12 @@ impl Webhooks {
                 return;
             }
             // Twilio has no webhook for these.
-            DomainEvent::UserRemoved { .. } | DomainEvent::Typing { .. } => return,
+            DomainEvent::UserRemoved { .. }
+            | DomainEvent::Typing { .. }
+            | DomainEvent::ServiceAdded { .. }
+            | DomainEvent::ServiceUpdated { .. }
+            | DomainEvent::ServiceRemoved { .. }
+            | DomainEvent::ConfigurationUpdated => return,
         }
         for (event, fields, e, body) in out {
             let lane = match (e, fields.get("ConversationSid")) {

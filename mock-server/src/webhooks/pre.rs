@@ -1,30 +1,22 @@
 //! Pre-action webhooks: asked before an action, they let it proceed, change it or veto it.
 //!
-//! The caller (a REST handler or the client API) awaits [`Webhooks::pre_action`] holding no
-//! lock, then applies the change, as modified, through `Account::write`. Between the two another
-//! change may land (as on Twilio, where the hook runs before the action is committed); the
-//! domain validates again when it applies.
+//! [`Webhooks`] is the domain's [`Gate`]: the domain service (`domain::service`,
+//! `Account::perform`) asks it about every proposal with no lock held, then applies the change
+//! as modified. Between the two another change may land (as on Twilio, where the hook runs before
+//! the action is committed); the domain validates again when it applies.
 use serde_json::Value;
 
 use super::delivery::{self, Answer};
 use super::payload::{self, Fields};
 use super::{EventType, Webhooks, pre_target};
-use crate::domain::conversation::{ConversationUpdate, NewConversation};
-use crate::domain::message::{MessageUpdate, NewMessage};
-use crate::domain::{Account, ChatService, DomainError, Origin};
+use crate::domain::service::GateAnswer;
+use crate::domain::{Account, Amendment, Cause, ChatService, DomainError, Gate, Proposed};
 
 /// What a pre-action hook may change, from the JSON object of its 200 answer: `body`,
 /// `author`, `attributes` of a message (`onMessageAdd`, `onMessageUpdate`); `friendly_name`,
 /// `unique_name`, `attributes` of a conversation (`onConversationAdd`, `onConversationUpdate`).
-/// Anything else in the answer is ignored.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Modifications {
-    pub body: Option<String>,
-    pub author: Option<String>,
-    pub attributes: Option<String>,
-    pub friendly_name: Option<String>,
-    pub unique_name: Option<String>,
-}
+/// Anything else in the answer is ignored. The domain's [`Amendment`], which it applies.
+pub type Modifications = Amendment;
 
 impl Modifications {
     /// The modifications `answer_body` asks for on `event` (`None`: none, or not JSON).
@@ -54,30 +46,6 @@ impl Modifications {
         };
         (m != Modifications::default()).then_some(m)
     }
-
-    pub fn apply_new_message(self, m: &mut NewMessage) {
-        m.body = self.body.or(m.body.take());
-        m.author = self.author.or(m.author.take());
-        m.attributes = self.attributes.or(m.attributes.take());
-    }
-
-    pub fn apply_message_update(self, m: &mut MessageUpdate) {
-        m.body = self.body.or(m.body.take());
-        m.author = self.author.or(m.author.take());
-        m.attributes = self.attributes.or(m.attributes.take());
-    }
-
-    pub fn apply_new_conversation(self, c: &mut NewConversation) {
-        c.friendly_name = self.friendly_name.or(c.friendly_name.take());
-        c.unique_name = self.unique_name.or(c.unique_name.take());
-        c.attributes = self.attributes.or(c.attributes.take());
-    }
-
-    pub fn apply_conversation_update(self, c: &mut ConversationUpdate) {
-        c.friendly_name = self.friendly_name.or(c.friendly_name.take());
-        c.unique_name = self.unique_name.or(c.unique_name.take());
-        c.attributes = self.attributes.or(c.attributes.take());
-    }
 }
 
 /// The backend vetoed the action (it answered 4xx or 5xx).
@@ -98,43 +66,94 @@ impl Rejection {
     pub const CODE: u32 = 20403;
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum PreError {
-    /// The proposed change is already invalid (unknown conversation, …): no hook was called.
-    #[error(transparent)]
-    Domain(#[from] DomainError),
-    #[error(transparent)]
-    Rejected(#[from] Rejection),
+impl From<Rejection> for DomainError {
+    fn from(r: Rejection) -> DomainError {
+        DomainError::Forbidden {
+            code: Rejection::CODE,
+            message: r.to_string(),
+        }
+    }
+}
+
+/// The event a proposal fires and the fields it proposes (read access only).
+fn event_of(svc: &ChatService, cause: &Cause, proposed: Proposed<'_>) -> Result<(EventType, Fields), DomainError> {
+    Ok(match proposed {
+        Proposed::AddConversation(req) => (EventType::ConversationAdd, payload::conversation_add(svc, req)),
+        Proposed::UpdateConversation { conversation, update } => (
+            EventType::ConversationUpdate,
+            payload::conversation_update(svc, conversation, update)?,
+        ),
+        Proposed::RemoveConversation { conversation } => (EventType::ConversationRemove, payload::conversation_remove(svc, conversation)?),
+        Proposed::AddParticipant { conversation, participant } => {
+            (EventType::ParticipantAdd, payload::participant_add(svc, conversation, participant)?)
+        }
+        Proposed::UpdateParticipant {
+            conversation,
+            participant,
+            update,
+        } => (
+            EventType::ParticipantUpdate,
+            payload::participant_update(svc, conversation, participant, update)?,
+        ),
+        Proposed::RemoveParticipant { conversation, participant } => (
+            EventType::ParticipantRemove,
+            payload::participant_remove(svc, conversation, participant)?,
+        ),
+        Proposed::AddMessage { conversation, message } => (
+            EventType::MessageAdd,
+            payload::message_add(svc, conversation, &cause.origin, message)?,
+        ),
+        Proposed::UpdateMessage {
+            conversation,
+            message,
+            update,
+        } => (
+            EventType::MessageUpdate,
+            payload::message_update(svc, conversation, message, update)?,
+        ),
+        Proposed::RemoveMessage { conversation, message } => {
+            (EventType::MessageRemove, payload::message_remove(svc, conversation, message)?)
+        }
+        Proposed::UpdateUser { user, update } => (EventType::UserUpdate, payload::user_update(svc, user, update)?),
+    })
+}
+
+impl Gate for Webhooks {
+    fn ask<'a>(&'a self, account: &'a Account, service: Option<&'a str>, cause: &'a Cause, proposed: Proposed<'a>) -> GateAnswer<'a> {
+        Box::pin(self.pre_action(account, service, cause, proposed))
+    }
 }
 
 impl Webhooks {
-    /// Asks the pre-action hook about `event` in `service` (`None`: the default service), if
-    /// one is configured and its filters name the event. `build` gives the proposed resource's
-    /// fields (read access only). `Ok(None)`: proceed unchanged.
+    /// Asks the pre-action hook about `proposed` in `service` (`None`: the default service), if
+    /// one is configured and its filters name the event. `Ok(None)`: proceed unchanged; a
+    /// rejection is the domain's `Forbidden` (403, [`Rejection::CODE`]).
     ///
-    /// Never called with a lock held: the HTTP request is awaited between the caller's read of
-    /// the state and its write.
+    /// Never called with a lock held (see `domain::service`): the HTTP request is awaited
+    /// between the domain service's read of the state and its write.
     pub async fn pre_action(
         &self,
         account: &Account,
         service: Option<&str>,
-        origin: &Origin,
-        event: EventType,
-        build: impl FnOnce(&ChatService) -> Result<Fields, DomainError>,
-    ) -> Result<Option<Modifications>, PreError> {
-        debug_assert!(event.is_pre());
+        cause: &Cause,
+        proposed: Proposed<'_>,
+    ) -> Result<Option<Modifications>, DomainError> {
+        let origin = &cause.origin;
         let prepared = account.read(|s| -> Result<_, DomainError> {
             let svc = s.service(service)?;
+            let event = event_kind(proposed);
             let Some(target) = pre_target(s, svc, event) else {
                 return Ok(None);
             };
+            let (event, built) = event_of(svc, cause, proposed)?;
             let mut fields = payload::common(&account.sid, event.name(), origin);
-            fields.0.extend(build(svc)?.0);
-            Ok(Some((target, fields)))
+            fields.0.extend(built.0);
+            Ok(Some((event, target, fields)))
         })?;
-        let Some((target, fields)) = prepared else {
+        let Some((event, target, fields)) = prepared else {
             return Ok(None);
         };
+        debug_assert!(event.is_pre());
         let req = delivery::prepare(&target, &fields, &account.auth_token);
         let s = &self.inner.settings;
         let answer = delivery::send(&self.inner.client, &req, s.timeout, s.body_limit).await;
@@ -146,6 +165,22 @@ impl Webhooks {
             delivery::detail("pre", event.name(), &target, &fields, &req, &answer, outcome),
         );
         Ok(result?)
+    }
+}
+
+/// The event type of a proposal, before anything is built (the filters decide on it).
+fn event_kind(proposed: Proposed<'_>) -> EventType {
+    match proposed {
+        Proposed::AddConversation(_) => EventType::ConversationAdd,
+        Proposed::UpdateConversation { .. } => EventType::ConversationUpdate,
+        Proposed::RemoveConversation { .. } => EventType::ConversationRemove,
+        Proposed::AddParticipant { .. } => EventType::ParticipantAdd,
+        Proposed::UpdateParticipant { .. } => EventType::ParticipantUpdate,
+        Proposed::RemoveParticipant { .. } => EventType::ParticipantRemove,
+        Proposed::AddMessage { .. } => EventType::MessageAdd,
+        Proposed::UpdateMessage { .. } => EventType::MessageUpdate,
+        Proposed::RemoveMessage { .. } => EventType::MessageRemove,
+        Proposed::UpdateUser { .. } => EventType::UserUpdate,
     }
 }
 
@@ -174,6 +209,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::domain::conversation::NewConversation;
 
     fn answer(status: Option<u16>, body: &str, timed_out: bool) -> Answer {
         Answer {

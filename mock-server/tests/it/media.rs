@@ -517,7 +517,10 @@ async fn the_token_must_be_for_the_path_service() {
 
     // A second service of the same account: the token for one does not open the other.
     let account = mcs.server.domain().account(ACCOUNT_SID).unwrap();
-    let other = account.write_account(|s, now| Ok(s.create_service("Other", now))).unwrap().sid;
+    let other = account
+        .create_service(&rehearsal_mock_server::domain::Cause::api(false), "Other")
+        .unwrap()
+        .sid;
     let other_token = mcs.token_with("alice", Some(&other), 600);
     mcs.send(mcs.upload_req(&other_token, "", Some("text/plain"), b"x".to_vec()))
         .await
@@ -775,7 +778,7 @@ async fn media_transfers_are_journaled_with_sizes_types_and_owners() {
     let entries = mcs
         .server
         .control()
-        .journal
+        .journal()
         .query(&Filter {
             kind: Some(vec![Kind::Media]),
             ..Filter::default()

@@ -24,8 +24,9 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use rehearsal_mock_server::MockServer;
-use rehearsal_mock_server::domain::Origin;
+use rehearsal_mock_server::domain::Cause;
 use rehearsal_mock_server::domain::message::NewMessage;
+use rehearsal_mock_server::domain::service::AddMessage;
 use serde_json::Value;
 
 use crate::support::{ACCOUNT_SID, Api, expect, items, start};
@@ -102,22 +103,18 @@ impl History {
         let conv = expect(201, api.post("/v1/Conversations", &[("FriendlyName", "paging")]).await);
         let conversation = conv["sid"].as_str().expect("sid").to_owned();
         let account = server.domain().account(ACCOUNT_SID).expect("the seeded account");
-        account
-            .write(&Origin::System, None, |svc, cx| {
-                for i in 0..n {
-                    svc.add_message(
-                        cx,
-                        &conversation,
-                        NewMessage {
-                            author: Some("alice".into()),
-                            body: Some(format!("m{i}")),
-                            ..Default::default()
-                        },
-                    )?;
-                }
-                Ok(())
-            })
-            .expect("messages are added");
+        for i in 0..n {
+            let message = NewMessage {
+                author: Some("alice".into()),
+                body: Some(format!("m{i}")),
+                ..Default::default()
+            };
+            let change = AddMessage {
+                conversation: conversation.clone(),
+                message,
+            };
+            account.perform(&Cause::api(false), None, change).await.expect("a message is added");
+        }
         let existing = (0..n as u64).map(|i| (i, format!("m{i}"))).collect();
         History {
             conversation,

@@ -14,8 +14,9 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use rehearsal_mock_server::MockServer;
 use rehearsal_mock_server::auth::token::{self, MintRequest};
-use rehearsal_mock_server::domain::Origin;
+use rehearsal_mock_server::domain::Cause;
 use rehearsal_mock_server::domain::message::NewMessage;
+use rehearsal_mock_server::domain::service::AddMessage;
 use rehearsal_mock_server::twilsock::Packet;
 use rehearsal_mock_server::twilsock::codec::{self, Limits};
 use serde_json::{Map, Value, json};
@@ -1560,19 +1561,16 @@ async fn a_replay_larger_than_the_outbox_keeps_the_session() {
     // Many messages while the client is away (through the domain: REST would be slow here).
     let account = server.domain().account(ACCOUNT_SID).expect("the seed's account");
     for i in 0..CHANGES {
-        account
-            .write(&Origin::Api, None, |svc, cx| {
-                svc.add_message(
-                    cx,
-                    &history,
-                    NewMessage {
-                        author: Some("bob".into()),
-                        body: Some(format!("while away {i}")),
-                        ..NewMessage::default()
-                    },
-                )
-            })
-            .expect("a message is added");
+        let message = NewMessage {
+            author: Some("bob".into()),
+            body: Some(format!("while away {i}")),
+            ..NewMessage::default()
+        };
+        let change = AddMessage {
+            conversation: history.clone(),
+            message,
+        };
+        account.perform(&Cause::api(false), None, change).await.expect("a message is added");
     }
 
     let correlation = 42_u64;
@@ -1658,7 +1656,7 @@ async fn a_client_pipelining_page_reads_without_reading_is_closed_and_others_are
     for _ in 0..100 {
         post_message(&api, "history", "alice", &body).await;
     }
-    let mut journal = server.control().journal.follow();
+    let mut journal = server.control().journal().follow();
     let mut alice = Client::connect(&server, &token_for(&server, "alice")).await;
     let o = alice.conversation_objects(&history).await;
     let url = format!("/v3/Lists/{}/Items", enc(&o.messages));

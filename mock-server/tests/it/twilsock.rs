@@ -55,7 +55,7 @@ const T0: Millis = Millis(1_700_000_000_000);
 
 #[derive(Debug)]
 enum Event {
-    Opened(SessionInfo),
+    Opened(SessionInfo<Caller>),
     Updated { id: u64, expires_at: i64 },
     Closed(u64),
 }
@@ -177,6 +177,8 @@ impl Fake {
 }
 
 impl Backend for Fake {
+    type Caller = Caller;
+
     fn verify(&self, token: &str) -> Result<Caller, InitRejection> {
         if token == "busy" {
             // What the control plane answers while refusing connections.
@@ -190,7 +192,7 @@ impl Backend for Fake {
         }
         self.verify_token(token).map_err(Into::into)
     }
-    fn upstream(&self, session: &SessionInfo, req: UpstreamRequest) -> impl Future<Output = UpstreamResponse> + Send {
+    fn upstream(&self, session: &SessionInfo<Caller>, req: UpstreamRequest) -> impl Future<Output = UpstreamResponse> + Send {
         let gate = self.gate.clone();
         let completions = self.completions.clone();
         let identity = session.caller.identity().to_owned();
@@ -233,11 +235,11 @@ impl Backend for Fake {
         }
     }
 
-    fn session_opened(&self, session: &SessionInfo) {
+    fn session_opened(&self, session: &SessionInfo<Caller>) {
         let _ = self.events.send(Event::Opened(session.clone()));
     }
 
-    fn session_updated(&self, session: &SessionInfo) {
+    fn session_updated(&self, session: &SessionInfo<Caller>) {
         let _ = self.events.send(Event::Updated {
             id: session.id,
             expires_at: session.caller.claims.expires_at,
@@ -248,7 +250,7 @@ impl Backend for Fake {
         let _ = self.events.send(Event::Closed(session_id));
     }
 
-    fn observe(&self, session: u64, info: Option<&SessionInfo>, what: SessionObservation<'_>) {
+    fn observe(&self, session: u64, info: Option<&SessionInfo<Caller>>, what: SessionObservation<'_>) {
         if let Some(info) = info {
             assert_eq!(info.id, session, "observed under another session's info");
         }
@@ -334,7 +336,7 @@ impl Harness {
     }
 
     /// Connects and completes `init` with `token`.
-    async fn session(&mut self, token: &str) -> (Client, SessionInfo) {
+    async fn session(&mut self, token: &str) -> (Client, SessionInfo<Caller>) {
         let mut c = self.connect().await;
         let reply = c.init("TMinit", token).await;
         assert_eq!(reply.header["status"]["code"], 200, "{reply:?}");
@@ -349,7 +351,7 @@ impl Harness {
             .expect("events channel open")
     }
 
-    async fn opened(&mut self) -> SessionInfo {
+    async fn opened(&mut self) -> SessionInfo<Caller> {
         match self.event().await {
             Event::Opened(info) => info,
             other => panic!("expected session_opened, got {other:?}"),
@@ -398,7 +400,7 @@ impl Harness {
     }
 
     /// Sends `cmd` and waits until the session applied it.
-    async fn command(&mut self, info: &SessionInfo, cmd: SessionCommand) {
+    async fn command(&mut self, info: &SessionInfo<Caller>, cmd: SessionCommand) {
         let name = cmd.name();
         info.commands.try_send(cmd).expect("command queued");
         self.observed_until(info.id, &Obs::Command(name)).await;
@@ -1570,7 +1572,7 @@ async fn realtime_journals_sessions_and_refused_connections_keep_the_socket_usab
         now_unix: clock.now().unix_secs(),
         nbf_unix: None,
     });
-    let mut journal = control.journal.follow();
+    let mut journal = control.journal().follow();
 
     control.refuse_connections(&account, Duration::from_secs(60)).expect("refuse");
     let (ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(server.twilsock_url()))
@@ -1611,7 +1613,7 @@ async fn realtime_journals_sessions_and_refused_connections_keep_the_socket_usab
     assert!(control.connections(Some(&account)).is_empty());
 
     let entries = control
-        .journal
+        .journal()
         .query(&Filter {
             session: Some(id),
             ..Filter::default()

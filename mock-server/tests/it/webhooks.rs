@@ -85,7 +85,7 @@ fn events(requests: &[Request]) -> Vec<String> {
 fn journal(server: &Server) -> Vec<Entry> {
     server
         .control()
-        .journal
+        .journal()
         .query(&Filter {
             kind: Some(vec![Kind::Webhook]),
             ..Default::default()
@@ -179,8 +179,7 @@ async fn sdk(server: &Server, identity: &str, method: &str, path: &str, body: Va
     };
     let segments: Vec<String> = req.path.split('/').filter(|s| !s.is_empty()).skip(2).map(str::to_owned).collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let hooks = &server.state().webhooks;
-    rehearsal_mock_server::client_api::handle(&server.url(), 5, Some(hooks), &caller(server, identity), &req, &segments).await
+    rehearsal_mock_server::client_api::handle(&server.url(), 5, &caller(server, identity), &req, &segments).await
 }
 
 async fn general(api: &Api) -> String {
@@ -421,6 +420,75 @@ async fn rest_actions_fire_webhooks_only_with_the_header() {
     assert_eq!(field(&got[0], "RetryCount").as_deref(), Some("0"));
     assert_eq!(events(&received(&backend, 2).await).len(), 2, "the quiet message fired nothing");
     drop(server);
+}
+
+/// The control plane's actors endpoint, `{"as": …, "action": …}`.
+async fn act(server: &Server, body: Value) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .post(format!("{}/tenants/{ACCOUNT_SID}/actors", server.control_url()))
+        .bearer_auth(server.control_token())
+        .json(&body)
+        .send()
+        .await
+        .expect("the control plane answers");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn actors_acting_as_an_identity_fire_pre_and_post_action_hooks_like_the_sdk() {
+    let (server, api) = start_with(fast()).await;
+    let backend = Backend::start().await;
+    Mock::given(path("/pre"))
+        .and(Field("EventType", "onMessageAdd"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "body": "[checked by the backend]" })))
+        .mount(&backend)
+        .await;
+    Mock::given(path("/pre"))
+        .and(Field("EventType", "onParticipantAdd"))
+        .respond_with(ResponseTemplate::new(403))
+        .mount(&backend)
+        .await;
+    Mock::given(path("/post"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&backend)
+        .await;
+    configure(&api, &backend, "POST", &["onMessageAdd", "onMessageAdded", "onParticipantAdd"]).await;
+    let conv = general(&api).await;
+
+    // As the REST API (no "as"): no webhook, as a REST call without the header.
+    let (status, _) = act(&server, json!({"action": "post", "conversation": conv, "body": "from ops"})).await;
+    assert_eq!(status, 200);
+
+    // As alice: asked before (and modified by) the backend, told after, as the SDK's send is.
+    let (status, acted) = act(
+        &server,
+        json!({"as": "alice", "action": "post", "conversation": conv, "body": "hello"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{acted}");
+    let got = received(&backend, 2).await;
+    assert_eq!(events(&got), ["onMessageAdd", "onMessageAdded"], "only alice's post fired");
+    assert_eq!(got[0].url.path(), "/pre");
+    assert_eq!(field(&got[0], "Source").as_deref(), Some("SDK"));
+    assert_eq!(field(&got[0], "ClientIdentity").as_deref(), Some("alice"));
+    assert_eq!(field(&got[0], "Body").as_deref(), Some("hello"), "the hook saw the proposal");
+    assert_eq!(got[1].url.path(), "/post");
+    assert_eq!(field(&got[1], "Body").as_deref(), Some("[checked by the backend]"));
+    let sid = acted["sid"].as_str().expect("the message SID");
+    let stored = expect(200, api.get(&format!("/v1/Conversations/{conv}/Messages/{sid}")).await);
+    assert_eq!(stored["body"], "[checked by the backend]", "the action was applied as modified");
+
+    // A rejecting hook stops the actor's action, with the SDK's error.
+    let (status, body) = act(&server, json!({"as": "dave", "action": "join", "conversation": conv})).await;
+    assert!(status >= 400, "a rejected join fails: {status} {body}");
+    assert!(body.to_string().contains("rejected"), "{body}");
+    let participants = expect(200, api.get(&format!("/v1/Conversations/{conv}/Participants?PageSize=100")).await);
+    assert!(
+        support::items(&participants).iter().all(|p| p["identity"] != "dave"),
+        "dave was not added"
+    );
+    assert_eq!(journaled(&server, "rejected").await.detail["event"], "onParticipantAdd");
 }
 
 // ---- pre-action semantics

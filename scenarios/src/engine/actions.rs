@@ -11,9 +11,9 @@ use rehearsal_mock_server::control::{ClockAction, Control, Delivery};
 use rehearsal_mock_server::twilsock::{CloseCode as WireCloseCode, SessionCommand};
 use serde_json::{Map, Value, json};
 
-use super::Play;
 use super::commands::media_bytes;
 use super::tenant;
+use super::{EngineError, Play};
 use crate::format::action::ServerAction;
 use crate::format::values::{Actor, CloseCode, Target};
 
@@ -32,10 +32,10 @@ fn attributes(a: &Option<Map<String, Value>>) -> Option<String> {
 
 /// Runs one action; returns what it did (for the step's detail) or why it could not. A session
 /// command also leaves its [`Delivery`] in `delivered`, for the play to wait on.
-pub(crate) fn run(play: &Play<'_>, action: &ServerAction, delivered: &mut Option<Delivery>) -> Result<Value, String> {
+pub(crate) async fn run(play: &Play<'_>, action: &ServerAction, delivered: &mut Option<Delivery>) -> Result<Value, EngineError> {
     let control: &Control = play.control;
     let account = play.tenant.account.as_str();
-    let target = |t: &Target| -> Result<SessionTarget, String> {
+    let target = |t: &Target| -> Result<SessionTarget, EngineError> {
         let identity = match t {
             Target::Client(name) => play.client(name)?.identity().to_owned(),
             Target::Identity(i) => i.clone(),
@@ -52,32 +52,35 @@ pub(crate) fn run(play: &Play<'_>, action: &ServerAction, delivered: &mut Option
         identity: None,
     };
     // The play then waits for the sessions to acknowledge it (`Play::run_step`).
-    let mut command = |t: SessionTarget, cmd: SessionCommand| -> Result<Value, String> {
+    let mut command = |t: SessionTarget, cmd: SessionCommand| -> Result<Value, EngineError> {
         let name = cmd.name();
         let delivery = control.command(&t, cmd);
         let reached = delivery.reached();
         *delivered = Some(delivery);
         Ok(json!({ "command": name, "sessions": reached }))
     };
-    let clock = |a: ClockAction| -> Result<Value, String> {
-        let view = control.clock_action(Some(account), a).map_err(|e| e.to_string())?;
-        serde_json::to_value(view).map_err(|e| e.to_string())
+    let clock = |a: ClockAction| -> Result<Value, EngineError> {
+        let view = control.clock_action(Some(account), a)?;
+        serde_json::to_value(view).map_err(EngineError::Render)
     };
-    let act = |actor: Option<&Actor>, a: Action| -> Result<Value, String> {
-        control.act(account, actor.and_then(Actor::identity), a).map_err(|e| e.to_string())
+    let act = async |actor: Option<&Actor>, a: Action| -> Result<Value, EngineError> {
+        control
+            .act(account, actor.and_then(Actor::identity), a)
+            .await
+            .map_err(EngineError::from)
     };
-    let message = |conversation: &str, r| -> Result<String, String> {
+    let message = |conversation: &str, r| -> Result<String, EngineError> {
         tenant::message_index(control, account, conversation, r).map(|i| i.to_string())
     };
-    let http = |method: Option<String>, path: &str, count: u32, fault: HttpFault| -> Result<Value, String> {
-        let id = control.faults.add_http(HttpRule {
+    let http = |method: Option<String>, path: &str, count: u32, fault: HttpFault| -> Result<Value, EngineError> {
+        let id = control.arm_http(HttpRule {
             id: 0,
             account: Some(account.to_owned()),
             method,
             path: path.to_owned(),
             count,
             fault,
-        });
+        })?;
         Ok(json!({ "rule": id }))
     };
     match action {
@@ -127,7 +130,7 @@ pub(crate) fn run(play: &Play<'_>, action: &ServerAction, delivered: &mut Option
             Ok(json!({ "denial": id }))
         }
         ServerAction::RefuseConnections(a) => {
-            control.refuse_connections(account, a.duration).map_err(|e| e.to_string())?;
+            control.refuse_connections(account, a.duration)?;
             Ok(json!({ "for_ms": millis(a.duration) }))
         }
         ServerAction::Freeze(_) => clock(ClockAction::Freeze { at: None }),
@@ -188,79 +191,110 @@ pub(crate) fn run(play: &Play<'_>, action: &ServerAction, delivered: &mut Option
                     media,
                 },
             )
+            .await
         }
-        ServerAction::Edit(a) => act(
-            Some(&a.actor),
-            Action::Edit {
-                conversation: a.conversation.clone(),
-                message: message(&a.conversation, a.message)?,
-                body: a.body.clone(),
-                attributes: attributes(&a.attributes),
-            },
-        ),
-        ServerAction::RemoveMessage(a) => act(
-            Some(&a.actor),
-            Action::RemoveMessage {
-                conversation: a.conversation.clone(),
-                message: message(&a.conversation, a.message)?,
-            },
-        ),
-        ServerAction::Typing(a) => act(
-            Some(&a.actor),
-            Action::Typing {
-                conversation: a.conversation.clone(),
-            },
-        ),
-        ServerAction::Join(a) => act(
-            Some(&a.actor),
-            Action::Join {
-                conversation: a.conversation.clone(),
-            },
-        ),
-        ServerAction::Leave(a) => act(
-            Some(&a.actor),
-            Action::Leave {
-                conversation: a.conversation.clone(),
-            },
-        ),
-        ServerAction::AddParticipant(a) => act(
-            Some(&a.actor),
-            Action::AddParticipant {
-                conversation: a.conversation.clone(),
-                identity: a.identity.clone(),
-                attributes: None,
-            },
-        ),
-        ServerAction::RemoveParticipant(a) => act(
-            Some(&a.actor),
-            Action::RemoveParticipant {
-                conversation: a.conversation.clone(),
-                identity: a.identity.clone(),
-            },
-        ),
-        ServerAction::CreateConversation(a) => act(
-            Some(&a.actor),
-            Action::CreateConversation {
-                unique_name: Some(a.unique_name.clone()),
-                friendly_name: a.friendly_name.clone(),
-                attributes: attributes(&a.attributes),
-                participants: a.participants.clone(),
-            },
-        ),
-        ServerAction::DeleteConversation(a) => act(
-            Some(&a.actor),
-            Action::DeleteConversation {
-                conversation: a.conversation.clone(),
-            },
-        ),
-        ServerAction::UpdateConversation(a) => act(
-            Some(&a.actor),
-            Action::UpdateConversation {
-                conversation: a.conversation.clone(),
-                friendly_name: a.friendly_name.clone(),
-                attributes: attributes(&a.attributes),
-            },
-        ),
+        ServerAction::Edit(a) => {
+            act(
+                Some(&a.actor),
+                Action::Edit {
+                    conversation: a.conversation.clone(),
+                    message: message(&a.conversation, a.message)?,
+                    body: a.body.clone(),
+                    attributes: attributes(&a.attributes),
+                },
+            )
+            .await
+        }
+        ServerAction::RemoveMessage(a) => {
+            act(
+                Some(&a.actor),
+                Action::RemoveMessage {
+                    conversation: a.conversation.clone(),
+                    message: message(&a.conversation, a.message)?,
+                },
+            )
+            .await
+        }
+        ServerAction::Typing(a) => {
+            act(
+                Some(&a.actor),
+                Action::Typing {
+                    conversation: a.conversation.clone(),
+                },
+            )
+            .await
+        }
+        ServerAction::Join(a) => {
+            act(
+                Some(&a.actor),
+                Action::Join {
+                    conversation: a.conversation.clone(),
+                },
+            )
+            .await
+        }
+        ServerAction::Leave(a) => {
+            act(
+                Some(&a.actor),
+                Action::Leave {
+                    conversation: a.conversation.clone(),
+                },
+            )
+            .await
+        }
+        ServerAction::AddParticipant(a) => {
+            act(
+                Some(&a.actor),
+                Action::AddParticipant {
+                    conversation: a.conversation.clone(),
+                    identity: a.identity.clone(),
+                    attributes: None,
+                },
+            )
+            .await
+        }
+        ServerAction::RemoveParticipant(a) => {
+            act(
+                Some(&a.actor),
+                Action::RemoveParticipant {
+                    conversation: a.conversation.clone(),
+                    identity: a.identity.clone(),
+                },
+            )
+            .await
+        }
+        ServerAction::CreateConversation(a) => {
+            act(
+                Some(&a.actor),
+                Action::CreateConversation {
+                    unique_name: Some(a.unique_name.clone()),
+                    friendly_name: a.friendly_name.clone(),
+                    attributes: attributes(&a.attributes),
+                    participants: a.participants.clone(),
+                },
+            )
+            .await
+        }
+        ServerAction::DeleteConversation(a) => {
+            act(
+                Some(&a.actor),
+                Action::DeleteConversation {
+                    conversation: a.conversation.clone(),
+                },
+            )
+            .await
+        }
+        ServerAction::UpdateConversation(a) => {
+            act(
+                Some(&a.actor),
+                Action::UpdateConversation {
+                    conversation: a.conversation.clone(),
+                    friendly_name: a.friendly_name.clone(),
+                    attributes: attributes(&a.attributes),
+                },
+            )
+            .await
+        }
         ServerAction::GenerateMessages(a) => {
             // Without `as`, the participants take turns (as the format says).
             let authors = match &a.actor {
@@ -279,6 +313,7 @@ pub(crate) fn run(play: &Play<'_>, action: &ServerAction, delivered: &mut Option
                     body_prefix: None,
                 },
             )
+            .await
         }
         ServerAction::SetReadHorizon(a) => {
             let index = tenant::message_index(control, account, &a.conversation, a.index)?;
@@ -289,6 +324,7 @@ pub(crate) fn run(play: &Play<'_>, action: &ServerAction, delivered: &mut Option
                     index: Some(index),
                 },
             )
+            .await
         }
     }
 }

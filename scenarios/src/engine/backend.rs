@@ -50,25 +50,18 @@ pub(crate) async fn start(spec: &Webhooks) -> std::io::Result<Backend> {
 
 /// Points the tenant's default service at the backend (pre- and post-action URL, method,
 /// filters), as `POST /v1/Services/{sid}/Configuration/Webhooks` would.
-pub(crate) fn configure(control: &Control, account: &str, spec: &Webhooks, url: &str) -> Result<(), String> {
-    let acc = control.domain.account(account).ok_or_else(|| format!("no account {account}"))?;
-    acc.write_account(|s, _| {
-        let sid = s.default_service().sid.clone();
-        let seq = s.services.seq_of_sid(&sid).expect("the default service exists");
-        let svc = s.services.get_seq_mut(seq).expect("seq from lookup");
-        let mut c = svc.webhooks.clone();
-        HookConfigUpdate {
-            pre_webhook_url: Some(url.to_owned()),
-            post_webhook_url: Some(url.to_owned()),
-            method: spec.method.clone(),
-            filters: Some(spec.filters.clone()),
-            target: None,
-        }
-        .apply(&mut c, false)?;
-        svc.webhooks = c;
-        Ok(())
-    })
-    .map_err(|e| format!("could not configure the webhooks: {e}"))
+pub(crate) fn configure(control: &Control, account: &str, spec: &Webhooks, url: &str) -> Result<(), super::EngineError> {
+    let update = HookConfigUpdate {
+        pre_webhook_url: Some(url.to_owned()),
+        post_webhook_url: Some(url.to_owned()),
+        method: spec.method.clone(),
+        filters: Some(spec.filters.clone()),
+        target: None,
+    };
+    control
+        .configure_webhooks(account, update)
+        .map(|_| ())
+        .map_err(super::EngineError::Webhooks)
 }
 
 /// One hook request: the first rule for its `EventType` whose `match` holds decides the answer.

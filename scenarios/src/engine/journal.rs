@@ -28,7 +28,7 @@ const PENDING_SESSIONS: usize = 4096;
 /// Follows the journal for `account` until aborted. Subscribes before returning, so nothing
 /// recorded after this call is missed.
 pub(crate) fn follow(control: &Control, account: &str, log: Arc<Log>) -> JoinHandle<()> {
-    let journal = control.journal.clone();
+    let journal = control.journal().clone();
     let mut live = journal.follow();
     let last_seq = journal
         .query(&Filter {

@@ -39,6 +39,7 @@ pub mod driver;
 mod actions;
 mod backend;
 mod commands;
+mod error;
 mod journal;
 mod judge;
 mod log;
@@ -47,6 +48,7 @@ mod tenant;
 mod tokens;
 
 pub use driver::{Answer, ClientDriver, ClientEvent, Command, DriverEnv, DriverError, DriverLog, Hello, Link};
+pub use error::EngineError;
 pub(crate) use run::Play;
 pub use run::{OnStep, PlayOptions, play, play_server_side, play_with};
 pub use tenant::serve_seed;

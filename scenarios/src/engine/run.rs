@@ -16,7 +16,7 @@ use super::judge::{self, Judged, NameMap, Window};
 use super::log::{CommandRec, EventRec, Log, Records, Reply, Us, ms};
 use super::tenant::{self, Names, Tenant};
 use super::tokens::{FirstTokens, Minter};
-use super::{actions, backend, commands, journal};
+use super::{EngineError, actions, backend, commands, journal};
 use crate::format::command::{CommandStep, Outcome};
 use crate::format::expect::Expectation;
 use crate::format::step::{Condition, Step, Trigger};
@@ -92,7 +92,7 @@ pub async fn play_with(
     let began = StdInstant::now();
     let tenant = match tenant::create(control, loaded, opts.rng_seed) {
         Ok(t) => t,
-        Err(reason) => return setup_failure(&loaded.scenario, reason, began),
+        Err(reason) => return setup_failure(&loaded.scenario, reason.to_string(), began),
     };
     // Deletes the tenant when the play ends, also when its future is dropped half-way (a
     // runner's overall timeout).
@@ -124,10 +124,10 @@ pub async fn play_server_side(
     opts: &PlayOptions,
 ) -> ScenarioOutcome {
     let began = StdInstant::now();
-    let Some(c) = rehearsal_mock_server::server::Credentials::of(&control.domain, account) else {
+    let Ok(t) = control.tenant(account) else {
         return setup_failure(&loaded.scenario, format!("the server has no account {account}"), began);
     };
-    let tenant = Tenant::of(c);
+    let tenant = Tenant::of(t.credentials);
     let mut outcome = play_tenant(control, base_url, twilsock_url, loaded, tenant, &mut NoClient, opts, true).await;
     outcome.duration = began.elapsed();
     outcome
@@ -218,10 +218,8 @@ enum Flow {
 }
 
 impl<'a> Play<'a> {
-    pub fn client(&self, name: &str) -> Result<&'a Client, String> {
-        self.scenario
-            .client(name)
-            .ok_or_else(|| format!("no client `{name}` in the scenario"))
+    pub fn client(&self, name: &str) -> Result<&'a Client, EngineError> {
+        self.scenario.client(name).ok_or_else(|| EngineError::NoClient(name.to_owned()))
     }
 
     /// The token URL a client fetches its tokens from (the adapter appends `identity`).
@@ -328,7 +326,7 @@ impl<'a> Play<'a> {
             Step::Server(a) => {
                 let description = format!("{prefix}{}", actions::describe(a));
                 let mut delivered = None;
-                let mut result = actions::run(self, a, &mut delivered);
+                let mut result = actions::run(self, a, &mut delivered).await.map_err(|e| e.to_string());
                 // A session command takes effect on the session's own task: wait until every
                 // session reached has acknowledged it, so the next step meets its effect.
                 if let Ok(v) = &mut result
@@ -466,7 +464,7 @@ impl<'a> Play<'a> {
         let body = match commands::body(self, &c.command) {
             Ok(b) => b,
             Err(e) => {
-                self.record_step(index, description, false, Some(e.clone()), started);
+                self.record_step(index, description, false, Some(e.to_string()), started);
                 self.log.abort(Verdict::Failed, format!("{at} (command {name}): {e}"));
                 return Flow::Stop;
             }
@@ -615,7 +613,7 @@ impl<'a> Play<'a> {
     async fn expect_inline(&self, e: &Expectation, window_start: Us) -> (Judged, Us) {
         let w = match self.log.read(|r| judge::window(&e.kind, window_start, r)) {
             Ok(w) => w,
-            Err(why) => return (unjudged(&e.kind, why), self.log.now()),
+            Err(why) => return (unjudged(&e.kind, why.to_string()), self.log.now()),
         };
         let mut rx = self.log.subscribe();
         loop {
@@ -643,7 +641,11 @@ impl<'a> Play<'a> {
             return;
         }
         self.names.refresh(self.control, &self.tenant.account);
-        let windows: Vec<Result<Window, String>> = self.log.read(|r| exps.iter().map(|e| judge::window(&e.kind, 0, r)).collect());
+        let windows: Vec<Result<Window, String>> = self.log.read(|r| {
+            exps.iter()
+                .map(|e| judge::window(&e.kind, 0, r).map_err(|e| e.to_string()))
+                .collect()
+        });
         let settle = u64::try_from(self.opts.settle.as_micros()).unwrap_or(u64::MAX);
         let mut ready: Vec<Option<(Judged, Us)>> = vec![None; exps.len()];
         let mut stable: Vec<Option<(Us, String)>> = vec![None; exps.len()];
@@ -875,7 +877,11 @@ async fn play_tenant(
             let started = backend::start(spec)
                 .await
                 .map_err(|e| format!("could not start the engine's webhook backend: {e}"))
-                .and_then(|b| backend::configure(control, &tenant.account, spec, &b.url).map(|()| b));
+                .and_then(|b| {
+                    backend::configure(control, &tenant.account, spec, &b.url)
+                        .map(|()| b)
+                        .map_err(|e| e.to_string())
+                });
             match started {
                 Ok(b) => Some(b),
                 Err(reason) => return setup_failure(scenario, reason, StdInstant::now()),

@@ -2,6 +2,7 @@
 //! references and final state, deleted at the end. Everything goes through the control plane
 //! (`Control`) and the tenant's own account: nothing here touches another tenant or the server
 //! clock.
+use super::EngineError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
@@ -44,18 +45,20 @@ impl Tenant {
 }
 
 /// The seed document a scenario starts from: its own, or the server's default.
-fn seed_document(loaded: &Loaded) -> Result<Value, String> {
+fn seed_document(loaded: &Loaded) -> Result<Value, EngineError> {
     match &loaded.seed {
         Some(doc) => Ok(doc.clone()),
-        None => serde_json::from_str(crate::load::DEFAULT_SEED).map_err(|e| format!("the default seed: {e}")),
+        None => serde_json::from_str(crate::load::DEFAULT_SEED).map_err(EngineError::DefaultSeed),
     }
 }
 
 /// The one account of the seed, without what must be fresh for every tenant (SIDs and
 /// credentials), with the scenario's generated history added.
-pub(crate) fn tenant_seed(loaded: &Loaded) -> Result<Value, String> {
-    let mut account = first_account(&seed_document(loaded)?).ok_or("the seed has no account")?;
-    let obj = account.as_object_mut().ok_or("the seed's account is not an object")?;
+pub(crate) fn tenant_seed(loaded: &Loaded) -> Result<Value, EngineError> {
+    let mut account = first_account(&seed_document(loaded)?).ok_or_else(|| EngineError::Seed("the seed has no account".into()))?;
+    let obj = account
+        .as_object_mut()
+        .ok_or_else(|| EngineError::Seed("the seed's account is not an object".into()))?;
     for key in ["sid", "auth_token", "api_keys"] {
         obj.remove(key);
     }
@@ -70,11 +73,13 @@ pub(crate) fn tenant_seed(loaded: &Loaded) -> Result<Value, String> {
 /// seed or the default one, with its generated history) under the default seed's SIDs and
 /// credentials, so an app configured for `rehearsal serve` works unchanged whatever the
 /// scenario.
-pub fn serve_seed(loaded: &Loaded) -> Result<Value, String> {
+pub fn serve_seed(loaded: &Loaded) -> Result<Value, EngineError> {
     let mut account = tenant_seed(loaded)?;
-    let mut doc: Value = serde_json::from_str(crate::load::DEFAULT_SEED).map_err(|e| format!("the default seed: {e}"))?;
-    let default = first_account(&doc).ok_or("the default seed has no account")?;
-    let obj = account.as_object_mut().ok_or("the seed's account is not an object")?;
+    let mut doc: Value = serde_json::from_str(crate::load::DEFAULT_SEED).map_err(EngineError::DefaultSeed)?;
+    let default = first_account(&doc).ok_or_else(|| EngineError::Seed("the default seed has no account".into()))?;
+    let obj = account
+        .as_object_mut()
+        .ok_or_else(|| EngineError::Seed("the seed's account is not an object".into()))?;
     for key in ["sid", "auth_token", "api_keys"] {
         if let Some(v) = default.get(key) {
             obj.insert(key.into(), v.clone());
@@ -94,7 +99,7 @@ fn first_account(doc: &Value) -> Option<Value> {
     doc.get("accounts").and_then(Value::as_array).and_then(|a| a.first()).cloned()
 }
 
-fn add_generated(account: &mut Map<String, Value>, seed: &Seed) -> Result<(), String> {
+fn add_generated(account: &mut Map<String, Value>, seed: &Seed) -> Result<(), EngineError> {
     for g in &seed.generate_messages {
         let conversation = account
             .get_mut("conversations")
@@ -104,7 +109,7 @@ fn add_generated(account: &mut Map<String, Value>, seed: &Seed) -> Result<(), St
                     .find(|c| c.get("unique_name").and_then(Value::as_str) == Some(g.conversation.as_str()))
             })
             .and_then(Value::as_object_mut)
-            .ok_or_else(|| format!("generate_messages: the seed has no conversation `{}`", g.conversation))?;
+            .ok_or_else(|| EngineError::Seed(format!("generate_messages: the seed has no conversation `{}`", g.conversation)))?;
         let before = conversation.get("generate_messages").and_then(Value::as_u64).unwrap_or(0);
         conversation.insert("generate_messages".into(), (before + u64::from(g.count)).into());
     }
@@ -112,21 +117,20 @@ fn add_generated(account: &mut Map<String, Value>, seed: &Seed) -> Result<(), St
 }
 
 /// Creates the tenant of a scenario.
-pub(crate) fn create(control: &Control, loaded: &Loaded, rng_seed: Option<u64>) -> Result<Tenant, String> {
+pub(crate) fn create(control: &Control, loaded: &Loaded, rng_seed: Option<u64>) -> Result<Tenant, EngineError> {
     let seed = tenant_seed(loaded)?;
     let created = control
         .create_tenant(NewTenant {
             seed: Some(seed),
             rng_seed,
         })
-        .map_err(|e| format!("could not create the tenant: {e}"))?;
+        .map_err(EngineError::Tenant)?;
     Ok(Tenant::of(created.credentials))
 }
 
 /// Reads the tenant's default service.
 pub(crate) fn read<R>(control: &Control, account: &str, f: impl FnOnce(&rehearsal_mock_server::domain::ChatService) -> R) -> Option<R> {
-    let acc = control.domain.account(account)?;
-    Some(acc.read(|s| f(s.default_service())))
+    control.read(account, |s| f(s.default_service())).ok()
 }
 
 /// Reads one conversation (by SID or unique name) of the tenant.
@@ -135,7 +139,7 @@ pub(crate) fn conversation<R>(control: &Control, account: &str, name: &str, f: i
 }
 
 /// The index a message reference stands for now: `first`/`last` existing message, or the index.
-pub(crate) fn message_index(control: &Control, account: &str, conversation_name: &str, r: MessageRef) -> Result<u64, String> {
+pub(crate) fn message_index(control: &Control, account: &str, conversation_name: &str, r: MessageRef) -> Result<u64, EngineError> {
     match r {
         MessageRef::Index(i) => Ok(i),
         MessageRef::First | MessageRef::Last => {
@@ -143,8 +147,8 @@ pub(crate) fn message_index(control: &Control, account: &str, conversation_name:
                 MessageRef::First => c.messages.first_seq(),
                 _ => c.messages.last_seq(),
             })
-            .ok_or_else(|| format!("no conversation `{conversation_name}`"))?;
-            found.ok_or_else(|| format!("conversation `{conversation_name}` has no messages"))
+            .ok_or_else(|| EngineError::NoConversation(conversation_name.to_owned()))?;
+            found.ok_or_else(|| EngineError::NoMessages(conversation_name.to_owned()))
         }
     }
 }

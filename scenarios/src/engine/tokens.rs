@@ -44,7 +44,8 @@ impl Minter {
             .control
             .clock(Some(&self.tenant.account))
             .map(|c| c.now().unix_secs())
-            .unwrap_or_else(|_| self.control.domain.clock().now().unix_secs());
+            .or_else(|_| self.control.clock(None).map(|c| c.now().unix_secs()))
+            .unwrap_or_default();
         let ttl_secs = ttl.as_secs().max(1);
         let serial = self.serial.fetch_add(1, Ordering::Relaxed) + 1;
         let (now_unix, secret) = match kind {

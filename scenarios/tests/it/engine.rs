@@ -15,7 +15,7 @@ use rehearsal_mock_server::MockServer;
 use rehearsal_mock_server::auth::token::{MintRequest, mint};
 use rehearsal_mock_server::control::Control;
 use rehearsal_mock_server::control::actors::Action;
-use rehearsal_mock_server::domain::{AccountState, DomainEvent, DomainObserver, Origin};
+use rehearsal_mock_server::domain::{AccountState, Cause, DomainEvent, DomainObserver};
 use rehearsal_mock_server::twilsock::codec;
 use rehearsal_scenarios::engine::{
     Answer, ClientDriver, Command, DriverEnv, DriverError, DriverLog, Hello, Link, PlayOptions, play, play_server_side,
@@ -165,7 +165,7 @@ impl DomainObserver for Fanout {
         account: &str,
         _now: rehearsal_mock_server::clock::Millis,
         state: &AccountState,
-        _: &Origin,
+        _: &Cause,
         events: &[DomainEvent],
     ) {
         if account != self.0.env.account_sid {
@@ -213,17 +213,13 @@ impl World {
                 self.emit(&client, "initialized", json!({}));
                 let mine: Vec<(String, Option<String>)> = self
                     .control
-                    .domain
-                    .account(account)
-                    .map(|a| {
-                        a.read(|s| {
-                            s.default_service()
-                                .conversations
-                                .iter()
-                                .filter(|(_, c)| c.participants.get(&identity).is_some())
-                                .map(|(_, c)| (c.conversation.sid.clone(), c.conversation.unique_name.clone()))
-                                .collect()
-                        })
+                    .read(account, |s| {
+                        s.default_service()
+                            .conversations
+                            .iter()
+                            .filter(|(_, c)| c.participants.get(&identity).is_some())
+                            .map(|(_, c)| (c.conversation.sid.clone(), c.conversation.unique_name.clone()))
+                            .collect()
                     })
                     .unwrap_or_default();
                 for (sid, name) in mine {
@@ -243,7 +239,7 @@ impl World {
                     attributes: cmd["attributes"].as_str().map(str::to_owned),
                     media: None,
                 };
-                match self.control.act(account, Some(&identity), action) {
+                match self.control.act(account, Some(&identity), action).await {
                     Ok(v) => Answer::Ok(json!({ "index": v["index"] })),
                     Err(e) => Answer::Failed(json!({ "message": e.to_string() })),
                 }
@@ -266,7 +262,7 @@ impl ClientDriver for Scripted {
             clients: Arc::default(),
             stop,
         };
-        self.control.domain.observe(Arc::new(Fanout(world.clone())));
+        self.control.observe(Arc::new(Fanout(world.clone())));
         let world_events = world.events.clone();
         let mut tasks = Vec::new();
         if let Some(identity) = &env.observed_identity {
@@ -776,7 +772,7 @@ match = {{ state = "connected" }}
 
     // The app: a real twilsock client as alice on the default account, reconnecting after a loss.
     let (stop_tx, stop) = watch::channel(false);
-    let credentials = rehearsal_mock_server::server::Credentials::of(&server.control().domain, account).expect("default account");
+    let credentials = server.control().tenant(account).expect("default account").credentials;
     let world = World {
         control: server.control().clone(),
         env: DriverEnv {
@@ -835,7 +831,7 @@ match = {{ state = "connected" }}
         o.steps
     );
     // The default account is the app's: nothing was deleted.
-    assert!(server.control().domain.account(account).is_some());
+    assert!(server.control().has_tenant(account));
 }
 
 // ---------------------------------------------------------------------------------------------

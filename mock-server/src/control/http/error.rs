@@ -80,7 +80,7 @@ impl From<ControlError> for Error {
             ControlError::Seed(SeedError::Format { .. }) | ControlError::Import(ImportError::Format { .. }) => {
                 Error::new(StatusCode::CONFLICT, "format_too_new", message)
             }
-            ControlError::Seed(SeedError::Account { source, .. }) if conflict(&source) => {
+            ControlError::Seed(SeedError::Account { error: source, .. }) if conflict(&source) => {
                 Error::new(StatusCode::CONFLICT, "conflict", message)
             }
             ControlError::Import(ImportError::Account(source)) if conflict(&source) => {

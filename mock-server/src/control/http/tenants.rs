@@ -102,5 +102,10 @@ pub(super) async fn act(State(st): State<AppState>, Tenant(sid): Tenant, JsonBod
         Some(Value::String(s)) if !s.is_empty() => Some(s),
         Some(other) => return Err(Error::bad_body(format!("\"as\" must be an identity or null, not {other}"))),
     };
-    Ok(Json(blocking(move || st.control.act(&sid, who.as_deref(), action)).await?))
+    // On the blocking pool (generating messages is heavy), driving the action's awaits there
+    // (pre-action webhooks).
+    let runtime = tokio::runtime::Handle::current();
+    Ok(Json(
+        blocking(move || runtime.block_on(st.control.act(&sid, who.as_deref(), action))).await?,
+    ))
 }
