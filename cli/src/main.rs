@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use rehearsal_bench::default_credentials;
 use rehearsal_mock_server::auth::token;
 use rehearsal_mock_server::clock::Clock;
 use rehearsal_mock_server::control::http::PREFIX as CONTROL_PREFIX;
@@ -18,7 +19,6 @@ use rehearsal_mock_server::inspector::PATH as INSPECTOR_PATH;
 use rehearsal_mock_server::server::{Credentials, ServerConfig, Startup, prepare, run};
 use rehearsal_scenarios::Area;
 
-mod bench;
 mod matrix;
 
 mod scenario_play;
@@ -80,7 +80,7 @@ enum Command {
     },
     /// Measure a server in its own process: fan-out, page reads, memory per connection
     /// (see BENCHMARKS.md). Exits 1 if a delivery or page check fails.
-    Bench(bench::BenchArgs),
+    Bench(rehearsal_bench::BenchArgs),
 }
 
 const RUN_HELP: &str = "\
@@ -250,7 +250,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run_scenarios(args),
         Command::Compat(args) => matrix::compat(args),
         Command::Scenarios { command } => scenarios(command),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => rehearsal_bench::run(args),
         Command::Serve(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -398,13 +398,6 @@ fn init_logging(default: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-}
-
-/// The embedded default seed's first account.
-fn default_credentials() -> Credentials {
-    let domain = rehearsal_mock_server::domain::Domain::new(Clock::system(), Default::default());
-    let accounts = Seed::default_seed().apply(&domain).expect("the embedded default seed applies");
-    Credentials::of(&domain, &accounts[0]).expect("the default seed has an account with an API key")
 }
 
 fn env_vars(c: &Credentials, listen: &str, control_token: Option<&str>) -> Vec<(&'static str, String)> {

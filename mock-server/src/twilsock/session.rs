@@ -5,6 +5,16 @@
 //! **writer** is the only code that writes to the socket. Whichever half ends first ends the
 //! session.
 //!
+//! Files: this one holds the driver's loop and how a session closes; `endpoint` the route and
+//! the task of one socket; `inbound` what the client sends; `handshake` `init`/`update` and the
+//! token timers; `upstream` the requests handled by the backend; `commands` the control plane's
+//! [`SessionCommand`]s; `config` the settings; `writer` the socket writer; `packets` the frames
+//! the session builds; `request` the parsing of upstream requests; `orders` the command queue.
+//!
+//! **Cost per delivery.** The driver does nothing per push (the writer takes it), and per ack
+//! only counts it: acks are neither observed nor journaled, and the token timers are one sleep
+//! kept across the driver's turns, so a turn makes no timer and no allocation of its own.
+//!
 //! **Ordering.** Every twilsock frame the server sends — replies, `client_update`, backend
 //! pushes (Sync notifications) — goes through the session's one bounded [`Outbox`] and is written
 //! in the order it was queued. The backend queues what an upstream request causes *while* it
@@ -38,8 +48,9 @@
 //! `SessionConfig::outbox_bytes`: more than that ends the session as a slow consumer.
 //!
 //! **Observation.** The session reports what it does to [`Backend::observe`] — socket accepted,
-//! `init`/`update` outcomes, each packet in, each upstream reply, close packets, commands
-//! applied, and why it ended — but never backend pushes.
+//! `init`/`update` outcomes, each packet in but the client's acks (`reply`, one per delivered
+//! frame: counted, and the count logged when the session closes), each upstream reply, close
+//! packets, commands applied, and why it ended — but never backend pushes.
 //!
 //! **Bounds.** The outbox, in frames (`SessionConfig::outbox_capacity`) and in bytes not yet
 //! written (`SessionConfig::outbox_bytes`; an upstream reply counts from the moment its handler's
