@@ -42,6 +42,7 @@ export REHEARSAL_BIN="$root/target/debug/rehearsal"
 (cd e2e && npm test)
 
 step "inspector in headless Chromium (installs chromium and playwright-core)"; bash scripts/inspector-tests.sh
+step "benchmark scripts, smoke mode (Prism from npm vs serve; fan-out chart)"; bash scripts/bench-smoke.sh
 
 step "Python suite (twilio helper library)"
 e2e/python/.venv/bin/python -m pytest e2e/python -q

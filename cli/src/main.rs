@@ -8,14 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use rehearsal_bench::default_credentials;
 use rehearsal_mock_server::auth::token;
 use rehearsal_mock_server::clock::Clock;
 use rehearsal_mock_server::control::http::PREFIX as CONTROL_PREFIX;
-use rehearsal_mock_server::domain::seed::Seed;
 use rehearsal_mock_server::server::Credentials;
 use rehearsal_scenarios::Area;
 
-mod bench;
 mod matrix;
 
 mod scenario_play;
@@ -79,7 +78,7 @@ enum Command {
     },
     /// Measure a server in its own process: fan-out, page reads, memory per connection
     /// (see BENCHMARKS.md). Exits 1 if a delivery or page check fails.
-    Bench(bench::BenchArgs),
+    Bench(rehearsal_bench::BenchArgs),
 }
 
 const RUN_HELP: &str = "\
@@ -182,7 +181,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run_scenarios(args),
         Command::Compat(args) => matrix::compat(args),
         Command::Scenarios { command } => scenarios(command),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => rehearsal_bench::run(args),
         Command::Serve(args) => {
             init_logging("info,tower_http=warn");
             let rt = match tokio::runtime::Runtime::new() {
@@ -324,13 +323,6 @@ fn init_logging(default: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-}
-
-/// The embedded default seed's first account.
-fn default_credentials() -> Credentials {
-    let domain = rehearsal_mock_server::domain::Domain::new(Clock::system(), Default::default());
-    let accounts = Seed::default_seed().apply(&domain).expect("the embedded default seed applies");
-    Credentials::of(&domain, &accounts[0]).expect("the default seed has an account with an API key")
 }
 
 fn env_vars(c: &Credentials, listen: &str, control_token: Option<&str>) -> Vec<(&'static str, String)> {

@@ -260,11 +260,19 @@ impl Journal {
                 }
             }
             r.bytes += size;
-            r.entries.push_back((e.clone(), size));
-            e
+            // Cloned only for live followers: with none, sending would drop the clone at once.
+            if self.live.receiver_count() > 0 {
+                r.entries.push_back((e.clone(), size));
+                Some(e)
+            } else {
+                r.entries.push_back((e, size));
+                None
+            }
         };
-        // No receivers is fine: nobody is following.
-        let _ = self.live.send(entry);
+        if let Some(entry) = entry {
+            // A follower gone meanwhile is fine.
+            let _ = self.live.send(entry);
+        }
     }
 
     pub fn query(&self, f: &Filter) -> Page {

@@ -514,7 +514,8 @@ pub enum SessionObservation<'a> {
     /// `update` was refused; the session keeps its token.
     UpdateRefused { status: u16, error_code: Option<u32> },
     /// A packet was decoded: its method and id, and for an upstream `message` its HTTP request
-    /// line (absent when the request is malformed).
+    /// line (absent when the request is malformed). Not for the client's acks (`reply`, one per
+    /// delivered frame), which the session only counts; an undecodable one is still observed.
     PacketIn {
         method: &'a str,
         id: &'a str,

@@ -8,10 +8,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::SessionCommand;
 
-/// A command on its way to a session.
+/// A command on its way to a session. Boxed: a tokio channel allocates its slots in blocks of
+/// 32 as soon as it is made, so an unboxed command (~90 bytes) made every session's idle queue
+/// ~3 KiB.
 #[derive(Debug)]
 pub(super) struct Order {
-    pub(super) command: SessionCommand,
+    pub(super) command: Box<SessionCommand>,
     /// Answered once the session applied the command; dropped unanswered when it did not (the
     /// command was refused, or the session ended first).
     pub(super) applied: Option<oneshot::Sender<()>>,
@@ -28,7 +30,12 @@ impl CommandSender {
 
     /// Queues a command nobody waits for. Fails when the queue is full or the session has ended.
     pub fn try_send(&self, command: SessionCommand) -> Result<(), TrySendError<SessionCommand>> {
-        self.0.try_send(Order { command, applied: None }).map_err(unwrap_order)
+        self.0
+            .try_send(Order {
+                command: Box::new(command),
+                applied: None,
+            })
+            .map_err(unwrap_order)
     }
 
     /// Queues a command and returns its acknowledgement. Fails when the queue is full or the
@@ -37,7 +44,7 @@ impl CommandSender {
         let (tx, rx) = oneshot::channel();
         self.0
             .try_send(Order {
-                command,
+                command: Box::new(command),
                 applied: Some(tx),
             })
             .map_err(unwrap_order)?;
@@ -47,8 +54,8 @@ impl CommandSender {
 
 fn unwrap_order(e: TrySendError<Order>) -> TrySendError<SessionCommand> {
     match e {
-        TrySendError::Full(o) => TrySendError::Full(o.command),
-        TrySendError::Closed(o) => TrySendError::Closed(o.command),
+        TrySendError::Full(o) => TrySendError::Full(*o.command),
+        TrySendError::Closed(o) => TrySendError::Closed(*o.command),
     }
 }
 

@@ -51,7 +51,8 @@ pub(super) struct Mode {
     pub stall: bool,
 }
 
-/// What the driver asks of the writer (besides the outbox frames).
+/// What the driver asks of the writer (besides the outbox frames). Sent boxed: a tokio channel
+/// allocates 32 slots as soon as it is made, and an idle session should not pay for them.
 #[derive(Debug)]
 pub(super) enum WriterCommand {
     /// A WebSocket ping (ignored while stalled).
@@ -72,7 +73,7 @@ pub(super) enum WriterCommand {
 pub(super) async fn write_loop(
     sink: SplitSink<WebSocket, Message>,
     frames: Frames,
-    commands: mpsc::Receiver<WriterCommand>,
+    commands: mpsc::Receiver<Box<WriterCommand>>,
     mode: watch::Receiver<Mode>,
     tap: Tap,
 ) -> Result<(), axum::Error> {
@@ -111,7 +112,7 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(mut self, mut commands: mpsc::Receiver<WriterCommand>) -> Result<(), axum::Error> {
+    async fn run(mut self, mut commands: mpsc::Receiver<Box<WriterCommand>>) -> Result<(), axum::Error> {
         let mut taking_frames = true;
         loop {
             // A release or unstall (or nothing) since the last turn: write what it frees.
@@ -121,7 +122,7 @@ impl Writer {
             }
             tokio::select! {
                 biased;
-                cmd = commands.recv() => match cmd {
+                cmd = commands.recv() => match cmd.map(|c| *c) {
                     None => return Ok(()),
                     Some(WriterCommand::Ping) => {
                         if !self.mode.borrow().stall {

@@ -25,7 +25,7 @@ pub struct ConnectionsArgs {
     #[arg(long, default_value_t = 64)]
     connect_concurrency: usize,
     /// Also open the same connections, in this invocation, to the minimal server of
-    /// `fanout --floor` (`bench/floor.rs`) and report Rehearsal's bytes per connection as a ratio
+    /// `fanout --floor` (`bench/src/floor.rs`) and report Rehearsal's bytes per connection as a ratio
     /// to its (`floor` and `ratios` in the JSON).
     #[arg(long)]
     floor: bool,

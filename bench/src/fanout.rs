@@ -60,7 +60,7 @@ pub struct FanoutArgs {
     #[arg(long)]
     no_ack: bool,
     /// Also run the same load, in this invocation, against a minimal server that only writes
-    /// the same push frames to the subscribed sockets (`bench/floor.rs`), and report Rehearsal's
+    /// the same push frames to the subscribed sockets (`bench/src/floor.rs`), and report Rehearsal's
     /// figures as ratios to it (`floor` and `ratios` in the JSON).
     #[arg(long)]
     floor: bool,

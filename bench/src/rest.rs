@@ -2,7 +2,9 @@
 //! the issue compares with Stoplight Prism (the mock Twilio's docs recommend): listing 50
 //! conversations. Closed loop: `--connections` keep-alive connections, each sending the next
 //! request as soon as the last is answered, for `--duration`; every answer is checked (200, a
-//! full page of 50).
+//! full page of 50). `--foreign` drives a server that is not Rehearsal (Stoplight Prism, from
+//! `scripts/prism-bench.sh`) with the same load: nothing is created first, and any 200 answer
+//! whose `conversations` is an array counts (Prism answers the spec's example, one conversation).
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -26,6 +28,10 @@ pub struct RestArgs {
     /// Requests sent (and not counted) before measuring.
     #[arg(long, default_value = "1s", value_parser = super::parse_duration_or_zero)]
     warmup: Duration,
+    /// The server (`--server`) is not Rehearsal but another mock of the same API (Stoplight
+    /// Prism): create nothing, and accept any 200 answer whose `conversations` is an array.
+    #[arg(long, requires = "server")]
+    foreign: bool,
     #[command(flatten)]
     pub target: Target,
 }
@@ -58,9 +64,14 @@ async fn measure(args: &RestArgs, server: &Server) -> anyhow::Result<Report> {
     // At least a full page of conversations.
     let listed: Value = serde_json::from_slice(&rest.get_bytes(&format!("/v1/Conversations?PageSize={PAGE}")).await?)?;
     let have = listed["conversations"].as_array().map_or(0, Vec::len);
-    for _ in have..PAGE {
-        rest.create_conversation("bench-rest").await?;
+    if !args.foreign {
+        for _ in have..PAGE {
+            rest.create_conversation("bench-rest").await?;
+        }
     }
+    // What every answer must hold: a full page, or (another mock) whatever it answered first.
+    let expected = if args.foreign { have } else { PAGE };
+    anyhow::ensure!(expected > 0, "the first answer listed no conversation");
     let path = format!("/v1/Conversations?PageSize={PAGE}");
 
     let warm_end = Instant::now() + args.warmup;
@@ -85,10 +96,10 @@ async fn measure(args: &RestArgs, server: &Server) -> anyhow::Result<Report> {
                 let took = started.elapsed();
                 // Checked without building a JSON tree, so that the load generator stays light.
                 match answer.and_then(|b| serde_json::from_slice::<Listed>(&b).map_err(Into::into)) {
-                    Ok(l) if l.conversations.len() == PAGE => {}
+                    Ok(l) if l.conversations.len() == expected => {}
                     Ok(l) => lane
                         .failures
-                        .push(format!("a page of {} conversations, not {PAGE}", l.conversations.len())),
+                        .push(format!("a page of {} conversations, not {expected}", l.conversations.len())),
                     Err(e) => lane.failures.push(format!("{e:#}")),
                 }
                 if counted {
@@ -126,6 +137,8 @@ async fn measure(args: &RestArgs, server: &Server) -> anyhow::Result<Report> {
         "duration_s": secs,
         "requests": requests,
         "requests_per_second": rate,
+        "conversations_per_answer": expected,
+        "foreign": args.foreign,
         "latency_ms": super::latency_json(&latencies),
         "server": { "pid": server.pid, "start_ms": server.start_ms, "cpu_seconds": server_cpu, "rss_bytes": after.map(|u| u.rss_bytes) },
         "machine": super::machine(),
@@ -133,7 +146,7 @@ async fn measure(args: &RestArgs, server: &Server) -> anyhow::Result<Report> {
     });
     let text = format!(
         "rest: GET {path} over {} keep-alive connections for {} (+{} warm-up)\n\
-         requests         {requests} ({rate:.0}/s), every answer a full page of {PAGE}\n\
+         requests         {requests} ({rate:.0}/s), every answer a page of {expected}\n\
          latency          {}\n\
          server           cpu {}\n",
         args.connections,

@@ -1,4 +1,4 @@
-//! `rehearsal bench`: end-to-end measurements of a server in its own process, driven from this
+//! `rehearsal bench` (crate `rehearsal-bench`; the CLI only wires it in): end-to-end measurements of a server in its own process, driven from this
 //! process through the lean twilsock client (`rehearsal-client`) and the REST API.
 //!
 //! Every subcommand checks correctness as it measures (nothing lost, duplicated or out of order;
@@ -19,6 +19,8 @@ use clap::{Args, Subcommand};
 use hdrhistogram::Histogram;
 use rehearsal_mock_server::auth::token;
 use rehearsal_mock_server::clock::Clock;
+use rehearsal_mock_server::domain::seed::Seed;
+use rehearsal_mock_server::server::Credentials;
 use serde_json::{Value, json};
 
 /// Most participants a conversation may have (Twilio's limit, enforced by the server): beyond
@@ -140,6 +142,13 @@ pub struct Report {
     /// Every correctness check passed.
     pub ok: bool,
     pub failures: Vec<String>,
+}
+
+/// The default seed's credentials (the same on every server started without a seed of its own).
+pub fn default_credentials() -> Credentials {
+    let domain = rehearsal_mock_server::domain::Domain::new(Clock::system(), Default::default());
+    let accounts = Seed::default_seed().apply(&domain).expect("the embedded default seed applies");
+    Credentials::of(&domain, &accounts[0]).expect("the default seed has an account with an API key")
 }
 
 /// An access token for `identity` on the default seed's account.

@@ -1,0 +1,165 @@
+//! Where a session starts: the `GET` route that upgrades to a WebSocket, and the task that
+//! joins the driver and the writer of one socket.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use axum::routing::{MethodRouter, get};
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch};
+use tokio::time;
+use tracing::Instrument;
+
+use super::super::backend::{Backend, EndReason, Outbox, SessionObservation};
+use super::orders::CommandSender;
+use super::upstream::Upstream;
+use super::writer::{Mode, write_loop};
+use super::{End, Session, SessionConfig, TokenTimers};
+use crate::clock::Clock;
+
+/// Pending writer commands (ping, finish, close): a handful at most at any time.
+const WRITER_COMMANDS: usize = 8;
+
+/// Pending [`SessionCommand`]s per session.
+const SESSION_COMMANDS: usize = 16;
+
+/// Source of session ids: unique per process, also across several servers in one test binary.
+static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Everything a new socket needs; cheap to clone. Mount it with [`route`].
+pub struct Endpoint<B> {
+    backend: Arc<B>,
+    clock: Clock,
+    config: Arc<SessionConfig>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl<B> Clone for Endpoint<B> {
+    fn clone(&self) -> Self {
+        Endpoint {
+            backend: self.backend.clone(),
+            clock: self.clock.clone(),
+            config: self.config.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+}
+
+impl<B: Backend> Endpoint<B> {
+    /// `shutdown`: every session closes its socket (WebSocket close 1001) once the value is
+    /// `true` **or the sender is dropped**, so keep the sender alive for as long as the server
+    /// runs.
+    pub fn new(backend: Arc<B>, clock: Clock, config: SessionConfig, shutdown: watch::Receiver<bool>) -> Endpoint<B> {
+        Endpoint {
+            backend,
+            clock,
+            config: Arc::new(config),
+            shutdown,
+        }
+    }
+}
+
+/// The `GET` handler for [`PATH`], to mount on any router:
+/// `.route(twilsock::session::PATH, twilsock::session::route(endpoint))`.
+///
+/// Any `Origin` is accepted (browsers on any dev-server port must be able to connect), no
+/// sub-protocol is negotiated, and WebSocket messages are limited to
+/// [`SessionConfig::max_message_bytes`].
+pub fn route<B: Backend, S>(endpoint: Endpoint<B>) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    get(upgrade::<B>).with_state(endpoint)
+}
+
+/// The socket read chunk (see `upgrade`).
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+async fn upgrade<B: Backend>(State(ep): State<Endpoint<B>>, ws: WebSocketUpgrade) -> Response {
+    let max = ep.config.max_message_bytes();
+    // tungstenite zero-fills its read buffer (128 KiB by default) before every read: with an
+    // ack per delivered frame that memset was a quarter of the server's CPU under fan-out, and
+    // the buffer most of an idle connection's memory. Frames are small; larger ones still
+    // arrive, read in more chunks.
+    ws.read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| serve_socket(socket, ep.backend, ep.clock, (*ep.config).clone(), ep.shutdown))
+}
+
+/// Serves one upgraded socket until the session ends; calls [`Backend::session_closed`] exactly
+/// once if `init` had succeeded. Never panics on anything the client sends.
+///
+/// `shutdown`: see [`Endpoint::new`].
+pub async fn serve_socket<B: Backend>(
+    socket: WebSocket,
+    backend: Arc<B>,
+    clock: Clock,
+    config: SessionConfig,
+    shutdown: watch::Receiver<bool>,
+) {
+    let id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!("twilsock", session = id);
+    run_session(id, socket, backend, clock, config, shutdown).instrument(span).await;
+}
+
+async fn run_session<B: Backend>(
+    id: u64,
+    socket: WebSocket,
+    backend: Arc<B>,
+    clock: Clock,
+    config: SessionConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    tracing::debug!("socket connected");
+    let (sink, mut stream) = socket.split();
+    let (outbox, frames) = Outbox::new(config.outbox_capacity, config.outbox_bytes);
+    let (writer_tx, writer_rx) = mpsc::channel(WRITER_COMMANDS);
+    let (mode_tx, mode_rx) = watch::channel(Mode::default());
+    let (commands_tx, mut commands_rx) = mpsc::channel(SESSION_COMMANDS);
+    let grace = config.close_grace;
+    let mut session = Session {
+        id,
+        backend,
+        clock,
+        config,
+        outbox,
+        writer: writer_tx,
+        mode: mode_tx,
+        latency: Duration::ZERO,
+        commands: CommandSender::new(commands_tx),
+        established: None,
+        timers: TokenTimers::default(),
+        upstream: Upstream::default(),
+        ended: false,
+        acks: 0,
+    };
+    session.observe(SessionObservation::Accepted);
+
+    let writer = write_loop(sink, frames, writer_rx, mode_rx, crate::frame_tap::Tap(id));
+    tokio::pin!(writer);
+    let end = tokio::select! {
+        res = &mut writer => {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "socket write failed");
+            }
+            End::Abrupt
+        }
+        end = session.run(&mut stream, &mut commands_rx, &mut shutdown) => end,
+    };
+    // Commands still queued will never be applied: dropping them tells their waiters so now.
+    drop(commands_rx);
+    // Only when the writer ended first (the driver reports its own reasons).
+    session.finish(EndReason::ConnectionLost);
+    if end == End::Graceful {
+        match time::timeout(grace, &mut writer).await {
+            Err(_) => tracing::debug!("close frame not written in time"),
+            Ok(Err(e)) => tracing::debug!(error = %e, "socket write failed while closing"),
+            Ok(Ok(())) => {}
+        }
+    }
+    tracing::debug!(?end, "socket done");
+}

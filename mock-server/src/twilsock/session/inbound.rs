@@ -1,0 +1,170 @@
+//! What the client sends: WebSocket messages, decoded into twilsock packets and dispatched.
+use axum::extract::ws::Message;
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::super::backend::{Backend, EndReason, SessionObservation};
+use super::super::codec::{self, DecodeError, Limits};
+use super::packets::{self, CloseCode};
+use super::{Closing, Flow, Session};
+
+impl<B: Backend> Session<B> {
+    pub(super) fn on_ws_message(&mut self, msg: Message) -> Flow {
+        match msg {
+            Message::Binary(frame) => self.on_frame(&frame),
+            // The SDK only sends binary frames; text ones are decoded the same way.
+            Message::Text(text) => self.on_frame(&Bytes::from(text)),
+            Message::Ping(_) | Message::Pong(_) => Flow::Continue,
+            Message::Close(_) => {
+                tracing::debug!("client closed the socket");
+                Flow::Close(Closing::Socket { code: 1000, reason: "" }, EndReason::ClientClosed)
+            }
+        }
+    }
+
+    fn on_frame(&mut self, frame: &Bytes) -> Flow {
+        crate::frame_tap::Tap(self.id).inbound(frame);
+        let packet = match codec::decode_bytes(frame, &self.config.limits) {
+            Ok(p) => p,
+            Err(err) => return self.on_undecodable(frame, &err),
+        };
+        // `decode` guarantees both fields.
+        let id = packet.id().unwrap_or_default();
+        let method = packet.method().unwrap_or_default();
+        tracing::trace!(method, id, "packet");
+        if method == "reply" {
+            // The client's acks of our notifications, client_updates and closes: counted.
+            self.acks += 1;
+            return Flow::Continue;
+        }
+        if method != "message" {
+            // An upstream request is observed with its request line, once parsed.
+            self.observe(SessionObservation::PacketIn { method, id, request: None });
+        }
+        match method {
+            "init" => self.on_init(id, &packet),
+            "update" => self.on_update(id, &packet),
+            "message" => self.on_upstream(id, &packet),
+            "put_notification_ctx" | "delete_notification_ctx" => {
+                self.send(packets::reply_ok(id));
+                Flow::Continue
+            }
+            // Fire-and-forget; never confirmed as a capability, so a client sending it anyway
+            // gets no answer either.
+            "telemetry.v1" => Flow::Continue,
+            // Counted above.
+            "reply" => Flow::Continue,
+            "close" => {
+                tracing::debug!("client sent close");
+                Flow::Close(
+                    Closing::Socket {
+                        code: 1000,
+                        reason: "client closed",
+                    },
+                    EndReason::ClientClosed,
+                )
+            }
+            other => {
+                tracing::debug!(method = other, "unknown method");
+                let description = format!("unknown method `{other}`");
+                self.send(packets::reply_status(id, 400, "BAD_REQUEST", Some(&description), None));
+                Flow::Continue
+            }
+        }
+    }
+
+    /// A frame the codec rejected. If its header can still be read (the problem is the payload),
+    /// the packet gets an error reply and the session goes on; a frame without a readable id
+    /// cannot be answered, so the session closes with 406 ("server cannot parse protocol").
+    /// Client acks are never answered, even broken ones.
+    fn on_undecodable(&mut self, frame: &[u8], err: &DecodeError) -> Flow {
+        match salvage_header(frame, &self.config.limits) {
+            Some((id, method)) if method == "reply" => {
+                tracing::debug!(error = %err, "undecodable client reply ignored");
+                self.observe(SessionObservation::PacketIn {
+                    method: &method,
+                    id: &id,
+                    request: None,
+                });
+                Flow::Continue
+            }
+            Some((id, method)) => {
+                tracing::debug!(error = %err, method, "undecodable packet");
+                self.observe(SessionObservation::PacketIn {
+                    method: &method,
+                    id: &id,
+                    request: None,
+                });
+                let (code, status) = match err {
+                    DecodeError::PayloadTooLarge { .. } => (413, "PAYLOAD_TOO_LARGE"),
+                    _ => (400, "BAD_REQUEST"),
+                };
+                self.send(packets::reply_status(&id, code, status, Some(&err.to_string()), None));
+                Flow::Continue
+            }
+            None => {
+                tracing::debug!(error = %err, "unparseable frame: closing with 406");
+                let code = CloseCode::CannotParse;
+                Flow::Close(Closing::packet(code.frame(None), code.code()), EndReason::ProtocolError)
+            }
+        }
+    }
+}
+
+/// Reads `id` and `method` from a frame the codec rejected, when its header is intact.
+fn salvage_header(frame: &[u8], limits: &Limits) -> Option<(String, String)> {
+    let rest = frame.strip_prefix(b"TWILSOCK V3.0 ")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 20 {
+        return None;
+    }
+    let len: usize = std::str::from_utf8(rest.get(..digits)?).ok()?.parse().ok()?;
+    if len > limits.max_header_bytes {
+        return None;
+    }
+    let header = rest.get(digits..)?.strip_prefix(b"\r\n")?.get(..len)?;
+    let Ok(Value::Object(h)) = serde_json::from_slice::<Value>(header) else {
+        return None;
+    };
+    let field = |name: &str| h.get(name).and_then(Value::as_str).map(str::to_owned);
+    Some((field("id")?, field("method")?))
+}
+
+/// Whether a read failed because the peer sent a message or frame over the size limit (the
+/// socket is still usable for our close frame, 1009 "message too big").
+pub(super) fn is_too_big(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = err.downcast_ref::<tungstenite::Error>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn salvages_header_of_bad_payload_only() {
+        let limits = Limits::default();
+        let header = r#"{"method":"message","id":"TM1","payload_size":10}"#;
+        let frame = format!("TWILSOCK V3.0 {}\r\n{header}\r\nabc", header.len());
+        assert!(codec::decode(frame.as_bytes(), &limits).is_err());
+        assert_eq!(
+            salvage_header(frame.as_bytes(), &limits),
+            Some(("TM1".to_owned(), "message".to_owned()))
+        );
+        for garbage in [
+            &b"hello"[..],
+            b"TWILSOCK V3.0 \r\n{}\r\n",
+            b"TWILSOCK V3.0 2\r\n{}\r\n",
+            b"TWILSOCK V3.0 99\r\n{\"id\":\"x\"}",
+            b"TWILSOCK V3.0 11\r\n{\"id\":\"x\"}\r\n",
+        ] {
+            assert_eq!(salvage_header(garbage, &limits), None, "{garbage:?}");
+        }
+    }
+}
