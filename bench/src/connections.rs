@@ -53,34 +53,20 @@ pub async fn run(args: ConnectionsArgs) -> anyhow::Result<Report> {
 
 /// Rehearsal's report with the floor's beside it (`floor`) and the Rehearsal/floor ratio of
 /// bytes per connection (`ratios`, null when the floor's is not positive).
-fn with_floor(mut r: Report, mut f: Report) -> Report {
+fn with_floor(r: Report, f: Report) -> Report {
     let per = |j: &serde_json::Value| j["bytes_per_connection"].as_f64();
     let ratio = per(&r.json).zip(per(&f.json)).filter(|(_, b)| *b > 0.0).map(|(a, b)| a / b);
-    let text = format!(
-        "{}\nfloor: the same connections to a minimal server\n{}\nRehearsal/floor  bytes per connection {}\n",
-        r.text,
-        f.text,
-        ratio.map_or("n/a".into(), |x| format!("{x:.2}×")),
-    );
-    if let Some(o) = f.json.as_object_mut() {
-        o.remove("machine");
-        o.remove("bench");
-    }
-    let ok = r.ok && f.ok;
-    r.json["floor"] = f.json;
-    r.json["ratios"] = json!({ "bytes_per_connection": ratio });
-    r.json["ok"] = json!(ok);
-    r.failures.extend(f.failures.into_iter().map(|e| format!("floor: {e}")));
-    Report {
-        json: r.json,
-        text,
-        ok,
-        failures: r.failures,
-    }
+    let line = format!("bytes per connection {}", ratio.map_or("n/a".into(), |x| format!("{x:.2}×")));
+    r.beside_floor(
+        f,
+        "the same connections to a minimal server",
+        json!({ "bytes_per_connection": ratio }),
+        &line,
+    )
 }
 
 async fn measure(args: &ConnectionsArgs, server: &Server) -> anyhow::Result<Report> {
-    let creds = crate::default_credentials();
+    let creds = rehearsal_mock_server::server::Credentials::default_seed();
     let rest = Rest::new(server, &creds.account_sid, &creds.auth_token)?;
     let conversation = rest.create_conversation("bench-connections").await?;
     let identities: Vec<String> = (0..args.n.min(MAX_IDENTITIES)).map(|i| format!("bench-{i:05}")).collect();

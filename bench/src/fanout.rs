@@ -207,7 +207,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
 
 /// Rehearsal's report with the floor's beside it (`floor`) and Rehearsal/floor ratios
 /// (`ratios`); the checks of both count.
-fn with_floor(mut r: Report, mut f: Report) -> Report {
+fn with_floor(r: Report, f: Report) -> Report {
     let ratio = |path: &str| -> Option<f64> {
         let a = r.json.pointer(path)?.as_f64()?;
         let b = f.json.pointer(path)?.as_f64()?;
@@ -221,36 +221,24 @@ fn with_floor(mut r: Report, mut f: Report) -> Report {
         "server_cpu_seconds": ratio("/server/cpu_seconds"),
     });
     let x = |k: &str| ratios[k].as_f64().map_or("n/a".into(), |v| format!("{v:.2}×"));
-    let text = format!(
-        "{}\nfloor: the same load against a minimal server (same framing and push sizes)\n{}\n\
-         Rehearsal/floor  last delivery p50 {}  p99 {}  per-delivery p99 {}  deliveries/s {}  server cpu {}\n",
-        r.text,
-        f.text,
+    let line = format!(
+        "last delivery p50 {}  p99 {}  per-delivery p99 {}  deliveries/s {}  server cpu {}",
         x("last_delivery_p50"),
         x("last_delivery_p99"),
         x("delivery_p99"),
         x("deliveries_per_sec"),
         x("server_cpu_seconds"),
     );
-    if let Some(o) = f.json.as_object_mut() {
-        o.remove("machine");
-        o.remove("bench");
-    }
-    let ok = r.ok && f.ok;
-    r.json["floor"] = f.json;
-    r.json["ratios"] = ratios;
-    r.json["ok"] = json!(ok);
-    r.failures.extend(f.failures.into_iter().map(|e| format!("floor: {e}")));
-    Report {
-        json: r.json,
-        text,
-        ok,
-        failures: r.failures,
-    }
+    r.beside_floor(
+        f,
+        "the same load against a minimal server (same framing and push sizes)",
+        ratios,
+        &line,
+    )
 }
 
 async fn measure(args: &FanoutArgs, server: &Server) -> anyhow::Result<Report> {
-    let creds = crate::default_credentials();
+    let creds = rehearsal_mock_server::server::Credentials::default_seed();
     let rest = Rest::new(server, &creds.account_sid, &creds.auth_token)?;
     let conversation = rest.create_conversation("bench-fanout").await?;
     let identities: Vec<String> = (0..args.subscribers.min(MAX_IDENTITIES)).map(|i| format!("bench-{i:05}")).collect();

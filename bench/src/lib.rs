@@ -19,7 +19,6 @@ use clap::{Args, Subcommand};
 use hdrhistogram::Histogram;
 use rehearsal_mock_server::auth::token;
 use rehearsal_mock_server::clock::Clock;
-use rehearsal_mock_server::domain::seed::Seed;
 use rehearsal_mock_server::server::Credentials;
 use serde_json::{Value, json};
 
@@ -144,16 +143,36 @@ pub struct Report {
     pub failures: Vec<String>,
 }
 
-/// The default seed's credentials (the same on every server started without a seed of its own).
-pub fn default_credentials() -> Credentials {
-    let domain = rehearsal_mock_server::domain::Domain::new(Clock::system(), Default::default());
-    let accounts = Seed::default_seed().apply(&domain).expect("the embedded default seed applies");
-    Credentials::of(&domain, &accounts[0]).expect("the default seed has an account with an API key")
+impl Report {
+    /// This (Rehearsal's) report with the floor's beside it: the floor's JSON under `floor`
+    /// (without the machine and bench fields it shares), `ratios`, the text `ratio_line` after
+    /// both texts, and the checks of both counting.
+    pub fn beside_floor(mut self, mut floor: Report, floor_title: &str, ratios: Value, ratio_line: &str) -> Report {
+        let text = format!(
+            "{}\nfloor: {floor_title}\n{}\nRehearsal/floor  {ratio_line}\n",
+            self.text, floor.text
+        );
+        if let Some(o) = floor.json.as_object_mut() {
+            o.remove("machine");
+            o.remove("bench");
+        }
+        let ok = self.ok && floor.ok;
+        self.json["floor"] = floor.json;
+        self.json["ratios"] = ratios;
+        self.json["ok"] = json!(ok);
+        self.failures.extend(floor.failures.into_iter().map(|e| format!("floor: {e}")));
+        Report {
+            json: self.json,
+            text,
+            ok,
+            failures: self.failures,
+        }
+    }
 }
 
 /// An access token for `identity` on the default seed's account.
 pub fn token_for(identity: &str) -> String {
-    let c = crate::default_credentials();
+    let c = Credentials::default_seed();
     token::mint(&token::MintRequest {
         account_sid: c.account_sid,
         api_key_sid: c.api_key,

@@ -110,7 +110,7 @@ impl Checks {
 }
 
 async fn measure(args: &PaginationArgs, server: &Server) -> anyhow::Result<Report> {
-    let creds = crate::default_credentials();
+    let creds = rehearsal_mock_server::server::Credentials::default_seed();
     let rest = Rest::new(server, &creds.account_sid, &creds.auth_token)?;
     let conversation = rest.create_conversation("bench-pages").await?;
     let reader = "bench-reader".to_owned();

@@ -59,7 +59,7 @@ struct Lane {
 }
 
 async fn measure(args: &RestArgs, server: &Server) -> anyhow::Result<Report> {
-    let creds = crate::default_credentials();
+    let creds = rehearsal_mock_server::server::Credentials::default_seed();
     let rest = Rest::new(server, &creds.account_sid, &creds.auth_token)?;
     // At least a full page of conversations.
     let listed: Value = serde_json::from_slice(&rest.get_bytes(&format!("/v1/Conversations?PageSize={PAGE}")).await?)?;

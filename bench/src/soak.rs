@@ -143,7 +143,7 @@ async fn settled_rss(server: &Server) -> Option<u64> {
 }
 
 async fn soak(args: &SoakArgs, server: &Server) -> anyhow::Result<Report> {
-    let creds = crate::default_credentials();
+    let creds = rehearsal_mock_server::server::Credentials::default_seed();
     let rest = Rest::new(server, &creds.account_sid, &creds.auth_token)?;
     let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build()?;
     let conversation = rest.create_conversation("bench-soak").await?;

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use rehearsal_bench::default_credentials;
 use rehearsal_mock_server::auth::token;
 use rehearsal_mock_server::clock::Clock;
 use rehearsal_mock_server::control::http::PREFIX as CONTROL_PREFIX;
@@ -200,7 +199,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Token { identity, ttl } => {
-            let c = default_credentials();
+            let c = Credentials::default_seed();
             let now = Clock::system().now().unix_secs();
             println!(
                 "{}",
@@ -222,7 +221,7 @@ fn main() -> ExitCode {
             listen,
             control_token,
         } => {
-            let vars = env_vars(&default_credentials(), &listen, control_token.as_deref());
+            let vars = env_vars(&Credentials::default_seed(), &listen, control_token.as_deref());
             if json {
                 let map: serde_json::Map<String, serde_json::Value> = vars.into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect();
                 println!("{}", serde_json::Value::Object(map));

@@ -245,6 +245,14 @@ pub struct Credentials {
 }
 
 impl Credentials {
+    /// The embedded default seed's first account: the same on every server started on that
+    /// seed (what `rehearsal env`, `rehearsal token` and `rehearsal bench` use).
+    pub fn default_seed() -> Credentials {
+        let domain = Domain::new(Clock::system(), Default::default());
+        let accounts = Seed::default_seed().apply(&domain).expect("the embedded default seed applies");
+        Credentials::of(&domain, &accounts[0]).expect("the default seed has an account with an API key")
+    }
+
     pub fn of(domain: &Domain, account_sid: &str) -> Option<Credentials> {
         let a = domain.account(account_sid)?;
         let key = a.api_keys.first()?;
