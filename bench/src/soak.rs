@@ -127,17 +127,29 @@ async fn sessions_left(http: &reqwest::Client, server: &Server, account: &str) -
         .context("control: no `connections` list")
 }
 
-/// The least RSS of five samples 100 ms apart: memory the allocator is about to give back is
-/// not memory the round kept.
+/// The server's RSS once it stops falling: the least of samples 100 ms apart, taken until five
+/// in a row brought no new low (at most 3 s). Memory the allocator is about to give back is not
+/// memory the round kept, and on a busy machine giving it back takes longer than a fixed window.
 async fn settled_rss(server: &Server) -> Option<u64> {
+    const QUIET_SAMPLES: u32 = 5;
+    const MOST: Duration = Duration::from_secs(3);
+    let started = tokio::time::Instant::now();
     let mut least = server.usage().map(|u| u.rss_bytes);
-    for _ in 0..4 {
+    let mut since_low = 0;
+    while since_low < QUIET_SAMPLES && started.elapsed() < MOST {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let now = server.usage().map(|u| u.rss_bytes);
-        least = match (least, now) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        match (least, now) {
+            (Some(a), Some(b)) if b < a => {
+                least = Some(b);
+                since_low = 0;
+            }
+            (None, Some(b)) => {
+                least = Some(b);
+                since_low = 0;
+            }
+            _ => since_low += 1,
+        }
     }
     least
 }
