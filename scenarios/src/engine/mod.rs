@@ -13,8 +13,13 @@
 //! ```
 //!
 //! Layout: `driver` (the boundary to the client: [`ClientDriver`], [`Link`], commands and
-//! events as the driver protocol's JSON), `run` (the sequence, triggers, waits, the end
-//! judgement, [`play`]), `tenant` (seed → tenant, names, message references, state),
+//! events as the driver protocol's JSON), `options` ([`PlayOptions`]), `play` ([`play`] and its
+//! kin: the tenant, the client and the sequence around one play, the outcome), `client` (the
+//! client side of a play: start, `hello`, its events into the log), `steps` (one step after
+//! another: server actions, commands and their answers), `waits` (`wait`, `wait_for`, and
+//! finding what met a condition), `expect` (when inline and end expectations are judged),
+//! `triggers` (`[[on]]`, alongside the sequence), `error` (one error type per operation),
+//! `tenant` (seed → tenant, names, message references, state),
 //! `commands` (scenario commands in the protocol's words), `actions` (server actions on the
 //! control plane), `tokens` (fresh, stale and wrong tokens; the first-token endpoint),
 //! `journal` (the tenant's journal as observations), `log` (the shared record of a play),
@@ -38,17 +43,24 @@ pub mod driver;
 
 mod actions;
 mod backend;
+mod client;
 mod commands;
 mod error;
+mod expect;
 mod journal;
 mod judge;
 mod log;
-mod run;
+mod options;
+mod play;
+mod steps;
 mod tenant;
 mod tokens;
+mod triggers;
+mod waits;
 
 pub use driver::{Answer, ClientDriver, ClientEvent, Command, DriverEnv, DriverError, DriverLog, Hello, Link};
 pub use error::EngineError;
-pub(crate) use run::Play;
-pub use run::{OnStep, PlayOptions, play, play_server_side, play_with};
+pub use options::{OnStep, PlayOptions};
+pub(crate) use play::Play;
+pub use play::{play, play_server_side, play_with};
 pub use tenant::serve_seed;
