@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::limits::MAX_GENERATED_MESSAGES;
+use super::{Control, ControlError};
 use crate::domain::conversation::{ConversationUpdate, NewConversation};
 use crate::domain::message::{MessageUpdate, NewMessage};
 use crate::domain::participant::{NewParticipant, ParticipantUpdate};
@@ -357,5 +358,17 @@ fn media_bytes(m: &MediaSpec) -> Result<Vec<u8>, ActError> {
         ))),
         (None, Some(n)) => Ok((0..n).map(|i| (i % 251) as u8).collect()),
         (None, None) => Err(ActError::Media("give base64 or size".into())),
+    }
+}
+
+impl Control {
+    /// Performs `action` in a tenant as `who` (an SDK identity: webhooks fire as for the SDK)
+    /// or, when `None`, as the REST API; see [`act`].
+    pub async fn act(&self, account: &str, who: Option<&str>, action: Action) -> Result<Value, ControlError> {
+        let acc = self
+            .domain
+            .account(account)
+            .ok_or_else(|| ControlError::NoTenant(account.to_owned()))?;
+        Ok(act(&acc, who, action).await?)
     }
 }

@@ -4,8 +4,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
+use super::{Control, ControlError, limits};
+use crate::auth::identity::Caller;
 use crate::clock::Millis;
+use crate::journal::Kind;
+use crate::twilsock::InitRejection;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -211,6 +216,89 @@ mod duration_ms {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+impl Control {
+    /// Arms an HTTP fault rule (REST, media, and requests tunnelled over twilsock) after checking
+    /// it: at least one use, a path glob, a failure status of 400-599, a delay of at most
+    /// [`limits::MAX_DURATION_MS`]. Returns the rule's id.
+    pub fn arm_http(&self, rule: HttpRule) -> Result<u64, ControlError> {
+        if rule.count == 0 {
+            return Err(ControlError::Invalid("count must be at least 1".into()));
+        }
+        if !rule.path.starts_with('/') && !rule.path.starts_with('*') {
+            return Err(ControlError::Invalid("path must start with / (or be a * glob)".into()));
+        }
+        match &rule.fault {
+            HttpFault::Fail { status, .. } if !(400..=599).contains(status) => {
+                return Err(ControlError::Invalid(format!("a failure status must be 400-599, not {status}")));
+            }
+            HttpFault::Delay { by } if by.as_millis() > u128::from(limits::MAX_DURATION_MS) => {
+                return Err(ControlError::OutOfRange(format!(
+                    "a delay of {} ms is more than {} ms",
+                    by.as_millis(),
+                    limits::MAX_DURATION_MS
+                )));
+            }
+            _ => {}
+        }
+        Ok(self.faults.add_http(rule))
+    }
+
+    /// Denies the next `count` inits of an account (and identity) with the given status.
+    pub fn deny_inits(&self, d: InitDenial) -> u64 {
+        self.faults.add_init_denial(d)
+    }
+
+    /// Refuses new sessions of an account for `d` (its clock): inits answer 503, which the SDK
+    /// retries with backoff.
+    pub fn refuse_connections(&self, account: &str, d: Duration) -> Result<(), ControlError> {
+        let clock = self.clock(Some(account))?;
+        self.faults.refuse(account, clock.now().plus(d));
+        Ok(())
+    }
+
+    /// Called for every `init`/`update` that passed token checks: applies armed denials and
+    /// refusals.
+    pub fn gate_init(&self, caller: &Caller) -> Result<(), InitRejection> {
+        let account = &caller.account.sid;
+        if let Some(until) = self.faults.refusing(account, caller.account.clock().now()) {
+            self.record(
+                Kind::Fault,
+                Some(account),
+                "init refused (connections refused)".into(),
+                json!({ "identity": caller.identity(), "until": until }),
+            );
+            return Err(InitRejection {
+                status: 503,
+                status_text: "SERVICE_UNAVAILABLE".into(),
+                error_code: None,
+                description: "new connections are refused for now".into(),
+                backoff_ms: None,
+            });
+        }
+        if let Some(d) = self.faults.take_init_denial(account, caller.identity()) {
+            self.record(
+                Kind::Fault,
+                Some(account),
+                format!("init denied with {}/{}", d.status, d.error_code),
+                json!({ "identity": caller.identity(), "status": d.status, "error_code": d.error_code }),
+            );
+            return Err(InitRejection {
+                status: d.status,
+                status_text: crate::twilsock::session::reason_phrase(d.status).to_uppercase().replace(' ', "_"),
+                error_code: Some(d.error_code),
+                description: d.description.unwrap_or_else(|| "denied by the control plane".into()),
+                backoff_ms: d.backoff_ms,
+            });
+        }
+        Ok(())
+    }
+
+    /// Disarms an HTTP fault rule; whether it was still armed.
+    pub fn disarm_http(&self, id: u64) -> bool {
+        self.faults.remove(id)
     }
 }
 
