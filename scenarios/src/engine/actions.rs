@@ -11,9 +11,10 @@ use rehearsal_mock_server::control::{ClockAction, Control, Delivery};
 use rehearsal_mock_server::twilsock::{CloseCode as WireCloseCode, SessionCommand};
 use serde_json::{Map, Value, json};
 
+use super::Play;
 use super::commands::media_bytes;
+use super::error::ActionError;
 use super::tenant;
-use super::{EngineError, Play};
 use crate::format::action::ServerAction;
 use crate::format::values::{Actor, CloseCode, Target};
 
@@ -32,10 +33,10 @@ fn attributes(a: &Option<Map<String, Value>>) -> Option<String> {
 
 /// Runs one action; returns what it did (for the step's detail) or why it could not. A session
 /// command also leaves its [`Delivery`] in `delivered`, for the play to wait on.
-pub(crate) async fn run(play: &Play<'_>, action: &ServerAction, delivered: &mut Option<Delivery>) -> Result<Value, EngineError> {
+pub(crate) async fn run(play: &Play<'_>, action: &ServerAction, delivered: &mut Option<Delivery>) -> Result<Value, ActionError> {
     let control: &Control = play.control;
     let account = play.tenant.account.as_str();
-    let target = |t: &Target| -> Result<SessionTarget, EngineError> {
+    let target = |t: &Target| -> Result<SessionTarget, ActionError> {
         let identity = match t {
             Target::Client(name) => play.client(name)?.identity().to_owned(),
             Target::Identity(i) => i.clone(),
@@ -52,27 +53,27 @@ pub(crate) async fn run(play: &Play<'_>, action: &ServerAction, delivered: &mut 
         identity: None,
     };
     // The play then waits for the sessions to acknowledge it (`Play::run_step`).
-    let mut command = |t: SessionTarget, cmd: SessionCommand| -> Result<Value, EngineError> {
+    let mut command = |t: SessionTarget, cmd: SessionCommand| -> Result<Value, ActionError> {
         let name = cmd.name();
         let delivery = control.command(&t, cmd);
         let reached = delivery.reached();
         *delivered = Some(delivery);
         Ok(json!({ "command": name, "sessions": reached }))
     };
-    let clock = |a: ClockAction| -> Result<Value, EngineError> {
+    let clock = |a: ClockAction| -> Result<Value, ActionError> {
         let view = control.clock_action(Some(account), a)?;
-        serde_json::to_value(view).map_err(EngineError::Render)
+        serde_json::to_value(view).map_err(ActionError::Render)
     };
-    let act = async |actor: Option<&Actor>, a: Action| -> Result<Value, EngineError> {
+    let act = async |actor: Option<&Actor>, a: Action| -> Result<Value, ActionError> {
         control
             .act(account, actor.and_then(Actor::identity), a)
             .await
-            .map_err(EngineError::from)
+            .map_err(ActionError::from)
     };
-    let message = |conversation: &str, r| -> Result<String, EngineError> {
-        tenant::message_index(control, account, conversation, r).map(|i| i.to_string())
+    let message = |conversation: &str, r| -> Result<String, ActionError> {
+        Ok(tenant::message_index(control, account, conversation, r)?.to_string())
     };
-    let http = |method: Option<String>, path: &str, count: u32, fault: HttpFault| -> Result<Value, EngineError> {
+    let http = |method: Option<String>, path: &str, count: u32, fault: HttpFault| -> Result<Value, ActionError> {
         let id = control.arm_http(HttpRule {
             id: 0,
             account: Some(account.to_owned()),

@@ -50,7 +50,12 @@ pub(crate) async fn start(spec: &Webhooks) -> std::io::Result<Backend> {
 
 /// Points the tenant's default service at the backend (pre- and post-action URL, method,
 /// filters), as `POST /v1/Services/{sid}/Configuration/Webhooks` would.
-pub(crate) fn configure(control: &Control, account: &str, spec: &Webhooks, url: &str) -> Result<(), super::EngineError> {
+pub(crate) fn configure(
+    control: &Control,
+    account: &str,
+    spec: &Webhooks,
+    url: &str,
+) -> Result<(), rehearsal_mock_server::control::ControlError> {
     let update = HookConfigUpdate {
         pre_webhook_url: Some(url.to_owned()),
         post_webhook_url: Some(url.to_owned()),
@@ -58,10 +63,7 @@ pub(crate) fn configure(control: &Control, account: &str, spec: &Webhooks, url: 
         filters: Some(spec.filters.clone()),
         target: None,
     };
-    control
-        .configure_webhooks(account, update)
-        .map(|_| ())
-        .map_err(super::EngineError::Webhooks)
+    control.configure_webhooks(account, update).map(|_| ())
 }
 
 /// One hook request: the first rule for its `EventType` whose `match` holds decides the answer.

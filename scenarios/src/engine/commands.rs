@@ -5,12 +5,13 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use super::Play;
+use super::error::{CommandError, MediaError};
 use super::tenant::{self, Names};
 use crate::format::command::ClientCommand;
 use crate::format::{Client, Media, TokenKind};
 
 /// The protocol's `{cmd, client, …}` for a scenario command.
-pub(crate) fn body(play: &Play<'_>, command: &ClientCommand) -> Result<Value, super::EngineError> {
+pub(crate) fn body(play: &Play<'_>, command: &ClientCommand) -> Result<Value, CommandError> {
     let client = command.client();
     let mut b = Map::new();
     b.insert("cmd".into(), protocol_name(command).into());
@@ -107,23 +108,18 @@ pub(crate) fn protocol_name(command: &ClientCommand) -> &'static str {
 
 /// The bytes a media spec stands for: `size` deterministic bytes (the control plane's pattern),
 /// `base64`, or a fixture file loaded with the scenario.
-pub(crate) fn media_bytes(m: &Media, fixtures: &std::collections::BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>, super::EngineError> {
+pub(crate) fn media_bytes(m: &Media, fixtures: &std::collections::BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>, MediaError> {
     if let Some(size) = m.size {
-        let size = usize::try_from(size).map_err(|_| super::EngineError::Media(format!("media size {size} is too large")))?;
+        let size = usize::try_from(size).map_err(|_| MediaError::TooLarge(size))?;
         return Ok((0..size).map(|i| (i % 251) as u8).collect());
     }
     if let Some(b64) = &m.base64 {
-        return base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map_err(|e| super::EngineError::Media(format!("media base64: {e}")));
+        return base64::engine::general_purpose::STANDARD.decode(b64).map_err(MediaError::Base64);
     }
     if let Some(f) = &m.fixture {
-        return fixtures
-            .get(f)
-            .cloned()
-            .ok_or_else(|| super::EngineError::Media(format!("media fixture `{f}` was not loaded")));
+        return fixtures.get(f).cloned().ok_or_else(|| MediaError::NoFixture(f.clone()));
     }
-    Err(super::EngineError::Media("media has no size, base64 or fixture".into()))
+    Err(MediaError::Empty)
 }
 
 /// Whether a client gets its first token from the engine (not the tenant's token endpoint).

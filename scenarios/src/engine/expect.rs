@@ -1,6 +1,7 @@
 //! When expectations are judged: inline ones hold the sequence until decided, the scenario's
 //! `[[expect]]` once their windows close, settle, or time is up. What each kind means is in
 //! `judge`.
+use super::error::WindowError;
 use super::judge::{self, Judged, Window};
 use super::log::{Us, ms};
 use super::play::Play;
@@ -60,7 +61,7 @@ impl Play<'_> {
     pub(super) async fn expect_inline(&self, e: &Expectation, window_start: Us) -> (Judged, Us) {
         let w = match self.log.read(|r| judge::window(&e.kind, window_start, r)) {
             Ok(w) => w,
-            Err(why) => return (unjudged(&e.kind, why.to_string()), self.log.now()),
+            Err(why) => return (unjudged(&e.kind, &why), self.log.now()),
         };
         let mut rx = self.log.subscribe();
         loop {
@@ -88,11 +89,7 @@ impl Play<'_> {
             return;
         }
         self.names.refresh(self.control, &self.tenant.account);
-        let windows: Vec<Result<Window, String>> = self.log.read(|r| {
-            exps.iter()
-                .map(|e| judge::window(&e.kind, 0, r).map_err(|e| e.to_string()))
-                .collect()
-        });
+        let windows: Vec<Result<Window, WindowError>> = self.log.read(|r| exps.iter().map(|e| judge::window(&e.kind, 0, r)).collect());
         let settle = u64::try_from(self.opts.settle.as_micros()).unwrap_or(u64::MAX);
         let mut ready: Vec<Option<(Judged, Us)>> = vec![None; exps.len()];
         let mut stable: Vec<Option<(Us, String)>> = vec![None; exps.len()];
@@ -108,7 +105,7 @@ impl Play<'_> {
                 let w = match &windows[i] {
                     Ok(w) => *w,
                     Err(why) => {
-                        ready[i] = Some((unjudged(&e.kind, why.clone()), now));
+                        ready[i] = Some((unjudged(&e.kind, why), now));
                         continue;
                     }
                 };
@@ -149,7 +146,8 @@ impl Play<'_> {
     }
 }
 
-fn unjudged(kind: &crate::format::ExpectKind, why: String) -> Judged {
+/// The judgement of an expectation that could not be judged (its window never opened).
+fn unjudged(kind: &crate::format::ExpectKind, why: &WindowError) -> Judged {
     Judged {
         passed: false,
         expected: format!("a `{}` expectation", kind.name()),

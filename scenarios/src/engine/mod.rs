@@ -59,7 +59,7 @@ mod triggers;
 mod waits;
 
 pub use driver::{Answer, ClientDriver, ClientEvent, Command, DriverEnv, DriverError, DriverLog, Hello, Link};
-pub use error::EngineError;
+pub use error::{SeedError, SetupError};
 pub use options::{OnStep, PlayOptions};
 pub(crate) use play::Play;
 pub use play::{play, play_server_side, play_with};

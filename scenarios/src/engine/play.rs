@@ -13,12 +13,13 @@ use tokio::task::JoinHandle;
 
 use super::client::{self, NoClient};
 use super::driver::{ClientDriver, Command, DriverEnv};
+use super::error::{SetupError, UnknownClient};
 use super::log::{Log, Us, ms};
 use super::options::PlayOptions;
 use super::steps::Flow;
 use super::tenant::{self, Names, Tenant};
 use super::tokens::{FirstTokens, Minter};
-use super::{EngineError, backend, commands, journal};
+use super::{backend, commands, journal};
 use crate::format::step::Step;
 use crate::format::{Client, Grade, Mode, Scenario};
 use crate::load::Loaded;
@@ -48,7 +49,7 @@ pub async fn play_with(
     let began = StdInstant::now();
     let tenant = match tenant::create(control, loaded, opts.rng_seed) {
         Ok(t) => t,
-        Err(reason) => return setup_failure(&loaded.scenario, reason.to_string(), began),
+        Err(e) => return setup_failure(&loaded.scenario, &e, began),
     };
     // Deletes the tenant when the play ends, also when its future is dropped half-way (a
     // runner's overall timeout).
@@ -81,7 +82,7 @@ pub async fn play_server_side(
 ) -> ScenarioOutcome {
     let began = StdInstant::now();
     let Ok(t) = control.tenant(account) else {
-        return setup_failure(&loaded.scenario, format!("the server has no account {account}"), began);
+        return setup_failure(&loaded.scenario, &SetupError::NoAccount(account.to_owned()), began);
     };
     let tenant = Tenant::of(t.credentials);
     let mut outcome = play_tenant(control, base_url, twilsock_url, loaded, tenant, &mut NoClient, opts, true).await;
@@ -112,13 +113,14 @@ impl Drop for Task {
     }
 }
 
-fn setup_failure(s: &Scenario, reason: String, began: StdInstant) -> ScenarioOutcome {
+/// The outcome of a play that could not be set up: FAILED, the error its reason.
+fn setup_failure(s: &Scenario, e: &SetupError, began: StdInstant) -> ScenarioOutcome {
     ScenarioOutcome {
         id: s.id.clone(),
         title: s.title.clone(),
         area: s.area.to_string(),
         verdict: Verdict::Failed,
-        reason: Some(reason),
+        reason: Some(e.to_string()),
         duration: began.elapsed(),
         steps: Vec::new(),
         expectations: Vec::new(),
@@ -150,8 +152,8 @@ pub(crate) struct Play<'a> {
 }
 
 impl<'a> Play<'a> {
-    pub fn client(&self, name: &str) -> Result<&'a Client, EngineError> {
-        self.scenario.client(name).ok_or_else(|| EngineError::NoClient(name.to_owned()))
+    pub fn client(&self, name: &str) -> Result<&'a Client, UnknownClient> {
+        self.scenario.client(name).ok_or_else(|| UnknownClient(name.to_owned()))
     }
 
     /// The token URL a client fetches its tokens from (the adapter appends `identity`).
@@ -223,30 +225,21 @@ async fn play_tenant(
     } else {
         match FirstTokens::start(minter.clone(), literal).await {
             Ok(ft) => Some(ft),
-            Err(e) => {
-                return setup_failure(
-                    scenario,
-                    format!("could not start the engine's token endpoint: {e}"),
-                    StdInstant::now(),
-                );
-            }
+            Err(e) => return setup_failure(scenario, &SetupError::TokenEndpoint(e), StdInstant::now()),
         }
     };
     // The app's backend, for webhook scenarios: up and configured before anything happens.
     let _backend = match &scenario.webhooks {
         None => None,
         Some(spec) => {
-            let started = backend::start(spec)
-                .await
-                .map_err(|e| format!("could not start the engine's webhook backend: {e}"))
-                .and_then(|b| {
-                    backend::configure(control, &tenant.account, spec, &b.url)
-                        .map(|()| b)
-                        .map_err(|e| e.to_string())
-                });
+            let started = backend::start(spec).await.map_err(SetupError::WebhookBackend).and_then(|b| {
+                backend::configure(control, &tenant.account, spec, &b.url)
+                    .map(|()| b)
+                    .map_err(SetupError::Webhooks)
+            });
             match started {
                 Ok(b) => Some(b),
-                Err(reason) => return setup_failure(scenario, reason, StdInstant::now()),
+                Err(e) => return setup_failure(scenario, &e, StdInstant::now()),
             }
         }
     };

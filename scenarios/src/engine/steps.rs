@@ -74,7 +74,7 @@ impl Play<'_> {
             Step::Server(a) => {
                 let description = format!("{prefix}{}", actions::describe(a));
                 let mut delivered = None;
-                let mut result = actions::run(self, a, &mut delivered).await.map_err(|e| e.to_string());
+                let mut result = actions::run(self, a, &mut delivered).await;
                 // A session command takes effect on the session's own task: wait until every
                 // session reached has acknowledged it, so the next step meets its effect.
                 if let Ok(v) = &mut result
@@ -85,14 +85,17 @@ impl Play<'_> {
                 self.names.refresh(self.control, &self.tenant.account);
                 let (ok, detail) = match &result {
                     Ok(v) => (true, Some(v.to_string())),
-                    Err(e) => (false, Some(e.clone())),
+                    Err(e) => (false, Some(e.to_string())),
                 };
                 self.log.timeline(
                     started,
                     "action",
                     "engine",
                     description.clone(),
-                    result.clone().unwrap_or_else(|e| json!({ "error": e })),
+                    match &result {
+                        Ok(v) => v.clone(),
+                        Err(e) => json!({ "error": e.to_string() }),
+                    },
                 );
                 self.record_step(index, description.clone(), ok, detail, started);
                 if let Err(e) = result {

@@ -2,7 +2,7 @@
 //! references and final state, deleted at the end. Everything goes through the control plane
 //! (`Control`) and the tenant's own account: nothing here touches another tenant or the server
 //! clock.
-use super::EngineError;
+use super::error::{MessageRefError, SeedError, SetupError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
@@ -45,20 +45,18 @@ impl Tenant {
 }
 
 /// The seed document a scenario starts from: its own, or the server's default.
-fn seed_document(loaded: &Loaded) -> Result<Value, EngineError> {
+fn seed_document(loaded: &Loaded) -> Result<Value, SeedError> {
     match &loaded.seed {
         Some(doc) => Ok(doc.clone()),
-        None => serde_json::from_str(crate::load::DEFAULT_SEED).map_err(EngineError::DefaultSeed),
+        None => serde_json::from_str(crate::load::DEFAULT_SEED).map_err(SeedError::DefaultSeed),
     }
 }
 
 /// The one account of the seed, without what must be fresh for every tenant (SIDs and
 /// credentials), with the scenario's generated history added.
-pub(crate) fn tenant_seed(loaded: &Loaded) -> Result<Value, EngineError> {
-    let mut account = first_account(&seed_document(loaded)?).ok_or_else(|| EngineError::Seed("the seed has no account".into()))?;
-    let obj = account
-        .as_object_mut()
-        .ok_or_else(|| EngineError::Seed("the seed's account is not an object".into()))?;
+pub(crate) fn tenant_seed(loaded: &Loaded) -> Result<Value, SeedError> {
+    let mut account = first_account(&seed_document(loaded)?).ok_or(SeedError::NoAccount)?;
+    let obj = account.as_object_mut().ok_or(SeedError::AccountNotObject)?;
     for key in ["sid", "auth_token", "api_keys"] {
         obj.remove(key);
     }
@@ -73,13 +71,11 @@ pub(crate) fn tenant_seed(loaded: &Loaded) -> Result<Value, EngineError> {
 /// seed or the default one, with its generated history) under the default seed's SIDs and
 /// credentials, so an app configured for `rehearsal serve` works unchanged whatever the
 /// scenario.
-pub fn serve_seed(loaded: &Loaded) -> Result<Value, EngineError> {
+pub fn serve_seed(loaded: &Loaded) -> Result<Value, SeedError> {
     let mut account = tenant_seed(loaded)?;
-    let mut doc: Value = serde_json::from_str(crate::load::DEFAULT_SEED).map_err(EngineError::DefaultSeed)?;
-    let default = first_account(&doc).ok_or_else(|| EngineError::Seed("the default seed has no account".into()))?;
-    let obj = account
-        .as_object_mut()
-        .ok_or_else(|| EngineError::Seed("the seed's account is not an object".into()))?;
+    let mut doc: Value = serde_json::from_str(crate::load::DEFAULT_SEED).map_err(SeedError::DefaultSeed)?;
+    let default = first_account(&doc).ok_or(SeedError::DefaultHasNoAccount)?;
+    let obj = account.as_object_mut().ok_or(SeedError::AccountNotObject)?;
     for key in ["sid", "auth_token", "api_keys"] {
         if let Some(v) = default.get(key) {
             obj.insert(key.into(), v.clone());
@@ -99,7 +95,7 @@ fn first_account(doc: &Value) -> Option<Value> {
     doc.get("accounts").and_then(Value::as_array).and_then(|a| a.first()).cloned()
 }
 
-fn add_generated(account: &mut Map<String, Value>, seed: &Seed) -> Result<(), EngineError> {
+fn add_generated(account: &mut Map<String, Value>, seed: &Seed) -> Result<(), SeedError> {
     for g in &seed.generate_messages {
         let conversation = account
             .get_mut("conversations")
@@ -109,7 +105,7 @@ fn add_generated(account: &mut Map<String, Value>, seed: &Seed) -> Result<(), En
                     .find(|c| c.get("unique_name").and_then(Value::as_str) == Some(g.conversation.as_str()))
             })
             .and_then(Value::as_object_mut)
-            .ok_or_else(|| EngineError::Seed(format!("generate_messages: the seed has no conversation `{}`", g.conversation)))?;
+            .ok_or_else(|| SeedError::NoConversation(g.conversation.clone()))?;
         let before = conversation.get("generate_messages").and_then(Value::as_u64).unwrap_or(0);
         conversation.insert("generate_messages".into(), (before + u64::from(g.count)).into());
     }
@@ -117,14 +113,14 @@ fn add_generated(account: &mut Map<String, Value>, seed: &Seed) -> Result<(), En
 }
 
 /// Creates the tenant of a scenario.
-pub(crate) fn create(control: &Control, loaded: &Loaded, rng_seed: Option<u64>) -> Result<Tenant, EngineError> {
+pub(crate) fn create(control: &Control, loaded: &Loaded, rng_seed: Option<u64>) -> Result<Tenant, SetupError> {
     let seed = tenant_seed(loaded)?;
     let created = control
         .create_tenant(NewTenant {
             seed: Some(seed),
             rng_seed,
         })
-        .map_err(EngineError::Tenant)?;
+        .map_err(SetupError::Tenant)?;
     Ok(Tenant::of(created.credentials))
 }
 
@@ -139,7 +135,7 @@ pub(crate) fn conversation<R>(control: &Control, account: &str, name: &str, f: i
 }
 
 /// The index a message reference stands for now: `first`/`last` existing message, or the index.
-pub(crate) fn message_index(control: &Control, account: &str, conversation_name: &str, r: MessageRef) -> Result<u64, EngineError> {
+pub(crate) fn message_index(control: &Control, account: &str, conversation_name: &str, r: MessageRef) -> Result<u64, MessageRefError> {
     match r {
         MessageRef::Index(i) => Ok(i),
         MessageRef::First | MessageRef::Last => {
@@ -147,8 +143,8 @@ pub(crate) fn message_index(control: &Control, account: &str, conversation_name:
                 MessageRef::First => c.messages.first_seq(),
                 _ => c.messages.last_seq(),
             })
-            .ok_or_else(|| EngineError::NoConversation(conversation_name.to_owned()))?;
-            found.ok_or_else(|| EngineError::NoMessages(conversation_name.to_owned()))
+            .ok_or_else(|| MessageRefError::NoConversation(conversation_name.to_owned()))?;
+            found.ok_or_else(|| MessageRefError::NoMessages(conversation_name.to_owned()))
         }
     }
 }

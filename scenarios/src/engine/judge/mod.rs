@@ -73,11 +73,11 @@ fn us(d: Duration) -> Us {
 
 /// The window of an expectation: from its `since` mark (else `default_start`) for its
 /// `within`/`for`. `Err` names a mark that was not reached.
-pub(crate) fn window(kind: &ExpectKind, default_start: Us, records: &Records) -> Result<Window, super::EngineError> {
+pub(crate) fn window(kind: &ExpectKind, default_start: Us, records: &Records) -> Result<Window, super::error::WindowError> {
     let start = match kind.since() {
         Some(mark) => records
             .mark(mark)
-            .ok_or_else(|| super::EngineError::MarkNotReached(mark.to_string()))?,
+            .ok_or_else(|| super::error::WindowError::MarkNotReached(mark.to_string()))?,
         None => default_start,
     };
     Ok(Window {
