@@ -180,13 +180,19 @@ fn twilsock_knows_no_conversations_sync_or_control_plane() {
 
 #[test]
 fn the_codec_knows_no_sessions() {
-    let text = std::fs::read_to_string(workspace().join("mock-server/src/twilsock/codec.rs")).unwrap();
-    let code = without_comments(&text);
-    for needle in ["session::", "super::session", "Session"] {
-        assert!(
-            !code.contains(needle),
-            "twilsock/codec.rs names `{needle}`: the codec knows nothing of sessions"
-        );
+    // The codec and its tests (`codec/tests.rs`): a test that needs a session belongs elsewhere.
+    let files = sources("mock-server/src/twilsock/codec.rs")
+        .into_iter()
+        .chain(sources("mock-server/src/twilsock/codec"));
+    for file in files {
+        let code = without_comments(&std::fs::read_to_string(&file).unwrap());
+        let shown = file.strip_prefix(workspace()).unwrap().display().to_string();
+        for needle in ["session::", "super::session", "Session"] {
+            assert!(
+                !code.contains(needle),
+                "{shown} names `{needle}`: the codec knows nothing of sessions"
+            );
+        }
     }
 }
 
@@ -210,6 +216,87 @@ fn reporters_read_run_events_not_the_runner() {
             "reporters and redaction are functions of the run's events (harness/src/events.rs)",
         );
     }
+}
+
+/// The crates' sources (not their tests: a test may wrap errors as it likes).
+const CRATE_SOURCES: [&str; 8] = [
+    "mock-server/src",
+    "scenarios/src",
+    "harness/src",
+    "client/src",
+    "testkit/src",
+    "bench/src",
+    "adapters/rust/src",
+    "cli/src",
+];
+
+/// Where an error type would expose a cause as `source`: `#[source]`, `#[from]` (unless the
+/// variant is `#[error(transparent)]`, whose message and source are both its inner error's), a
+/// field named `source` in a `thiserror` type, or a hand-written `fn source`. Lines, 1-based.
+fn source_exposures(text: &str) -> Vec<(usize, String)> {
+    let code = without_comments(text);
+    let lines: Vec<&str> = code.lines().collect();
+    let mut found = Vec::new();
+    let mut in_error_type = false;
+    for (i, line) in lines.iter().enumerate() {
+        let t = line.trim();
+        let derives_error = t.contains("thiserror::Error") || (t.contains("Error") && code.contains("use thiserror::Error"));
+        if t.starts_with("#[derive(") && derives_error {
+            in_error_type = true;
+        } else if in_error_type && (line.starts_with('}') || (t.ends_with(';') && !line.starts_with(' '))) {
+            in_error_type = false;
+        }
+        let transparent = lines[..i]
+            .iter()
+            .rev()
+            .map(|l| l.trim())
+            .find(|l| !l.is_empty() && !l.starts_with("///"))
+            .is_some_and(|l| l.contains("#[error(transparent)]"));
+        if line.contains("#[source]") {
+            found.push((i + 1, "#[source]".to_owned()));
+        }
+        if line.contains("#[from]") && !(transparent || t.contains("#[error(transparent)]")) {
+            found.push((i + 1, "#[from] on a variant that prints its own message".to_owned()));
+        }
+        if in_error_type && (t.starts_with("source:") || t.contains("{ source:") || t.contains(", source:")) {
+            found.push((i + 1, "a field named `source` (thiserror makes it the source)".to_owned()));
+        }
+        if t.contains("fn source(&self)") {
+            found.push((i + 1, "a hand-written `fn source`".to_owned()));
+        }
+    }
+    found
+}
+
+/// ARCHITECTURE.md, Boundaries: errors name their cause in their message and never also as
+/// `source`, so `{:#}` (anyhow, the CLI's error line) prints each cause once.
+#[test]
+fn errors_print_their_cause_once() {
+    let mut offences = Vec::new();
+    for rel in CRATE_SOURCES {
+        for file in sources(rel) {
+            let shown = file.strip_prefix(workspace()).unwrap().display().to_string();
+            for (line, what) in source_exposures(&std::fs::read_to_string(&file).unwrap()) {
+                offences.push(format!("{shown}:{line}: {what}"));
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "errors that print their cause must not also expose it as `source` (or print only \
+         `#[error(transparent)]`):\n{}",
+        offences.join("\n")
+    );
+}
+
+/// The error scanner itself: what counts as exposing a cause, and what does not.
+#[test]
+fn the_error_scanner_tells_a_source_from_a_message() {
+    let offending = "#[derive(Debug, thiserror::Error)]\npub enum E {\n    #[error(\"io: {0}\")]\n    Io(#[from] std::io::Error),\n    #[error(\"x\")]\n    X(#[source] Inner),\n    #[error(\"y: {source}\")]\n    Y { source: Inner },\n}\nimpl std::error::Error for F {\n    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> { None }\n}";
+    let lines: Vec<usize> = source_exposures(offending).into_iter().map(|(l, _)| l).collect();
+    assert_eq!(lines, [4, 6, 8, 11]);
+    let fine = "#[derive(Debug, thiserror::Error)]\npub enum E {\n    #[error(transparent)]\n    Act(#[from] ActError),\n    #[error(\"io: {0}\")]\n    Io(std::io::Error),\n}\n// #[source] in a comment\nstruct Spec {\n    source: PathBuf,\n}";
+    assert_eq!(source_exposures(fine), []);
 }
 
 /// The scanner itself: groups, nested groups, paths that merely end in `crate`, comments.
