@@ -17,7 +17,7 @@ pub enum ControlError {
 
     #[error("{0}")]
     Invalid(String),
-    /// A number from outside is beyond what the control plane accepts (see [`limits`]).
+    /// A number from outside is beyond what the control plane accepts (see [`super::limits`]).
     #[error("{0}")]
     OutOfRange(String),
 }

@@ -41,10 +41,10 @@ use sessions::Sessions;
 pub use tenants::{NewTenant, Tenant};
 
 /// The control plane's handle: cheap to clone.
-#[derive(Clone)]
 ///
 /// Its parts are the crate's own: users outside it (the scenario engine, `rehearsal`, the CLI)
 /// go through its methods, so that every change takes the domain service's one way in.
+#[derive(Clone)]
 pub struct Control {
     pub(crate) domain: Domain,
     pub(crate) hub: Arc<SyncHub>,
