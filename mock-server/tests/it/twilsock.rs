@@ -1031,6 +1031,8 @@ async fn shutdown_closes_every_session() {
 
 #[tokio::test]
 async fn any_origin_is_accepted() {
+    // The handshake is made here because it carries a header of its own; the test-support
+    // client takes the socket over after it.
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let mut h = start(SessionConfig::default()).await;
     let mut req = h.url.as_str().into_client_request().expect("request");
