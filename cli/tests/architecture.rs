@@ -307,3 +307,84 @@ fn the_scanner_reads_groups_and_skips_comments() {
     assert_eq!(names, ["clock", "domain", "sync"]);
     assert_eq!(crate_modules("\n\nuse crate::journal::Kind;")[0], ("journal".to_owned(), 3));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Test support stays in the tests
+// ---------------------------------------------------------------------------------------------
+
+/// The workspace's member crates, from the root manifest's `members = [...]`.
+fn workspace_members() -> Vec<String> {
+    let root = std::fs::read_to_string(workspace().join("Cargo.toml")).unwrap();
+    let start = root.find("members = [").expect("the root manifest lists its members") + "members = [".len();
+    let end = start + root[start..].find(']').unwrap();
+    let members: Vec<String> = root[start..end]
+        .split(',')
+        .map(|m| m.trim().trim_matches('"').to_owned())
+        .filter(|m| !m.is_empty())
+        .collect();
+    assert!(members.len() > 1, "members not read: {members:?}");
+    members
+}
+
+/// The lines of a manifest that name `package` outside a dev-dependencies table (section headers
+/// `[dev-dependencies]` and `[target.….dev-dependencies]`), with their line numbers.
+fn named_outside_dev_dependencies(manifest: &str, package: &str) -> Vec<(usize, String)> {
+    let mut section = String::new();
+    let mut found = Vec::new();
+    for (n, raw) in manifest.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or_default().trim();
+        if line.starts_with('[') {
+            section = line.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
+            // `[dependencies.rehearsal-test-support]` names it in its header.
+            if !section.ends_with("dev-dependencies") && !section.contains("dev-dependencies.") && line.contains(package) {
+                found.push((n + 1, raw.to_owned()));
+            }
+            continue;
+        }
+        let dev = section == "dev-dependencies" || section.ends_with(".dev-dependencies") || section.starts_with("dev-dependencies.");
+        if !dev && line.contains(package) {
+            found.push((n + 1, raw.to_owned()));
+        }
+    }
+    found
+}
+
+/// `rehearsal-test-support` (a raw twilsock client, token minting) is for the workspace's own
+/// tests: no crate may ship it as a normal or build dependency, and it is never published.
+#[test]
+fn test_support_is_only_ever_a_dev_dependency() {
+    let mut offences = Vec::new();
+    for member in workspace_members() {
+        if member == "test-support" {
+            continue;
+        }
+        let rel = format!("{member}/Cargo.toml");
+        let manifest = std::fs::read_to_string(workspace().join(&rel)).unwrap();
+        for (line, text) in named_outside_dev_dependencies(&manifest, "rehearsal-test-support") {
+            offences.push(format!("{rel}:{line}: {}", text.trim()));
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "rehearsal-test-support outside [dev-dependencies] (it is test-only, see test-support/src/lib.rs):\n{}",
+        offences.join("\n")
+    );
+    let own = std::fs::read_to_string(workspace().join("test-support/Cargo.toml")).unwrap();
+    assert!(
+        own.lines().any(|l| l.trim() == "publish = false"),
+        "test-support/Cargo.toml must say publish = false"
+    );
+}
+
+/// The manifest scanner itself: sections, dotted tables, comments.
+#[test]
+fn the_manifest_scanner_tells_dev_dependencies_apart() {
+    let manifest = "[dependencies]\nserde = \"1\"\n# rehearsal-test-support in a comment\n\
+                    [dev-dependencies]\nrehearsal-test-support.workspace = true\n\
+                    [build-dependencies]\nrehearsal-test-support = { path = \"x\" }\n\
+                    [target.'cfg(unix)'.dev-dependencies]\nrehearsal-test-support.workspace = true\n\
+                    [dependencies.rehearsal-test-support]\npath = \"x\"\n";
+    let found = named_outside_dev_dependencies(manifest, "rehearsal-test-support");
+    let lines: Vec<usize> = found.iter().map(|(n, _)| *n).collect();
+    assert_eq!(lines, [7, 10], "{found:?}");
+}

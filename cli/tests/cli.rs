@@ -5,17 +5,12 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
+use rehearsal_test_support::jwt_payload;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rehearsal");
 const ACCOUNT: &str = "AC72656865617273616c00000000000001";
 const AUTH_TOKEN: &str = "rehearsal-auth-token";
-
-fn jwt_payload(token: &str) -> Value {
-    let part = token.trim().split('.').nth(1).expect("a JWT has a payload");
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("JSON payload")
-}
 
 #[test]
 fn token_prints_an_access_token_for_the_default_seed() {

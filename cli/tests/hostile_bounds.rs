@@ -13,9 +13,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use rehearsal_client::codec;
-use serde_json::{Map, Value, json};
+use rehearsal_test_support::twilsock::{Client, Ending, frame_head};
+use serde_json::{Value, json};
 
 /// Longest any single answer or event may take here; far beyond what a healthy server needs.
 const ANSWER: Duration = Duration::from_secs(20);
@@ -102,154 +101,19 @@ fn http() -> reqwest::Client {
     reqwest::Client::builder().timeout(ANSWER).build().unwrap()
 }
 
-// ---------------------------------------------------------------------------------------------
-// A raw WebSocket client: pipelines without reading, sends frames of any declared size.
-// ---------------------------------------------------------------------------------------------
-
-struct RawSocket {
-    stream: TcpStream,
+/// The raw twilsock client of the test-support crate on `s`: it pipelines without reading
+/// (nothing is read unless the test reads), and writes frame heads of any declared size.
+async fn raw_socket(s: &Served) -> Client {
+    Client::connect(&format!("ws://{}/v3/wsconnect", s.addr)).await.with_wait(ANSWER)
 }
 
-/// One WebSocket frame as read.
-enum WsFrame {
-    Binary(Vec<u8>),
-    Close(Option<u16>),
-    Other,
+/// Completes `init` with `token`; the reply must be a 200.
+async fn init(raw: &mut Client, token: &str) {
+    let reply = raw.init("TMinit", token).await;
+    assert_eq!(reply.header["status"]["code"], 200, "{:?}", reply.header);
 }
 
-impl RawSocket {
-    fn connect(addr: &str) -> RawSocket {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(ANSWER)).unwrap();
-        write!(
-            stream,
-            "GET /v3/wsconnect HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        .unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            assert_eq!(stream.read(&mut byte).expect("an upgrade answer"), 1);
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8(head).unwrap();
-        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-        RawSocket { stream }
-    }
-
-    /// The head of a masked client frame (FIN, `opcode`) declaring `len` payload bytes.
-    fn frame_head(opcode: u8, len: u64) -> Vec<u8> {
-        let mut head = vec![0x80 | opcode];
-        if len < 126 {
-            head.push(0x80 | len as u8);
-        } else if len <= u64::from(u16::MAX) {
-            head.push(0x80 | 126);
-            head.extend_from_slice(&(len as u16).to_be_bytes());
-        } else {
-            head.push(0x80 | 127);
-            head.extend_from_slice(&len.to_be_bytes());
-        }
-        head.extend_from_slice(&MASK);
-        head
-    }
-
-    fn send_binary(&mut self, payload: &[u8]) {
-        let mut frame = Self::frame_head(2, payload.len() as u64);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
-        self.stream.write_all(&frame).expect("frame sent");
-    }
-
-    fn send_packet(&mut self, header: Value, payload: &[u8]) {
-        let Value::Object(header) = header else {
-            panic!("header must be an object")
-        };
-        self.send_binary(&codec::encode(&header, payload));
-    }
-
-    fn init(&mut self, token: &str) {
-        self.send_packet(
-            json!({"method": "init", "id": "TMinit", "token": token, "continuation_token": null,
-                   "capabilities": ["client_update", "offline_storage"], "registrations": null, "tweaks": null}),
-            b"",
-        );
-        let reply = self.next_packet().expect("the init reply");
-        assert_eq!(reply.id(), Some("TMinit"));
-        assert_eq!(reply.header["status"]["code"], 200, "{:?}", reply.header);
-    }
-
-    /// An upstream request, as the SDK sends it; its reply is not waited for.
-    fn send_request(&mut self, id: &str, method: &str, target: &str, params: &[(&str, &str)], body: Option<&Value>) {
-        let path = target
-            .split_once("://")
-            .map_or(target, |(_, rest)| &rest[rest.find('/').unwrap_or(rest.len())..]);
-        let params: Map<String, Value> = params
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), Value::String(rehearsal_client::enc(v))))
-            .collect();
-        let payload = body.map(|b| serde_json::to_vec(b).unwrap()).unwrap_or_default();
-        self.send_packet(
-            json!({"method": "message", "id": id, "active_grant": "ip_messaging", "payload_type": "application/json",
-                   "http_request": {"host": "cds.us1.twilio.com", "path": path, "method": method, "params": params,
-                                    "headers": {"Content-Type": "application/json"}}}),
-            &payload,
-        );
-    }
-
-    fn read_exact(&mut self, n: usize) -> Option<Vec<u8>> {
-        let mut buf = vec![0u8; n];
-        self.stream.read_exact(&mut buf).ok()?;
-        Some(buf)
-    }
-
-    /// The next frame; `None` when the connection ended (EOF, reset, or nothing for ANSWER).
-    fn next_frame(&mut self) -> Option<WsFrame> {
-        let head = self.read_exact(2)?;
-        let opcode = head[0] & 0x0f;
-        let len = match head[1] & 0x7f {
-            126 => u64::from(u16::from_be_bytes(self.read_exact(2)?.try_into().unwrap())),
-            127 => u64::from_be_bytes(self.read_exact(8)?.try_into().unwrap()),
-            n => u64::from(n),
-        };
-        let payload = self.read_exact(usize::try_from(len).unwrap())?;
-        Some(match opcode {
-            2 => WsFrame::Binary(payload),
-            8 => WsFrame::Close((payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]))),
-            _ => WsFrame::Other,
-        })
-    }
-
-    /// The next twilsock packet (pings skipped); `None` at a close or the end.
-    fn next_packet(&mut self) -> Option<codec::Packet> {
-        loop {
-            match self.next_frame()? {
-                WsFrame::Binary(b) => return Some(codec::decode(&Bytes::from(b)).expect("server frames decode")),
-                WsFrame::Close(_) => return None,
-                WsFrame::Other => {}
-            }
-        }
-    }
-
-    /// Reads everything up to the end of the connection: the twilsock `close` packets seen and
-    /// the WebSocket close code (`None`: the connection ended without a close frame).
-    fn read_to_end(&mut self) -> (Vec<codec::Packet>, Option<u16>) {
-        let mut closes = Vec::new();
-        loop {
-            match self.next_frame() {
-                Some(WsFrame::Binary(b)) => {
-                    let p = codec::decode(&Bytes::from(b)).expect("server frames decode");
-                    if p.method() == Some("close") {
-                        closes.push(p);
-                    }
-                }
-                Some(WsFrame::Close(code)) => return (closes, code),
-                Some(WsFrame::Other) => {}
-                None => return (closes, None),
-            }
-        }
-    }
-}
-
+/// The mask of the frame written by hand.
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
 /// A message body of `n` quote characters: each is escaped in JSON, so its items are twice as
@@ -296,11 +160,12 @@ async fn pipelined_page_reads_that_are_never_read_close_the_session_with_bounded
     let token = s.token(&tenant, "reader").await;
     let before = s.rss();
 
-    let mut raw = RawSocket::connect(&s.addr);
-    raw.init(&token);
+    let mut raw = raw_socket(&s).await;
+    init(&mut raw, &token).await;
     // One page, read, to know its size.
-    raw.send_request("TMprobe", "GET", &items_url, &[("PageSize", "100"), ("Order", "asc")], None);
-    let page = raw.next_packet().expect("the page");
+    raw.send_request("TMprobe", "GET", &items_url, &[("PageSize", "100"), ("Order", "asc")], None)
+        .await;
+    let page = raw.try_recv().await.expect("the page");
     assert_eq!(page.header["http_status"]["code"], 200, "{:?}", page.header);
     let page_bytes = page.payload.len() as u64;
     assert!(page_bytes > 3 * MIB, "a page of {page_bytes} bytes");
@@ -312,7 +177,8 @@ async fn pipelined_page_reads_that_are_never_read_close_the_session_with_bounded
             &items_url,
             &[("PageSize", "100"), ("Order", "asc")],
             None,
-        );
+        )
+        .await;
     }
     let line = s.wait_log_line(&["closing session: outbound queue overflow", "bound=\"bytes\""], ANSWER);
     let after = s.rss();
@@ -326,8 +192,8 @@ async fn pipelined_page_reads_that_are_never_read_close_the_session_with_bounded
         page_bytes / MIB
     );
     // The client is told, after whatever the socket already had: close 308, WebSocket 1008.
-    let (closes, code) = raw.read_to_end();
-    assert_eq!(closes.len(), 1, "{closes:?} {code:?}\n{}", s.log());
+    let (closes, ending) = raw.closes_until_end().await;
+    assert_eq!(closes.len(), 1, "{closes:?} {ending:?}\n{}", s.log());
     assert_eq!(closes[0].header["status"]["code"], 308, "{:?}", closes[0].header);
     assert!(
         closes[0].header["status"]["description"]
@@ -337,7 +203,7 @@ async fn pipelined_page_reads_that_are_never_read_close_the_session_with_bounded
         "{:?}",
         closes[0].header
     );
-    assert_eq!(code, Some(1008));
+    assert_eq!(ending, Ending::CloseFrame(1008));
     s.no_session_left(&tenant).await;
     s.serves_another_tenant().await;
 }
@@ -350,8 +216,8 @@ async fn a_subscriber_that_never_reads_is_closed_with_a_logged_reason() {
     let (tenant, list_sid, _) = big_conversation(&s, 0, 0).await;
     let token = s.token(&tenant, "reader").await;
 
-    let mut raw = RawSocket::connect(&s.addr);
-    raw.init(&token);
+    let mut raw = raw_socket(&s).await;
+    init(&mut raw, &token).await;
     raw.send_request(
         "TMsub",
         "POST",
@@ -359,8 +225,9 @@ async fn a_subscriber_that_never_reads_is_closed_with_a_logged_reason() {
         &[],
         Some(&json!({"event_protocol_version": 4, "action": "establish",
                      "requests": [{"object_sid": list_sid, "object_type": "list", "last_event_id": 0}]})),
-    );
-    let reply = raw.next_packet().expect("the subscription reply");
+    )
+    .await;
+    let reply = raw.try_recv().await.expect("the subscription reply");
     assert_eq!(reply.id(), Some("TMsub"));
     assert_eq!(reply.header["http_status"]["code"], 202, "{:?}", reply.header);
     let before = s.rss();
@@ -378,10 +245,10 @@ async fn a_subscriber_that_never_reads_is_closed_with_a_logged_reason() {
     let grown = s.rss().saturating_sub(before);
     // The messages themselves are stored (~13 MB); the pushes must not be kept on top.
     assert!(grown < 48 * MIB, "RSS grew by {} MiB", grown / MIB);
-    let (closes, code) = raw.read_to_end();
+    let (closes, ending) = raw.closes_until_end().await;
     assert_eq!(closes.len(), 1, "{closes:?}");
     assert_eq!(closes[0].header["status"]["code"], 308, "{:?}", closes[0].header);
-    assert_eq!(code, Some(1008));
+    assert_eq!(ending, Ending::CloseFrame(1008));
     s.serves_another_tenant().await;
 }
 
@@ -394,17 +261,17 @@ async fn a_frame_over_the_size_limit_gets_websocket_close_1009() {
     let s = Served::start(&[]);
     let tenant = s.tenant().await;
     let token = s.token(&tenant, "big-sender").await;
-    let mut raw = RawSocket::connect(&s.addr);
-    raw.init(&token);
+    let mut raw = raw_socket(&s).await;
+    init(&mut raw, &token).await;
     // A frame declaring 16 MiB + 128 KiB (the limit is 16 MiB of payload plus 64 KiB of header):
     // the server refuses it from its head, without buffering it. Some of it follows anyway.
     let declared = 16 * MIB + 128 * 1024;
-    let mut head = RawSocket::frame_head(2, declared);
+    let mut head = frame_head(2, declared, MASK);
     head.extend(std::iter::repeat_n(b'x' ^ MASK[0], 4096));
-    let _ = raw.stream.write_all(&head);
-    let (closes, code) = raw.read_to_end();
+    let _ = raw.write_raw(&head).await;
+    let (closes, ending) = raw.closes_until_end().await;
     assert!(closes.is_empty(), "{closes:?}");
-    assert_eq!(code, Some(1009));
+    assert_eq!(ending, Ending::CloseFrame(1009));
     s.wait_log_line(&["message over the size limit: closing with 1009"], ANSWER);
     s.no_session_left(&tenant).await;
     s.serves_another_tenant().await;

@@ -9,8 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use rehearsal_mock_server::auth::token::{MintRequest, mint};
+use rehearsal_test_support::{Token, jwt_payload};
 use serde_json::{Value, json};
 
 const ACCOUNT: &str = "AC72656865617273616c00000000000001";
@@ -69,11 +68,6 @@ async fn twilio_error(res: reqwest::Response, status: u16, code: u64) -> String 
     body["message"].as_str().unwrap().to_owned()
 }
 
-fn jwt_payload(token: &str) -> Value {
-    let part = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
-}
-
 fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -84,16 +78,7 @@ fn now_unix() -> i64 {
 /// A token of the default account, signed with its real key.
 fn default_token(identity: &str, iat: i64, exp: i64) -> String {
     let ttl = u64::try_from(exp.saturating_sub(iat)).unwrap_or(0);
-    let token = mint(&MintRequest {
-        account_sid: ACCOUNT.into(),
-        api_key_sid: API_KEY.into(),
-        api_key_secret: API_SECRET.into(),
-        identity: identity.into(),
-        service_sid: Some(SERVICE.into()),
-        ttl_secs: ttl,
-        now_unix: iat,
-        nbf_unix: None,
-    });
+    let token = Token::of_key(ACCOUNT, API_KEY, API_SECRET, SERVICE, identity, iat).ttl(ttl).mint();
     let claims = jwt_payload(&token);
     assert_eq!((claims["iat"].as_i64(), claims["exp"].as_i64()), (Some(iat), Some(exp)));
     token

@@ -9,25 +9,12 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rehearsal_client::{Client, Config};
 use rehearsal_mock_server::MockServer;
-use rehearsal_mock_server::auth::token::{self, MintRequest};
 use rehearsal_mock_server::control::actors::Action;
+use rehearsal_test_support::token_for;
 use serde_json::json;
 use tokio::sync::Notify;
 
 const ACCOUNT: &str = "AC72656865617273616c00000000000001";
-
-fn token(server: &MockServer, identity: &str) -> String {
-    token::mint(&MintRequest {
-        account_sid: ACCOUNT.into(),
-        api_key_sid: "SK72656865617273616c00000000000001".into(),
-        api_key_secret: "rehearsal-api-secret".into(),
-        identity: identity.into(),
-        service_sid: Some("IS72656865617273616c00000000000001".into()),
-        ttl_secs: 3600,
-        now_unix: server.domain().clock().now().unix_secs(),
-        nbf_unix: None,
-    })
-}
 
 async fn act(server: &MockServer, who: Option<&str>, action: serde_json::Value) -> serde_json::Value {
     let a: Action = serde_json::from_value(action).expect("a valid action");
@@ -52,7 +39,7 @@ fn bench(c: &mut Criterion) {
             let mut out = Vec::with_capacity(n);
             for id in &identities {
                 let (d, all) = (delivered.clone(), all_in.clone());
-                let client = Client::connect_with(&Config::new(server.twilsock_url()), &token(&server, id), move |note| {
+                let client = Client::connect_with(&Config::new(server.twilsock_url()), &token_for(&server, id), move |note| {
                     if note.payload.windows(15).any(|w| w == b"list_item_added") && d.fetch_add(1, Ordering::AcqRel) + 1 == n {
                         all.notify_one();
                     }

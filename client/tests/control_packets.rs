@@ -5,27 +5,13 @@ use std::time::Duration;
 
 use rehearsal_client::{Client, Config, Error};
 use rehearsal_mock_server::MockServer;
-use rehearsal_mock_server::auth::token::{self, MintRequest};
 use rehearsal_mock_server::control::faults::InitDenial;
 use rehearsal_mock_server::control::sessions::Target;
 use rehearsal_mock_server::twilsock::{CloseCode, SessionCommand};
+use rehearsal_test_support::Token;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(5);
-
-fn token_for(server: &MockServer, identity: &str, ttl_secs: u64) -> String {
-    let c = server.credentials().expect("the default seed");
-    token::mint(&MintRequest {
-        account_sid: c.account_sid,
-        api_key_sid: c.api_key,
-        api_key_secret: c.api_secret,
-        identity: identity.into(),
-        service_sid: Some(c.service_sid),
-        ttl_secs,
-        now_unix: server.domain().clock().now().unix_secs(),
-        nbf_unix: None,
-    })
-}
 
 fn command(server: &MockServer, identity: &str, cmd: SessionCommand) {
     let target = Target {
@@ -45,10 +31,10 @@ fn config(server: &MockServer, control_packets: bool) -> Config {
 #[tokio::test]
 async fn client_update_and_close_reach_the_sink_only_when_asked_for() {
     let server = MockServer::start().await;
-    let (_quiet, mut quiet_notes) = Client::connect(&config(&server, false), &token_for(&server, "bob", 3600))
+    let (_quiet, mut quiet_notes) = Client::connect(&config(&server, false), &Token::on(&server, "bob").ttl(3600).mint())
         .await
         .unwrap();
-    let (_client, mut notes) = Client::connect(&config(&server, true), &token_for(&server, "alice", 3600))
+    let (_client, mut notes) = Client::connect(&config(&server, true), &Token::on(&server, "alice").ttl(3600).mint())
         .await
         .unwrap();
 
@@ -76,14 +62,14 @@ async fn client_update_and_close_reach_the_sink_only_when_asked_for() {
 #[tokio::test]
 async fn update_token_is_accepted_in_session_and_a_foreign_identity_is_refused() {
     let server = MockServer::start().await;
-    let (client, _notes) = Client::connect(&config(&server, true), &token_for(&server, "alice", 3600))
+    let (client, _notes) = Client::connect(&config(&server, true), &Token::on(&server, "alice").ttl(3600).mint())
         .await
         .unwrap();
     client
-        .update_token(&token_for(&server, "alice", 600))
+        .update_token(&Token::on(&server, "alice").ttl(600).mint())
         .await
         .expect("a fresh token of the same identity");
-    match client.update_token(&token_for(&server, "bob", 600)).await {
+    match client.update_token(&Token::on(&server, "bob").ttl(600).mint()).await {
         Err(Error::InitRefused { status: 401, header, .. }) => assert_eq!(header["status"]["errorCode"], 20101),
         other => panic!("expected a 401 refusal, got {other:?}"),
     }
@@ -104,7 +90,7 @@ async fn a_refused_init_carries_its_backoff() {
         description: None,
         backoff_ms: Some(3000),
     });
-    match Client::connect(&config(&server, true), &token_for(&server, "alice", 3600)).await {
+    match Client::connect(&config(&server, true), &Token::on(&server, "alice").ttl(3600).mint()).await {
         Err(Error::InitRefused { status: 429, payload, .. }) => {
             assert_eq!(*payload, json!({"backoff_policy": {"reconnect_min_ms": 3000}}));
         }

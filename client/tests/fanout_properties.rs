@@ -17,8 +17,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use rehearsal_client::{Client, Config, Notifications, Order, sync_events};
 use rehearsal_mock_server::MockServer;
-use rehearsal_mock_server::auth::token::{self, MintRequest};
 use rehearsal_mock_server::control::actors::Action;
+use rehearsal_test_support::token_for;
 use serde_json::{Value, json};
 
 const ACCOUNT: &str = "AC72656865617273616c00000000000001";
@@ -26,19 +26,6 @@ const AUTH_TOKEN: &str = "rehearsal-auth-token";
 const WAIT: Duration = Duration::from_secs(5);
 /// Clients (identities) in a delivery case.
 const CLIENTS: usize = 3;
-
-fn token_for(server: &MockServer, identity: &str) -> String {
-    token::mint(&MintRequest {
-        account_sid: ACCOUNT.into(),
-        api_key_sid: "SK72656865617273616c00000000000001".into(),
-        api_key_secret: "rehearsal-api-secret".into(),
-        identity: identity.into(),
-        service_sid: Some("IS72656865617273616c00000000000001".into()),
-        ttl_secs: 3600,
-        now_unix: server.domain().clock().now().unix_secs(),
-        nbf_unix: None,
-    })
-}
 
 async fn act(server: &MockServer, who: Option<&str>, action: Value) -> Value {
     let a: Action = serde_json::from_value(action).expect("a valid action");

@@ -5,24 +5,10 @@ use std::time::Duration;
 
 use rehearsal_client::{Client, Config};
 use rehearsal_mock_server::MockServer;
-use rehearsal_mock_server::auth::token::{self, MintRequest};
+use rehearsal_test_support::token_for;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn token_for(server: &MockServer, identity: &str) -> String {
-    let c = server.credentials().expect("the default seed");
-    token::mint(&MintRequest {
-        account_sid: c.account_sid,
-        api_key_sid: c.api_key,
-        api_key_secret: c.api_secret,
-        identity: identity.into(),
-        service_sid: Some(c.service_sid),
-        ttl_secs: 3600,
-        now_unix: server.domain().clock().now().unix_secs(),
-        nbf_unix: None,
-    })
-}
 
 /// `(status, JSON body or Null)` of a control-plane request.
 async fn control(server: &MockServer, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {

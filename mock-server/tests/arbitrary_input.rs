@@ -12,7 +12,6 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use rehearsal_mock_server::MockServer;
@@ -20,11 +19,9 @@ use rehearsal_mock_server::fuzzing::{
     ApiError, FilePart, JSON_PAYLOAD_TYPE, Limits, MintRequest, PageRequest, Params, TokenError, decode, decode_bytes, encode,
     form_data_boundary, mint, parse_upstream_request, peek, peek_identity, rest_params, single_file, validate,
 };
+use rehearsal_test_support::twilsock::{Client, Message};
 use serde_json::{Map, Value, json};
-use tokio::net::TcpStream;
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 // ---------------------------------------------------------------------------------------------
 // Strategies
@@ -469,8 +466,6 @@ fn check_file(body: &Bytes, boundary: &str) -> Result<(), TestCaseError> {
 /// Upper bound for every wait: a hung session fails the case instead of stalling the suite.
 const WAIT: Duration = Duration::from_secs(10);
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
 /// How a session met the probe sent after the hostile frames.
 #[derive(Debug, PartialEq, Eq)]
 enum Outcome {
@@ -480,26 +475,15 @@ enum Outcome {
     ClosedCleanly,
 }
 
-fn frame(header: Value, payload: &[u8]) -> Vec<u8> {
-    let Value::Object(h) = header else {
-        panic!("a header is an object")
-    };
-    encode(h, payload).to_vec()
-}
-
-async fn connect(server: &MockServer) -> Socket {
-    let (ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(server.twilsock_url()))
-        .await
-        .expect("connect in time")
-        .expect("websocket handshake");
-    ws
+async fn connect(server: &MockServer) -> Client {
+    Client::connect(&server.twilsock_url()).await.with_wait(WAIT)
 }
 
 /// Reads until the reply to `id`, a close, or the end of the socket. Pings and notifications
 /// are acknowledged as the SDK does; replies to the hostile frames are skipped.
-async fn until_reply(ws: &mut Socket, id: &str) -> Result<Outcome, String> {
+async fn until_reply(ws: &mut Client, id: &str) -> Result<Outcome, String> {
     loop {
-        let msg = match timeout(WAIT, ws.next()).await {
+        let msg = match timeout(WAIT, ws.next_message()).await {
             Err(_) => return Err(format!("no answer to {id} within {WAIT:?}")),
             Ok(None) => return Err(format!("socket ended without a close frame before answering {id}")),
             Ok(Some(Err(e))) => return Err(format!("socket failed before answering {id}: {e}")),
@@ -519,33 +503,24 @@ async fn until_reply(ws: &mut Socket, id: &str) -> Result<Outcome, String> {
             Some("close") => return Ok(Outcome::ClosedCleanly),
             Some("reply") => {}
             _ => {
-                let ack = frame(
-                    json!({"method": "reply", "id": packet.id(), "status": {"code": 200, "status": "OK"}}),
-                    b"",
-                );
-                ws.send(Message::Binary(ack.into())).await.map_err(|e| format!("ack failed: {e}"))?;
+                let ack = json!({"method": "reply", "id": packet.id(), "status": {"code": 200, "status": "OK"}});
+                ws.try_send(ack, b"").await.map_err(|e| format!("ack failed: {e}"))?;
             }
         }
     }
 }
 
-async fn init(ws: &mut Socket, token: &str) -> Result<Outcome, String> {
-    let init = frame(
-        json!({"method": "init", "id": "TMinit", "token": token, "continuation_token": null,
-        "capabilities": ["client_update", "offline_storage"]}),
-        b"",
-    );
-    ws.send(Message::Binary(init.into())).await.map_err(|e| format!("send init: {e}"))?;
+async fn init(ws: &mut Client, token: &str) -> Result<Outcome, String> {
+    let init = json!({"method": "init", "id": "TMinit", "token": token, "continuation_token": null,
+        "capabilities": ["client_update", "offline_storage"]});
+    ws.try_send(init, b"").await.map_err(|e| format!("send init: {e}"))?;
     until_reply(ws, "TMinit").await
 }
 
-async fn probe(ws: &mut Socket, id: &str) -> Result<Outcome, String> {
-    let get = frame(
-        json!({"method": "message", "id": id, "active_grant": "ip_messaging",
-            "http_request": {"host": "aim.us1.twilio.com", "path": "/Client/v2/Configuration", "method": "GET", "params": {}, "headers": {}}}),
-        b"",
-    );
-    if let Err(e) = ws.send(Message::Binary(get.into())).await {
+async fn probe(ws: &mut Client, id: &str) -> Result<Outcome, String> {
+    let get = json!({"method": "message", "id": id, "active_grant": "ip_messaging",
+        "http_request": {"host": "aim.us1.twilio.com", "path": "/Client/v2/Configuration", "method": "GET", "params": {}, "headers": {}}});
+    if let Err(e) = ws.try_send(get, b"").await {
         return Err(format!("send probe: {e}"));
     }
     until_reply(ws, id).await
@@ -565,7 +540,7 @@ async fn hostile_session(server: &MockServer, token: &str, frames: &[(Vec<u8>, b
         };
         // The server may already have closed the session (a `close` packet, a 406): that is an
         // answer too, checked by the probe below.
-        if ws.send(msg).await.is_err() {
+        if ws.try_send_message(msg).await.is_err() {
             break;
         }
     }

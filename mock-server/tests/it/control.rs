@@ -6,20 +6,16 @@
 //! time. The only deliberate pause is the delay fault under test, measured as "at least".
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use rehearsal_mock_server::auth::token::{self, MintRequest};
 use rehearsal_mock_server::clock::Millis;
-use rehearsal_mock_server::twilsock::codec::{self, Limits};
-use rehearsal_mock_server::twilsock::{Packet, SessionCommand};
+use rehearsal_mock_server::twilsock::SessionCommand;
 use rehearsal_mock_server::{MockServer, ServerConfig, Startup};
+use rehearsal_test_support::token_for;
+use rehearsal_test_support::twilsock::Client;
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::support::{self, ACCOUNT_SID, API_KEY, API_SECRET, AUTH_TOKEN, Api, Auth, SERVICE_SID, expect, expect_error, items};
+use crate::support::{self, ACCOUNT_SID, AUTH_TOKEN, Api, Auth, SERVICE_SID, expect, expect_error, items};
 
 /// Upper bound for every wait.
 const WAIT: Duration = Duration::from_secs(5);
@@ -750,108 +746,17 @@ async fn actors_act_as_named_identities() {
 // Connections
 // ---------------------------------------------------------------------------------------------
 
-/// A bare twilsock client: enough to init and watch what the server sends.
-struct Client {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    seq: u64,
+/// A twilsock client on `server` (not yet initialised), waiting at most [`WAIT`].
+async fn connect(server: &MockServer) -> Client {
+    Client::connect(&server.twilsock_url()).await.with_wait(WAIT)
 }
 
-impl Client {
-    async fn connect(server: &MockServer) -> Client {
-        let (ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(server.twilsock_url()))
-            .await
-            .expect("connect in time")
-            .expect("websocket handshake");
-        Client { ws, seq: 0 }
-    }
-
-    /// Sends `init` with a fresh token for `identity`; returns the reply.
-    async fn init(&mut self, server: &MockServer, identity: &str) -> Packet {
-        let token = token::mint(&MintRequest {
-            account_sid: ACCOUNT_SID.into(),
-            api_key_sid: API_KEY.into(),
-            api_key_secret: API_SECRET.into(),
-            identity: identity.into(),
-            service_sid: Some(SERVICE_SID.into()),
-            ttl_secs: 3600,
-            now_unix: server.domain().clock().now().unix_secs(),
-            nbf_unix: None,
-        });
-        self.seq += 1;
-        let id = format!("TMctl-{}", self.seq);
-        let Value::Object(header) = json!({
-            "method": "init", "id": id, "token": token, "continuation_token": null,
-            "capabilities": ["client_update", "offline_storage"],
-            "registrations": [], "tweaks": null,
-        }) else {
-            unreachable!()
-        };
-        timeout(WAIT, self.ws.send(Message::Binary(codec::encode(header, b""))))
-            .await
-            .expect("send in time")
-            .expect("send");
-        let reply = self.recv().await.expect("an init reply");
-        assert_eq!(reply.method(), Some("reply"), "{reply:?}");
-        assert_eq!(reply.id(), Some(id.as_str()), "{reply:?}");
-        reply
-    }
-
-    /// Connects and completes `init` as `identity`.
-    async fn established(server: &MockServer, identity: &str) -> Client {
-        let mut c = Client::connect(server).await;
-        let reply = c.init(server, identity).await;
-        assert_eq!(reply.header["status"]["code"], 200, "{reply:?}");
-        c
-    }
-
-    /// Sends an upstream request (`message`) as the SDK does; returns its packet id.
-    async fn request(&mut self, method: &str, path: &str, body: Option<&Value>) -> String {
-        self.seq += 1;
-        let id = format!("TMctl-{}", self.seq);
-        let Value::Object(header) = json!({
-            "method": "message", "id": id, "active_grant": "ip_messaging", "payload_type": "application/json",
-            "http_request": {"host": "cds.us1.twilio.com", "path": path, "method": method, "params": {},
-                             "headers": {"Content-Type": "application/json"}},
-        }) else {
-            unreachable!()
-        };
-        let payload = body.map(|b| serde_json::to_vec(b).expect("JSON")).unwrap_or_default();
-        timeout(WAIT, self.ws.send(Message::Binary(codec::encode(header, &payload))))
-            .await
-            .expect("send in time")
-            .expect("send");
-        id
-    }
-
-    /// The next twilsock packet, or `None` once the socket ended (closed or reset).
-    async fn recv(&mut self) -> Option<Packet> {
-        let next = async {
-            loop {
-                match self.ws.next().await {
-                    Some(Ok(Message::Binary(b))) => return Some(codec::decode_bytes(&b, &Limits::default()).expect("frames decode")),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => return None,
-                    Some(Ok(other)) => panic!("expected a twilsock packet, got {other:?}"),
-                }
-            }
-        };
-        timeout(WAIT, next).await.expect("a packet or the end of the socket in time")
-    }
-
-    /// Skips packets until one with `method`.
-    async fn until(&mut self, method: &str) -> Packet {
-        loop {
-            let p = self.recv().await.unwrap_or_else(|| panic!("the socket ended before a {method}"));
-            if p.method() == Some(method) {
-                return p;
-            }
-        }
-    }
-
-    /// Waits until the socket ends; packets on the way are ignored.
-    async fn ended(&mut self) {
-        while self.recv().await.is_some() {}
-    }
+/// Connects and completes `init` as `identity`.
+async fn established(server: &MockServer, identity: &str) -> Client {
+    let mut c = connect(server).await;
+    let reply = c.init("TMinit", &token_for(server, identity)).await;
+    assert_eq!(reply.header["status"]["code"], 200, "{reply:?}");
+    c
 }
 
 async fn connections(ctl: &Ctl, query: &str) -> Vec<Value> {
@@ -894,8 +799,8 @@ async fn session_action(ctl: &Ctl, body: Value) -> (u16, Value) {
 #[tokio::test]
 async fn connections_are_listed_and_dropped_by_identity() {
     let (server, ctl, _api) = start().await;
-    let mut alice = Client::established(&server, "alice").await;
-    let mut bob = Client::established(&server, "bob").await;
+    let mut alice = established(&server, "alice").await;
+    let mut bob = established(&server, "bob").await;
     let list = wait_for_connections(&ctl, 2).await;
     let alices = connections(&ctl, "?identity=alice").await;
     assert_eq!(alices.len(), 1, "{list:#?}");
@@ -939,7 +844,7 @@ async fn connections_are_listed_and_dropped_by_identity() {
 #[tokio::test]
 async fn a_close_308_carries_its_backoff_and_frames_can_be_injected() {
     let (server, ctl, _api) = start().await;
-    let mut alice = Client::established(&server, "alice").await;
+    let mut alice = established(&server, "alice").await;
     wait_for_connections(&ctl, 1).await;
 
     let injected = expect(
@@ -973,7 +878,7 @@ async fn a_close_308_carries_its_backoff_and_frames_can_be_injected() {
         json!({"backoff_policy": {"reconnect_min_ms": 2500}})
     );
     // As the SDK does: close the socket after a close packet (the server would wait its grace).
-    timeout(WAIT, alice.ws.close(None)).await.expect("close in time").expect("close");
+    alice.close(None).await;
     alice.ended().await;
     wait_for_connections(&ctl, 0).await;
 
@@ -987,7 +892,7 @@ async fn a_close_308_carries_its_backoff_and_frames_can_be_injected() {
 #[tokio::test]
 async fn expiring_the_token_closes_with_410() {
     let (server, ctl, _api) = start().await;
-    let mut alice = Client::established(&server, "alice").await;
+    let mut alice = established(&server, "alice").await;
     wait_for_connections(&ctl, 1).await;
     expect(200, session_action(&ctl, json!({"action": "expire_token"})).await);
     let close = alice.until("close").await;
@@ -1002,18 +907,18 @@ async fn denied_inits_answer_with_the_given_code_then_stop() {
     expect(201, ctl.post(&format!("/tenants/{ACCOUNT_SID}/inits/deny"), denial).await);
     assert_eq!(expect(200, ctl.get("/faults").await)["inits"].as_array().unwrap().len(), 1);
 
-    let mut bob = Client::connect(&server).await;
+    let mut bob = connect(&server).await;
     assert_eq!(
-        bob.init(&server, "bob").await.header["status"]["code"],
+        bob.init("TMinit", &token_for(&server, "bob")).await.header["status"]["code"],
         200,
         "another identity is not denied"
     );
-    let mut alice = Client::connect(&server).await;
-    let denied = alice.init(&server, "alice").await;
+    let mut alice = connect(&server).await;
+    let denied = alice.init("TMinit", &token_for(&server, "alice")).await;
     assert_eq!(denied.header["status"]["code"], 401, "{denied:?}");
     assert_eq!(denied.header["status"]["errorCode"], 20157, "{denied:?}");
     assert_eq!(
-        alice.init(&server, "alice").await.header["status"]["code"],
+        alice.init("TMinit", &token_for(&server, "alice")).await.header["status"]["code"],
         200,
         "the denial was used up"
     );
@@ -1044,8 +949,8 @@ async fn refused_connections_answer_503_until_the_time_is_up() {
     );
     assert!(refused["until"].is_i64(), "{refused:#}");
 
-    let mut alice = Client::connect(&server).await;
-    let reply = alice.init(&server, "alice").await;
+    let mut alice = connect(&server).await;
+    let reply = alice.init("TMinit", &token_for(&server, "alice")).await;
     assert_eq!(reply.header["status"]["code"], 503, "{reply:?}");
 
     expect(
@@ -1056,13 +961,16 @@ async fn refused_connections_answer_503_until_the_time_is_up() {
         )
         .await,
     );
-    assert_eq!(alice.init(&server, "alice").await.header["status"]["code"], 200);
+    assert_eq!(
+        alice.init("TMinit", &token_for(&server, "alice")).await.header["status"]["code"],
+        200
+    );
 }
 
 #[tokio::test]
 async fn latency_delays_the_replies_to_upstream_requests() {
     let (server, ctl, _api) = start().await;
-    let mut alice = Client::established(&server, "alice").await;
+    let mut alice = established(&server, "alice").await;
     wait_for_connections(&ctl, 1).await;
     let set = expect(
         200,
@@ -1073,9 +981,10 @@ async fn latency_delays_the_replies_to_upstream_requests() {
     assert_eq!(set["applied"], set["sessions"], "{set:#}");
 
     let started = Instant::now();
-    let id = alice.request("GET", "/v3/Nothing/here", None).await;
+    let id = "TMreq1";
+    alice.send_request(id, "GET", "/v3/Nothing/here", &[], None).await;
     let reply = alice.until("reply").await;
-    assert_eq!(reply.id(), Some(id.as_str()));
+    assert_eq!(reply.id(), Some(id));
     assert_eq!(reply.header["http_status"]["code"], 404, "{reply:?}");
     assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
 }
@@ -1083,11 +992,12 @@ async fn latency_delays_the_replies_to_upstream_requests() {
 #[tokio::test]
 async fn requests_over_twilsock_that_no_handler_takes_are_near_misses() {
     let (server, ctl, _api) = start().await;
-    let mut alice = Client::established(&server, "alice").await;
+    let mut alice = established(&server, "alice").await;
     for path in ["/Client/v2/Nothing/Here", "/Client/v2/Configuration"] {
-        let id = alice.request("GET", path, None).await;
+        let id = "TMreq2";
+        alice.send_request(id, "GET", path, &[], None).await;
         let reply = alice.until("reply").await;
-        assert_eq!(reply.id(), Some(id.as_str()));
+        assert_eq!(reply.id(), Some(id));
     }
     let v = expect(200, ctl.get(&format!("/tenants/{ACCOUNT_SID}/near_misses")).await);
     let groups = v["groups"].as_array().expect("groups");
@@ -1100,25 +1010,27 @@ async fn requests_over_twilsock_that_no_handler_takes_are_near_misses() {
 #[tokio::test]
 async fn http_faults_also_hit_requests_tunnelled_over_twilsock() {
     let (server, ctl, _api) = start().await;
-    let mut alice = Client::established(&server, "alice").await;
+    let mut alice = established(&server, "alice").await;
     let rule = json!({
         "method": "GET", "path": "/Client/v2/Configuration", "count": 1,
         "fault": {"kind": "fail", "status": 503, "code": 20503, "message": "planned outage"},
     });
     expect(201, ctl.post(&format!("/tenants/{ACCOUNT_SID}/faults/http"), rule).await);
 
-    let id = alice.request("GET", "/Client/v2/Configuration", None).await;
+    let id = "TMreq3";
+    alice.send_request(id, "GET", "/Client/v2/Configuration", &[], None).await;
     let reply = alice.until("reply").await;
-    assert_eq!(reply.id(), Some(id.as_str()));
+    assert_eq!(reply.id(), Some(id));
     assert_eq!(reply.header["http_status"]["code"], 503, "{reply:?}");
     let body: Value = serde_json::from_slice(&reply.payload).expect("error body");
     assert_eq!(body["code"], 20503, "{body:#}");
     assert_eq!(body["message"], "planned outage", "{body:#}");
 
     // The rule is used up: the next request is answered.
-    let id = alice.request("GET", "/Client/v2/Configuration", None).await;
+    let id = "TMreq4";
+    alice.send_request(id, "GET", "/Client/v2/Configuration", &[], None).await;
     let reply = alice.until("reply").await;
-    assert_eq!(reply.id(), Some(id.as_str()));
+    assert_eq!(reply.id(), Some(id));
     assert_eq!(reply.header["http_status"]["code"], 200, "{reply:?}");
 
     let faults = ctl.journal(&format!("account={ACCOUNT_SID}&kind=fault")).await;
@@ -1131,7 +1043,7 @@ async fn http_faults_also_hit_requests_tunnelled_over_twilsock() {
     let rule = json!({"path": "/Client/v2/*", "count": 1, "fault": {"kind": "delay", "by": 300}});
     expect(201, ctl.post(&format!("/tenants/{ACCOUNT_SID}/faults/http"), rule).await);
     let started = Instant::now();
-    alice.request("GET", "/Client/v2/Configuration", None).await;
+    alice.send_request("TMdelayed", "GET", "/Client/v2/Configuration", &[], None).await;
     let reply = alice.until("reply").await;
     assert_eq!(reply.header["http_status"]["code"], 200, "{reply:?}");
     assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
@@ -1140,7 +1052,7 @@ async fn http_faults_also_hit_requests_tunnelled_over_twilsock() {
 #[tokio::test]
 async fn held_notifications_wait_for_their_release() {
     let (server, ctl, _api) = start().await;
-    let mut alice = Client::established(&server, "alice").await;
+    let mut alice = established(&server, "alice").await;
     wait_for_connections(&ctl, 1).await;
     expect(
         200,
@@ -1153,9 +1065,10 @@ async fn held_notifications_wait_for_their_release() {
         "event_protocol_version": 4, "action": "establish", "correlation_id": 1, "retried_requests": 0, "ttl_in_s": -1,
         "requests": [{"object_sid": "MPnothing", "object_type": "map", "last_event_id": 0}],
     });
-    let id = alice.request("POST", "/v4/Subscriptions", Some(&body)).await;
-    let first = alice.recv().await.expect("the reply");
-    assert_eq!((first.method(), first.id()), (Some("reply"), Some(id.as_str())), "{first:?}");
+    let id = "TMsubscribe";
+    alice.send_request(id, "POST", "/v4/Subscriptions", &[], Some(&body)).await;
+    let first = alice.try_recv().await.expect("the reply");
+    assert_eq!((first.method(), first.id()), (Some("reply"), Some(id)), "{first:?}");
     wait_for_backlog(&ctl).await;
 
     expect(
@@ -1169,7 +1082,7 @@ async fn held_notifications_wait_for_their_release() {
 #[tokio::test]
 async fn a_stalled_session_writes_nothing_until_unstalled() {
     let (server, ctl, _api) = start().await;
-    let mut alice = Client::established(&server, "alice").await;
+    let mut alice = established(&server, "alice").await;
     wait_for_connections(&ctl, 1).await;
     expect(
         200,
@@ -1202,7 +1115,7 @@ async fn a_stalled_session_writes_nothing_until_unstalled() {
 #[tokio::test]
 async fn a_command_is_acknowledged_by_itself_not_by_a_lookalike() {
     let (server, ctl, _api) = start().await;
-    let _alice = Client::established(&server, "alice").await;
+    let _alice = established(&server, "alice").await;
     let id = wait_for_connections(&ctl, 1).await[0]["id"].as_u64().expect("a session id");
     let control = server.control();
     let target = rehearsal_mock_server::control::sessions::Target {

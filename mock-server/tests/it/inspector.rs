@@ -326,16 +326,7 @@ async fn media_bytes_are_read_through_the_control_api_only_and_never_run() {
     assert_eq!(status, 404);
 
     // A type the page does not preview comes as a download, whatever it claims to be.
-    let token = rehearsal_mock_server::auth::token::mint(&rehearsal_mock_server::auth::token::MintRequest {
-        account_sid: ACCOUNT_SID.into(),
-        api_key_sid: support::API_KEY.into(),
-        api_key_secret: support::API_SECRET.into(),
-        identity: "alice".into(),
-        service_sid: Some(support::SERVICE_SID.into()),
-        ttl_secs: 3600,
-        now_unix: server.domain().clock().now().unix_secs(),
-        nbf_unix: None,
-    });
+    let token = rehearsal_test_support::token_for(&server, "alice");
     let res = http()
         .post(format!("{}/v1/Services/{}/Media", server.url(), support::SERVICE_SID))
         .header("X-Twilio-Token", token)

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rehearsal_mock_server::auth::token::{MintRequest, mint};
 use rehearsal_mock_server::media::{DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_URL_TTL_SECS, MediaConfig};
 use rehearsal_mock_server::{MockServer, ServerConfig, Startup};
+use rehearsal_test_support::Token;
 use reqwest::header::{self, HeaderMap};
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
@@ -105,16 +105,7 @@ impl Mcs {
     }
 
     fn token_with(&self, identity: &str, service: Option<&str>, ttl_secs: u64) -> String {
-        mint(&MintRequest {
-            account_sid: ACCOUNT_SID.into(),
-            api_key_sid: API_KEY.into(),
-            api_key_secret: API_SECRET.into(),
-            identity: identity.into(),
-            service_sid: service.map(str::to_owned),
-            ttl_secs,
-            now_unix: self.server.domain().clock().now().unix_secs(),
-            nbf_unix: None,
-        })
+        Token::on(&self.server, identity).service(service).ttl(ttl_secs).mint()
     }
 
     async fn send(&self, req: RequestBuilder) -> Answer {
@@ -482,16 +473,7 @@ async fn credentials_are_required_and_checked() {
     let expired = mcs.token_with("alice", Some(SERVICE_SID), 60);
     mcs.server.domain().clock().advance(Duration::from_secs(61));
     mcs.get_with_token(&record, &expired).await.assert_error(401, 20104);
-    let wrong_key = mint(&MintRequest {
-        account_sid: ACCOUNT_SID.into(),
-        api_key_sid: API_KEY.into(),
-        api_key_secret: "not-the-secret".into(),
-        identity: "alice".into(),
-        service_sid: Some(SERVICE_SID.into()),
-        ttl_secs: 600,
-        now_unix: mcs.server.domain().clock().now().unix_secs(),
-        nbf_unix: None,
-    });
+    let wrong_key = Token::on(&mcs.server, "alice").secret("not-the-secret").ttl(600).mint();
     mcs.get_with_token(&record, &wrong_key).await.assert_error(401, 20107);
     mcs.send(mcs.upload_req(&wrong_key, "", Some("text/plain"), b"x".to_vec()))
         .await
@@ -821,16 +803,7 @@ async fn a_tenant_past_its_media_quota_is_refused_until_it_is_reset() {
 
     // Another tenant has its own quota.
     let other = crate::support::add_account(&mcs.server, 2);
-    let token = mint(&MintRequest {
-        account_sid: other.account_sid.clone(),
-        api_key_sid: other.api_key.clone(),
-        api_key_secret: other.api_secret.clone(),
-        identity: "zoe".into(),
-        service_sid: Some(other.service_sid.clone()),
-        ttl_secs: 3600,
-        now_unix: mcs.server.domain().clock().now().unix_secs(),
-        nbf_unix: None,
-    });
+    let token = Token::new(&other, "zoe", mcs.server.domain().clock().now().unix_secs()).mint();
     let url = format!("{}/v1/Services/{}/Media", mcs.server.url(), other.service_sid);
     let a = mcs
         .send(mcs.http.post(url).header("X-Twilio-Token", token).body(vec![7u8; 2 * UPLOAD]))

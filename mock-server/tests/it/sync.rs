@@ -11,21 +11,16 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use rehearsal_mock_server::MockServer;
-use rehearsal_mock_server::auth::token::{self, MintRequest};
 use rehearsal_mock_server::domain::Cause;
 use rehearsal_mock_server::domain::message::NewMessage;
 use rehearsal_mock_server::domain::service::AddMessage;
-use rehearsal_mock_server::twilsock::Packet;
-use rehearsal_mock_server::twilsock::codec::{self, Limits};
+use rehearsal_test_support::twilsock::{self, Packet};
+use rehearsal_test_support::{Token, token_for};
 use serde_json::{Map, Value, json};
-use tokio::net::TcpStream;
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::support::{self, ACCOUNT_SID, API_KEY, API_SECRET, Api, SERVICE_SID, enc, expect};
+use crate::support::{self, ACCOUNT_SID, Api, SERVICE_SID, enc, expect};
 
 /// Upper bound for every wait.
 const WAIT: Duration = Duration::from_secs(5);
@@ -33,28 +28,6 @@ const WAIT: Duration = Duration::from_secs(5);
 /// Sync's error codes as the SDK reads them (`error.code` / body `code`).
 const SYNC_NOT_FOUND: u64 = 54100;
 const SYNC_FORBIDDEN: u64 = 54007;
-
-// ---------------------------------------------------------------------------------------------
-// Tokens
-// ---------------------------------------------------------------------------------------------
-
-/// A token for `identity` on the default seed's account, key and service.
-fn token_for(server: &MockServer, identity: &str) -> String {
-    mint(server, ACCOUNT_SID, API_KEY, API_SECRET, identity, SERVICE_SID)
-}
-
-fn mint(server: &MockServer, account: &str, key: &str, secret: &str, identity: &str, service: &str) -> String {
-    token::mint(&MintRequest {
-        account_sid: account.to_owned(),
-        api_key_sid: key.to_owned(),
-        api_key_secret: secret.to_owned(),
-        identity: identity.to_owned(),
-        service_sid: Some(service.to_owned()),
-        ttl_secs: 3600,
-        now_unix: server.domain().clock().now().unix_secs(),
-        nbf_unix: None,
-    })
-}
 
 // ---------------------------------------------------------------------------------------------
 // A small twilsock client
@@ -105,8 +78,10 @@ impl Answer {
     }
 }
 
+/// The raw twilsock client of the test-support crate, with what these tests add: packet ids,
+/// notifications acked and kept while a reply is awaited, and Sync's requests.
 struct Client {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    raw: twilsock::Client,
     /// `http://127.0.0.1:PORT`: stripped from the absolute URLs the server hands out.
     base: String,
     /// Notifications that arrived while a reply was awaited, in arrival order.
@@ -117,12 +92,8 @@ struct Client {
 impl Client {
     /// Opens the WebSocket without sending anything.
     async fn connect_raw(server: &MockServer) -> Client {
-        let (ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(server.twilsock_url()))
-            .await
-            .expect("connect in time")
-            .expect("websocket handshake");
         Client {
-            ws,
+            raw: twilsock::Client::connect(&server.twilsock_url()).await.with_wait(WAIT),
             base: server.url(),
             pending: VecDeque::new(),
             seq: 0,
@@ -142,61 +113,10 @@ impl Client {
         format!("TMsync-{:08}", self.seq)
     }
 
-    async fn send(&mut self, header: Value, payload: &[u8]) {
-        let Value::Object(header) = header else {
-            panic!("a header is an object")
-        };
-        let frame = codec::encode(header, payload);
-        timeout(WAIT, self.ws.send(Message::Binary(frame)))
-            .await
-            .expect("send in time")
-            .expect("send");
-    }
-
-    /// The next twilsock packet from the server.
-    async fn recv(&mut self) -> Packet {
-        let next = async {
-            loop {
-                match self.ws.next().await {
-                    Some(Ok(Message::Binary(b))) => return codec::decode_bytes(&b, &Limits::default()).expect("server frames decode"),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    other => panic!("expected a twilsock packet, got {other:?}"),
-                }
-            }
-        };
-        timeout(WAIT, next).await.expect("a packet in time")
-    }
-
-    /// The next twilsock packet, or `None` if the socket ended (closed or reset) first.
-    async fn try_recv(&mut self) -> Option<Packet> {
-        let next = async {
-            loop {
-                match self.ws.next().await {
-                    Some(Ok(Message::Binary(b))) => {
-                        return Some(codec::decode_bytes(&b, &Limits::default()).expect("server frames decode"));
-                    }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => return None,
-                    Some(Ok(other)) => panic!("expected a twilsock packet, got {other:?}"),
-                }
-            }
-        };
-        timeout(WAIT, next).await.expect("a packet or the end of the socket in time")
-    }
-
-    /// Acks a server packet as the SDK does.
-    async fn ack(&mut self, id: &str) {
-        self.send(
-            json!({"method": "reply", "id": id, "payload_type": "application/json", "status": {"code": 200, "status": "OK"}}),
-            b"",
-        )
-        .await;
-    }
-
     /// Receives until the reply to `id`; notifications on the way are acked and kept.
     async fn reply_to(&mut self, id: &str) -> Packet {
         loop {
-            let p = self.recv().await;
+            let p = self.raw.recv().await;
             match p.method() {
                 Some("notification") => self.keep(p).await,
                 Some("reply") if p.id() == Some(id) => return p,
@@ -212,25 +132,26 @@ impl Client {
         } else {
             p.payload_json().expect("notification payload is JSON")
         };
-        self.ack(&id).await;
+        self.raw.ack(&id).await;
         self.pending.push_back(Note { header: p.header, payload });
     }
 
     async fn init(&mut self, token: &str) -> Packet {
         let id = self.next_id();
-        self.send(
-            json!({
-                "method": "init", "id": id, "token": token, "continuation_token": null,
-                "capabilities": ["client_update", "offline_storage", "telemetry.v1"],
-                "metadata": {"ver": "1.0.2", "env": "Node.js", "type": "conversations", "sdk": "JS", "sdkv": "3.0.1"},
-                "registrations": [{"product": "ip_messaging", "type": "ers", "notification_protocol_version": 0,
-                                   "message_types": ["twilio.sync.event", "com.twilio.rtd.cds.document",
-                                                     "com.twilio.rtd.cds.list", "com.twilio.rtd.cds.map"]}],
-                "tweaks": null,
-            }),
-            b"",
-        )
-        .await;
+        self.raw
+            .send(
+                json!({
+                    "method": "init", "id": id, "token": token, "continuation_token": null,
+                    "capabilities": ["client_update", "offline_storage", "telemetry.v1"],
+                    "metadata": {"ver": "1.0.2", "env": "Node.js", "type": "conversations", "sdk": "JS", "sdkv": "3.0.1"},
+                    "registrations": [{"product": "ip_messaging", "type": "ers", "notification_protocol_version": 0,
+                                       "message_types": ["twilio.sync.event", "com.twilio.rtd.cds.document",
+                                                         "com.twilio.rtd.cds.list", "com.twilio.rtd.cds.map"]}],
+                    "tweaks": null,
+                }),
+                b"",
+            )
+            .await;
         self.reply_to(&id).await
     }
 
@@ -240,23 +161,8 @@ impl Client {
     async fn send_request(&mut self, method: &str, target: &str, params: &[(&str, &str)], body: Option<&Value>) -> String {
         let path = target.strip_prefix(&self.base).unwrap_or(target);
         assert!(path.starts_with('/'), "{target} is not on this server ({})", self.base);
-        let host = if path.starts_with("/Client/") {
-            "aim.us1.twilio.com"
-        } else {
-            "cds.us1.twilio.com"
-        };
-        let params: Map<String, Value> = params.iter().map(|(k, v)| ((*k).to_owned(), Value::String(enc(v)))).collect();
-        let payload = body.map(|b| serde_json::to_vec(b).expect("JSON body")).unwrap_or_default();
         let id = self.next_id();
-        self.send(
-            json!({
-                "method": "message", "id": id, "active_grant": "ip_messaging", "payload_type": "application/json",
-                "http_request": {"host": host, "path": path, "method": method, "params": params,
-                                 "headers": {"Content-Type": "application/json"}},
-            }),
-            &payload,
-        )
-        .await;
+        self.raw.send_request(&id, method, path, params, body).await;
         id
     }
 
@@ -289,7 +195,7 @@ impl Client {
         if let Some(n) = self.pending.pop_front() {
             return n;
         }
-        let p = self.recv().await;
+        let p = self.raw.recv().await;
         assert_eq!(p.method(), Some("notification"), "expected a notification, got {p:?}");
         self.keep(p).await;
         self.pending.pop_front().expect("just kept")
@@ -315,11 +221,12 @@ impl Client {
     /// everything the server queued before it.
     async fn assert_quiet(&mut self) {
         let id = self.next_id();
-        self.send(
-            json!({"method": "put_notification_ctx", "id": id, "notification_ctx_id": "sync-test-probe"}),
-            br#"{"product_id":"ip_messaging","notification_protocol_version":4,"endpoint_platform":"node","message_types":[]}"#,
-        )
-        .await;
+        self.raw
+            .send(
+                json!({"method": "put_notification_ctx", "id": id, "notification_ctx_id": "sync-test-probe"}),
+                br#"{"product_id":"ip_messaging","notification_protocol_version":4,"endpoint_platform":"node","message_types":[]}"#,
+            )
+            .await;
         let reply = self.reply_to(&id).await;
         assert_eq!(reply.header["status"]["code"], 200, "{reply:?}");
         let unexpected: Vec<&Value> = self.pending.iter().map(|n| &n.payload).collect();
@@ -1419,14 +1326,7 @@ async fn another_account_cannot_reach_this_accounts_objects() {
 
     // Same identity, another tenant.
     let other = support::add_account(&server, 2);
-    let other_token = mint(
-        &server,
-        &other.account_sid,
-        &other.api_key,
-        &other.api_secret,
-        "alice",
-        &other.service_sid,
-    );
+    let other_token = Token::new(&other, "alice", server.domain().clock().now().unix_secs()).mint();
     let mut intruder = Client::connect(&server, &other_token).await;
     let their = intruder.configuration().await;
     assert_ne!(their["sync_objects"]["my_conversations"], mine.as_str(), "{their:#}");
@@ -1475,7 +1375,7 @@ async fn another_account_cannot_reach_this_accounts_objects() {
     intruder.assert_quiet().await;
 
     // A token naming the first account but signed with the second account's key is refused.
-    let forged = mint(&server, ACCOUNT_SID, &other.api_key, &other.api_secret, "alice", SERVICE_SID);
+    let forged = Token::on(&server, "alice").key(&other.api_key, &other.api_secret).mint();
     let mut forger = Client::connect_raw(&server).await;
     let reply = forger.init(&forged).await;
     assert_eq!(reply.header["status"]["code"], 401, "{reply:?}");
@@ -1582,7 +1482,7 @@ async fn a_replay_larger_than_the_outbox_keeps_the_session() {
     let mut events = Vec::new();
     let mut replied = false;
     let control = loop {
-        let Some(p) = alice.try_recv().await else {
+        let Some(p) = alice.raw.try_recv().await else {
             panic!(
                 "the session ended during the replay after {} events (reply received: {replied}): \
                  a replay of {CHANGES} events overflowed the session's outbox",
@@ -1615,7 +1515,7 @@ async fn a_replay_larger_than_the_outbox_keeps_the_session() {
         other => panic!("replay_status {other:?}: {control:#}"),
     }
     if !replied {
-        let p = alice.recv().await;
+        let p = alice.raw.recv().await;
         assert_eq!(p.id(), Some(id.as_str()), "{p:?}");
     }
     post_message(&api, "history", "alice", "still here").await;
@@ -1680,7 +1580,7 @@ async fn a_client_pipelining_page_reads_without_reading_is_closed_and_others_are
     .expect("the session is closed while its client reads nothing");
     assert_eq!(ended.summary, "session ended: overflow", "{ended:?}");
     let mut delivered = 0;
-    while alice.try_recv().await.is_some() {
+    while alice.raw.try_recv().await.is_some() {
         delivered += 1;
     }
     assert!(delivered < REQUESTS, "all {delivered} pages were delivered");

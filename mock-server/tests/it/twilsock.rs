@@ -17,10 +17,8 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use bytes::Bytes;
-use futures_util::{FutureExt, SinkExt, StreamExt};
 use rehearsal_mock_server::MockServer;
 use rehearsal_mock_server::auth::identity::Caller;
-use rehearsal_mock_server::auth::token::{self, MintRequest};
 use rehearsal_mock_server::auth::{Claims, TokenError};
 use rehearsal_mock_server::clock::{Clock, Millis};
 use rehearsal_mock_server::control::sessions::Target;
@@ -31,14 +29,12 @@ use rehearsal_mock_server::twilsock::session::{self, CloseCode, Endpoint, Sessio
 use rehearsal_mock_server::twilsock::{
     Backend, EndReason, InitRejection, OutboxError, Packet, SessionInfo, SessionObservation, UpstreamRequest, UpstreamResponse,
 };
-use serde_json::{Map, Value, json};
-use tokio::net::{TcpListener, TcpStream};
+use rehearsal_test_support::Token;
+use rehearsal_test_support::twilsock::{Client, Ending, Message, frame};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Upper bound for every wait.
 const WAIT: Duration = Duration::from_secs(5);
@@ -328,11 +324,7 @@ async fn start(config: SessionConfig) -> Harness {
 
 impl Harness {
     async fn connect(&self) -> Client {
-        let (ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(&self.url))
-            .await
-            .expect("connect in time")
-            .expect("websocket handshake");
-        Client { ws }
+        Client::connect(&self.url).await.with_wait(WAIT)
     }
 
     /// Connects and completes `init` with `token`.
@@ -432,200 +424,6 @@ impl Harness {
     }
 }
 
-/// How a socket ended, as the client saw it.
-#[derive(Debug, PartialEq, Eq)]
-enum Ending {
-    /// A WebSocket close frame with this code.
-    CloseFrame(u16),
-    /// The connection ended without a close handshake.
-    Dropped,
-}
-
-struct Client {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-}
-
-fn object(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        other => panic!("header must be an object, got {other}"),
-    }
-}
-
-impl Client {
-    async fn send_raw(&mut self, msg: Message) {
-        timeout(WAIT, self.ws.send(msg)).await.expect("send in time").expect("send");
-    }
-
-    async fn send(&mut self, header: Value, payload: &[u8]) {
-        self.send_raw(Message::Binary(codec::encode(object(header), payload))).await;
-    }
-
-    /// The next twilsock packet (pings are answered by tungstenite while reading).
-    async fn recv(&mut self) -> Packet {
-        let next = async {
-            loop {
-                match self.ws.next().await {
-                    Some(Ok(Message::Binary(b))) => return codec::decode_bytes(&b, &Limits::default()).expect("server frames decode"),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    other => panic!("expected a twilsock packet, got {other:?}"),
-                }
-            }
-        };
-        timeout(WAIT, next).await.expect("packet in time")
-    }
-
-    /// The next frame of any kind (for checks that nothing arrives).
-    async fn recv_any(&mut self) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
-        self.ws.next().await
-    }
-
-    /// Reads everything up to the end of the socket: the twilsock `close` packets among the
-    /// packets, and how the socket ended.
-    async fn closes_until_end(&mut self) -> (Vec<Packet>, Ending) {
-        let mut closes = Vec::new();
-        let end = async {
-            loop {
-                match self.ws.next().await {
-                    Some(Ok(Message::Binary(b))) => {
-                        let p = codec::decode_bytes(&b, &Limits::default()).expect("server frames decode");
-                        if p.method() == Some("close") {
-                            closes.push(p);
-                        }
-                    }
-                    Some(Ok(Message::Close(frame))) => return Ending::CloseFrame(frame.map_or(1005, |f| u16::from(f.code))),
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => return Ending::Dropped,
-                }
-            }
-        };
-        let ending = timeout(WAIT, end).await.expect("socket ended in time");
-        (closes, ending)
-    }
-
-    /// Reads until the socket ends; no twilsock packet may arrive meanwhile.
-    async fn ending(&mut self) -> Ending {
-        let end = async {
-            loop {
-                match self.ws.next().await {
-                    Some(Ok(Message::Close(frame))) => return Ending::CloseFrame(frame.map_or(1005, |f| u16::from(f.code))),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(other)) => panic!("expected the socket to end, got {other:?}"),
-                    Some(Err(_)) | None => return Ending::Dropped,
-                }
-            }
-        };
-        timeout(WAIT, end).await.expect("socket ended in time")
-    }
-
-    /// Starts the close handshake with 1000 (the server echoes the client's code).
-    async fn close(&mut self) {
-        let frame = CloseFrame {
-            code: WsCloseCode::Normal,
-            reason: "bye".into(),
-        };
-        timeout(WAIT, self.ws.close(Some(frame)))
-            .await
-            .expect("close in time")
-            .expect("close");
-    }
-
-    async fn init(&mut self, id: &str, token: &str) -> Packet {
-        self.send(
-            json!({
-                "method": "init", "id": id, "token": token, "continuation_token": null,
-                "capabilities": ["client_update", "offline_storage", "telemetry.v1"],
-                "metadata": {"ver": "1.0.2", "env": "Node.js", "type": "conversations", "sdk": "JS", "sdkv": "3.0.1"},
-                "registrations": [{"product": "ip_messaging", "type": "ers", "notification_protocol_version": 0,
-                                   "message_types": ["twilio.sync.event"]}],
-                "tweaks": null,
-            }),
-            b"",
-        )
-        .await;
-        self.reply_to(id).await
-    }
-
-    async fn update(&mut self, id: &str, token: &str) -> Packet {
-        self.send(json!({"method": "update", "id": id, "token": token}), b"").await;
-        self.reply_to(id).await
-    }
-
-    async fn get(&mut self, id: &str, path: &str) -> Packet {
-        self.send_get(id, path).await;
-        self.reply_to(id).await
-    }
-
-    /// Sends an upstream `GET` without waiting for its reply.
-    async fn send_get(&mut self, id: &str, path: &str) {
-        self.send(
-            json!({"method": "message", "id": id, "active_grant": "ip_messaging", "payload_type": "application/json",
-                   "http_request": {"host": "aim.us1.twilio.com", "path": path, "method": "GET", "params": {}, "headers": {}}}),
-            b"",
-        )
-        .await;
-    }
-
-    /// Reads until the socket ends (close frame, reset or end of stream); returns how many
-    /// twilsock packets came before.
-    async fn packets_until_end(&mut self) -> usize {
-        let mut n = 0;
-        let end = async {
-            loop {
-                match self.ws.next().await {
-                    Some(Ok(Message::Binary(_))) => n += 1,
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(_) | Err(_)) | None => return,
-                }
-            }
-        };
-        timeout(WAIT, end).await.expect("socket ended in time");
-        n
-    }
-
-    /// How many twilsock packets can be read right now without waiting (pings skipped).
-    fn packets_ready(&mut self) -> usize {
-        let mut n = 0;
-        while let Some(msg) = self.ws.next().now_or_never() {
-            match msg {
-                Some(Ok(Message::Binary(_))) => n += 1,
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                other => panic!("expected packets or nothing, got {other:?}"),
-            }
-        }
-        n
-    }
-
-    /// The next packet, which must be the reply to `id`.
-    async fn reply_to(&mut self, id: &str) -> Packet {
-        let p = self.recv().await;
-        assert_eq!(p.method(), Some("reply"), "expected the reply to {id}, got {p:?}");
-        assert_eq!(p.id(), Some(id), "expected the reply to {id}, got {p:?}");
-        p
-    }
-
-    /// A harmless request whose reply proves everything before it was handled.
-    async fn probe(&mut self, id: &str) {
-        self.send(
-            json!({"method": "put_notification_ctx", "id": id, "notification_ctx_id": "ctx"}),
-            b"{}",
-        )
-        .await;
-        let p = self.reply_to(id).await;
-        assert_eq!(p.header["status"], json!({"code": 200, "status": "OK"}));
-    }
-
-    /// Acks a server packet as the SDK does.
-    async fn ack(&mut self, p: &Packet) {
-        let id = p.id().expect("id");
-        self.send(
-            json!({"method": "reply", "id": id, "payload_type": "application/json", "status": {"code": 200, "status": "OK"}}),
-            b"",
-        )
-        .await;
-    }
-}
-
 /// An overflowed session drops what it kept back and tells the client: twilsock `close` 308
 /// (reconnect) naming the overflow, then WebSocket close 1008.
 async fn expect_overflow_close(c: &mut Client) {
@@ -639,8 +437,8 @@ async fn expect_overflow_close(c: &mut Client) {
 
 /// A backend push, as the Sync hub encodes one.
 fn notification(id: &str) -> Bytes {
-    codec::encode(
-        object(json!({"method": "notification", "id": id, "message_type": "twilio.sync.event", "payload_type": "application/json"})),
+    frame(
+        json!({"method": "notification", "id": id, "message_type": "twilio.sync.event", "payload_type": "application/json"}),
         format!(r#"{{"event_type":"test","id":"{id}"}}"#).as_bytes(),
     )
 }
@@ -716,7 +514,7 @@ async fn init_reply_has_every_field_and_opens_the_session() {
 
     drop(c);
     assert_eq!(h.closed().await, info.id);
-    c2.close().await;
+    c2.close(Some((1000, "bye"))).await;
     assert_eq!(c2.ending().await, Ending::CloseFrame(1000));
     assert_eq!(h.closed().await, info2.id);
 }
@@ -869,8 +667,8 @@ async fn other_methods_unknown_methods_and_text_frames() {
     c.probe("TMprobe1").await;
 
     // A text frame is decoded like a binary one.
-    let frame = codec::encode(object(json!({"method": "put_notification_ctx", "id": "TMtext"})), b"");
-    c.send_raw(Message::text(String::from_utf8(frame.to_vec()).expect("utf-8 frame")))
+    let frame = frame(json!({"method": "put_notification_ctx", "id": "TMtext"}), b"");
+    c.send_message(Message::text(String::from_utf8(frame.to_vec()).expect("utf-8 frame")))
         .await;
     assert_eq!(c.reply_to("TMtext").await.header["status"]["code"], 200);
 }
@@ -897,14 +695,14 @@ async fn garbage_closes_with_406_but_a_bad_payload_only_fails_its_packet() {
     assert_eq!(reply.header["status"]["code"], 413);
     c.probe("TMprobe").await;
 
-    c.send_raw(Message::Binary(Bytes::from_static(b"hello, not twilsock"))).await;
+    c.send_message(Message::Binary(Bytes::from_static(b"hello, not twilsock"))).await;
     let close = c.recv().await;
     expect_close(&close, 406);
     assert_eq!(close.header["status"]["status"], "NOT_ACCEPTABLE");
     // Like the SDK: ack, then close the socket.
-    c.ack(&close).await;
+    c.ack(close.id().expect("id")).await;
     assert_eq!(h.closed().await, info.id);
-    c.close().await;
+    c.close(Some((1000, "bye"))).await;
     assert_eq!(c.ending().await, Ending::CloseFrame(1000));
 }
 
@@ -923,7 +721,7 @@ async fn token_timers_follow_the_server_clock() {
     h.advance_secs(2);
     let warning = c.recv().await;
     expect_token_warning(&warning);
-    c.ack(&warning).await;
+    c.ack(warning.id().expect("id")).await;
     c.probe("TMp2").await; // the warning is sent once
 
     h.advance_secs(180);
@@ -1016,8 +814,8 @@ async fn a_client_that_stops_reading_overflows_its_outbox_and_is_closed() {
 
     // The client reads nothing from here on. Frames go to the socket until the kernel buffers
     // are full, then the outbox fills up.
-    let notification = codec::encode(
-        object(json!({"method": "notification", "id": "TSn", "message_type": "twilio.sync.event"})),
+    let notification = frame(
+        json!({"method": "notification", "id": "TSn", "message_type": "twilio.sync.event"}),
         &vec![b' '; 64 * 1024],
     );
     let mut pushed = 0usize;
@@ -1061,7 +859,7 @@ async fn a_latency_beyond_a_day_is_refused_and_replies_still_flow() {
     assert!(!seen.contains(&Obs::Command("latency")), "a latency was applied: {seen:?}");
     // A day is still taken (and zero lifts it).
     h.command(&info, SessionCommand::SetLatency(session::MAX_LATENCY)).await;
-    c.send_get("TMday", "/day").await;
+    c.send_request("TMday", "GET", "/day", &[], None).await;
     h.completed("/day").await;
     h.command(&info, SessionCommand::SetLatency(Duration::ZERO)).await;
     assert_eq!(c.reply_to("TMday").await.header["http_status"]["code"], 200);
@@ -1078,10 +876,10 @@ async fn replies_filling_the_byte_budget_stop_reading_until_they_are_written() {
     h.command(&info, SessionCommand::SetLatency(Duration::from_secs(3600))).await;
     // One reply over the whole budget waits out the latency: alone, it is allowed, but while it
     // waits the session reads no new request (the replies in flight are bounded in bytes).
-    c.send_get("TMbig", "/big").await;
+    c.send_request("TMbig", "GET", "/big", &[], None).await;
     h.completed("/big").await;
-    c.send_get("TMnext", "/next").await;
-    let early = timeout(Duration::from_millis(300), c.recv_any()).await;
+    c.send_request("TMnext", "GET", "/next", &[], None).await;
+    let early = timeout(Duration::from_millis(300), c.next_message()).await;
     assert!(early.is_err(), "a request was answered while the budget was full: {early:?}");
     assert!(!info.outbox.overflowed());
     // Lifting the latency writes the big reply; then the next request is read and answered.
@@ -1105,7 +903,7 @@ async fn pings_keep_a_reading_client_alive_and_drop_a_silent_one() {
     let pings = timeout(WAIT, async {
         let mut pings = 0;
         while pings < 8 {
-            match alive.ws.next().await {
+            match alive.next_message().await {
                 Some(Ok(Message::Ping(_))) => pings += 1,
                 other => panic!("expected pings, got {other:?}"),
             }
@@ -1122,7 +920,7 @@ async fn pings_keep_a_reading_client_alive_and_drop_a_silent_one() {
     let closed = timeout(WAIT, async {
         loop {
             tokio::select! {
-                msg = alive.ws.next() => assert!(matches!(msg, Some(Ok(Message::Ping(_)))), "{msg:?}"),
+                msg = alive.next_message() => assert!(matches!(msg, Some(Ok(Message::Ping(_)))), "{msg:?}"),
                 id = h.events.recv() => return id,
             }
         }
@@ -1155,8 +953,8 @@ async fn close_command_sends_the_packet_with_backoff() {
     );
     assert_eq!(h.closed().await, info.id);
     // The SDK acks and closes; the server answers the close handshake.
-    c.ack(&close).await;
-    c.close().await;
+    c.ack(close.id().expect("id")).await;
+    c.close(Some((1000, "bye"))).await;
     assert_eq!(c.ending().await, Ending::CloseFrame(1000));
 }
 
@@ -1168,8 +966,8 @@ async fn other_commands() {
     info.commands.try_send(SessionCommand::WarnTokenExpiry).expect("queued");
     expect_token_warning(&c.recv().await);
 
-    let raw = codec::encode(
-        object(json!({"method": "notification", "id": "TSraw", "message_type": "twilio.sync.event"})),
+    let raw = frame(
+        json!({"method": "notification", "id": "TSraw", "message_type": "twilio.sync.event"}),
         br#"{"event_type":"x"}"#,
     );
     info.commands.try_send(SessionCommand::SendRaw(raw.clone())).expect("queued");
@@ -1179,7 +977,7 @@ async fn other_commands() {
     info.commands.try_send(SessionCommand::ExpireTokenNow).expect("queued");
     expect_close(&c.recv().await, 410);
     assert_eq!(h.closed().await, info.id);
-    c.close().await;
+    c.close(Some((1000, "bye"))).await;
     assert_eq!(c.ending().await, Ending::CloseFrame(1000));
 
     // Drop: no close handshake at all, like a network failure.
@@ -1233,13 +1031,15 @@ async fn shutdown_closes_every_session() {
 
 #[tokio::test]
 async fn any_origin_is_accepted() {
+    // The handshake is made here because it carries a header of its own; the test-support
+    // client takes the socket over after it.
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let mut h = start(SessionConfig::default()).await;
     let mut req = h.url.as_str().into_client_request().expect("request");
     req.headers_mut()
         .insert("Origin", "http://localhost:5173".parse().expect("header value"));
     let (ws, _) = tokio_tungstenite::connect_async(req).await.expect("handshake with an Origin");
-    let mut c = Client { ws };
+    let mut c = Client::from_socket(ws).with_wait(WAIT);
     assert_eq!(c.init("TM1", "good:alice").await.header["status"]["code"], 200);
     h.opened().await;
 }
@@ -1256,8 +1056,8 @@ async fn latency_delays_upstream_replies_and_keeps_their_completion_order() {
     h.command(&info, SessionCommand::SetLatency(LATENCY)).await;
 
     let sent = Instant::now();
-    c.send_get("TMslow", "/slow").await;
-    c.send_get("TMfast", "/fast").await;
+    c.send_request("TMslow", "GET", "/slow", &[], None).await;
+    c.send_request("TMfast", "GET", "/fast", &[], None).await;
     // The fast one completes first, then the slow one.
     h.completed("/fast").await;
     h.fake.gate.add_permits(1);
@@ -1287,7 +1087,7 @@ async fn latency_spares_other_replies_and_zero_releases_the_waiting_ones() {
     let (mut c, info) = h.session("good:alice").await;
     h.command(&info, SessionCommand::SetLatency(Duration::from_secs(3600))).await;
 
-    c.send_get("TMheld", "/held").await;
+    c.send_request("TMheld", "GET", "/held", &[], None).await;
     h.completed("/held").await;
     // An hour of latency, yet everything else is answered at once; were the upstream reply not
     // held, it would come before the probe's (completions are handled before inbound packets).
@@ -1437,8 +1237,8 @@ async fn close_token_expiry_and_drop_work_while_stalled() {
         ]
     );
     assert_eq!(h.closed().await, info.id);
-    c.ack(&close).await;
-    c.close().await;
+    c.ack(close.id().expect("id")).await;
+    c.close(Some((1000, "bye"))).await;
     assert_eq!(c.ending().await, Ending::CloseFrame(1000));
 
     // Token expiry: the same.
@@ -1491,7 +1291,7 @@ async fn observations_follow_the_session_but_never_backend_pushes() {
     assert_eq!(c.recv().await.id(), Some("TSpush"));
     info.commands.try_send(SessionCommand::WarnTokenExpiry).expect("queued");
     let warning = c.recv().await;
-    c.ack(&warning).await;
+    c.ack(warning.id().expect("id")).await;
     // Commands are handled before inbound packets: make sure the ack was read first.
     c.probe("TM7").await;
     info.commands.try_send(SessionCommand::ExpireTokenNow).expect("queued");
@@ -1562,24 +1362,11 @@ async fn realtime_journals_sessions_and_refused_connections_keep_the_socket_usab
     let creds = server.credentials().expect("the default seed has an account");
     let account = creds.account_sid.clone();
     let clock = control.clock(Some(&account)).expect("account clock");
-    let token = token::mint(&MintRequest {
-        account_sid: account.clone(),
-        api_key_sid: creds.api_key.clone(),
-        api_key_secret: creds.api_secret.clone(),
-        identity: "alice".into(),
-        service_sid: Some(creds.service_sid.clone()),
-        ttl_secs: 3600,
-        now_unix: clock.now().unix_secs(),
-        nbf_unix: None,
-    });
+    let token = Token::new(&creds, "alice", clock.now().unix_secs()).mint();
     let mut journal = control.journal().follow();
 
     control.refuse_connections(&account, Duration::from_secs(60)).expect("refuse");
-    let (ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(server.twilsock_url()))
-        .await
-        .expect("connect in time")
-        .expect("websocket handshake");
-    let mut c = Client { ws };
+    let mut c = Client::connect(&server.twilsock_url()).await.with_wait(WAIT);
     let reply = c.init("TM1", &token).await;
     assert_eq!(reply.header["status"]["code"], 503);
     assert_eq!(reply.header["status"]["status"], "SERVICE_UNAVAILABLE");
@@ -1689,7 +1476,7 @@ async fn a_client_pipelining_big_requests_without_reading_is_closed_at_the_byte_
     // 48 replies of 1 MiB fit the 1,024-frame bound many times over; the client
     // reads none of them.
     for n in 0..48 {
-        c.send_get(&format!("TMbig{n}"), "/big").await;
+        c.send_request(&format!("TMbig{n}"), "GET", "/big", &[], None).await;
     }
     assert_eq!(h.closed().await, info.id, "the session ends");
     assert_eq!(
@@ -1723,8 +1510,8 @@ async fn a_slow_subscriber_is_closed_at_the_byte_bound_long_before_the_frame_bou
     })
     .await;
     let (c, info) = h.session("good:alice").await;
-    let push = codec::encode(
-        object(json!({"method": "notification", "id": "TSn", "message_type": "twilio.sync.event"})),
+    let push = frame(
+        json!({"method": "notification", "id": "TSn", "message_type": "twilio.sync.event"}),
         &vec![b' '; 32 * 1024],
     );
     let mut pushed = 0usize;
@@ -1768,7 +1555,7 @@ async fn replies_waiting_out_a_latency_count_against_the_byte_bound() {
     // session read them all. Then they complete together: nothing reaches the outbox, as the
     // replies wait out the latency, 1 MiB each, and the second is past the byte bound.
     for n in 0..8 {
-        c.send_get(&format!("TMbig{n}"), "/slow-big").await;
+        c.send_request(&format!("TMbig{n}"), "GET", "/slow-big", &[], None).await;
     }
     c.probe("TMp").await;
     h.fake.gate.add_permits(8);
@@ -1806,7 +1593,7 @@ async fn a_message_over_the_size_limit_is_closed_with_1009() {
     let too_big = config.max_message_bytes() + 1;
     let mut h = start(config).await;
     let (mut c, info) = h.session("good:alice").await;
-    c.send_raw(Message::Binary(Bytes::from(vec![b'x'; too_big]))).await;
+    c.send_message(Message::Binary(Bytes::from(vec![b'x'; too_big]))).await;
     assert_eq!(c.ending().await, Ending::CloseFrame(1009));
     assert_eq!(h.closed().await, info.id);
     h.observed_until(info.id, &Obs::Ended(EndReason::MessageTooBig)).await;

@@ -10,22 +10,20 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use rehearsal_mock_server::MockServer;
-use rehearsal_mock_server::auth::token::{MintRequest, mint};
 use rehearsal_mock_server::control::Control;
 use rehearsal_mock_server::control::actors::Action;
 use rehearsal_mock_server::domain::{AccountState, Cause, DomainEvent, DomainObserver};
-use rehearsal_mock_server::twilsock::codec;
 use rehearsal_scenarios::engine::{
     Answer, ClientDriver, Command, DriverEnv, DriverError, DriverLog, Hello, Link, PlayOptions, play, play_server_side,
 };
 use rehearsal_scenarios::outcome::{ScenarioOutcome, Verdict};
 use rehearsal_scenarios::{Loaded, load_str};
+use rehearsal_test_support::Token;
+use rehearsal_test_support::twilsock;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
 
 const ALL: &[&str] = &["hello", "connect", "send", "typing", "list_conversations", "shutdown"];
 /// How long the scripted client waits before it reconnects after losing its socket.
@@ -94,16 +92,8 @@ impl World {
             .clock(Some(&self.env.account_sid))
             .map(|c| c.now().unix_secs())
             .unwrap_or_default();
-        mint(&MintRequest {
-            account_sid: self.env.account_sid.clone(),
-            api_key_sid: self.env.api_key.clone(),
-            api_key_secret: self.env.api_secret.clone(),
-            identity: identity.to_owned(),
-            service_sid: Some(self.env.service_sid.clone()),
-            ttl_secs: 3600,
-            now_unix: now,
-            nbf_unix: None,
-        })
+        let env = &self.env;
+        Token::of_key(&env.account_sid, &env.api_key, &env.api_secret, &env.service_sid, identity, now).mint()
     }
 
     /// Keeps a twilsock session open as `identity`, reconnecting after a loss, reporting the
@@ -113,19 +103,17 @@ impl World {
         let mut stop = self.stop.clone();
         loop {
             self.emit(&client, "connection_state", json!({ "state": "connecting" }));
-            if let Ok((mut ws, _)) = tokio_tungstenite::connect_async(self.env.twilsock_url.as_str()).await {
-                let Value::Object(header) = json!({
+            if let Ok(mut ws) = twilsock::Client::try_connect(&self.env.twilsock_url).await {
+                let init = json!({
                     "method": "init", "id": "TMinit", "token": self.token(&identity), "continuation_token": null,
                     "capabilities": ["client_update"], "registrations": [], "tweaks": null,
-                }) else {
-                    unreachable!()
-                };
-                if ws.send(Message::Binary(codec::encode(header, b""))).await.is_ok() {
+                });
+                if ws.try_send(init, b"").await.is_ok() {
                     loop {
                         tokio::select! {
-                            msg = ws.next() => match msg {
-                                Some(Ok(Message::Binary(b))) => {
-                                    let Ok(p) = codec::decode_bytes(&b, &codec::Limits::default()) else { continue };
+                            msg = ws.next_message() => match msg {
+                                Some(Ok(twilsock::Message::Binary(b))) => {
+                                    let Ok(p) = twilsock::decode(&b) else { continue };
                                     if p.method() == Some("reply") && p.id() == Some("TMinit") {
                                         self.emit(&client, "connection_state", json!({ "state": "connected" }));
                                         if let Some(r) = ready.take() {
