@@ -270,6 +270,77 @@ fn parse(frame: &[u8], limits: &Limits) -> Result<(Map<String, Value>, std::ops:
     Ok((header, start..start + payload_len))
 }
 
+/// Whether `frame` is a well-formed `reply` packet, decided without building the header map.
+///
+/// The SDK acknowledges every push with a `reply`, so under fan-out this runs once per
+/// delivery; the session only counts acks, and parsing each header into a `Value` map was the
+/// largest share of the server's per-delivery CPU after the socket itself. `true` only when
+/// [`decode`] would succeed on the same bytes and return `method == "reply"`: anything unusual
+/// (another method, a duplicate or mistyped field, a non-object header, a bad size) answers
+/// `false`, and the caller then takes the full [`decode`] path, so errors and their messages
+/// are unchanged.
+pub fn is_reply(frame: &[u8], limits: &Limits) -> bool {
+    // Every field the SDK's ack carries, typed, and nothing else: a field serde would skip
+    // unread (an unknown key) could hold what `decode`'s `Value` parse refuses (a lone
+    // surrogate escape, invalid UTF-8, a number out of range), so any other key, or a value of
+    // another type, answers `false` and takes the full path.
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)] // read only to check their types
+    struct Head<'a> {
+        #[serde(borrow)]
+        method: Cow<'a, str>,
+        #[serde(borrow)]
+        id: Cow<'a, str>,
+        payload_size: u64,
+        #[serde(borrow, default)]
+        payload_type: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        status: Option<Status<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Status<'a> {
+        code: Option<i64>,
+        #[serde(borrow)]
+        status: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        description: Option<Cow<'a, str>>,
+        #[serde(rename = "errorCode")]
+        error_code: Option<i64>,
+    }
+    use std::borrow::Cow;
+    let Some(rest) = frame.strip_prefix(PREAMBLE) else {
+        return false;
+    };
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > MAX_LENGTH_DIGITS {
+        return false;
+    }
+    let (len_digits, rest) = rest.split_at(digits);
+    let Some(header_len) = parse_decimal(len_digits)
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| *n <= limits.max_header_bytes)
+    else {
+        return false;
+    };
+    let Some(header) = rest.strip_prefix(CRLF).and_then(|r| r.get(..header_len)) else {
+        return false;
+    };
+    let Some(after) = rest.get(CRLF.len() + header_len..).and_then(|r| r.strip_prefix(CRLF)) else {
+        return false;
+    };
+    // serde also reads a struct from a JSON array; `decode` accepts only an object.
+    if header.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return false;
+    }
+    let Ok(head) = serde_json::from_slice::<Head<'_>>(header) else {
+        return false;
+    };
+    head.method == "reply" && usize::try_from(head.payload_size).is_ok_and(|len| len <= limits.max_payload_bytes && len <= after.len())
+}
+
 /// The version field as found, for the error message: up to the next space, at most 16 bytes,
 /// lossily decoded (it is attacker-controlled and only ever logged).
 fn version_token(rest: &[u8]) -> String {

@@ -331,3 +331,91 @@ proptest! {
         let _ = decode_bytes(&Bytes::from(f), &tight);
     }
 }
+
+// `is_reply`: the ack fast path must agree with `decode`.
+
+fn reply_head(method: &str, extra: Value) -> Map<String, Value> {
+    let mut h = Map::new();
+    h.insert("method".into(), method.into());
+    h.insert("id".into(), "TM1".into());
+    if let Value::Object(extra) = extra {
+        h.extend(extra);
+    }
+    h
+}
+
+#[test]
+fn recognises_the_sdks_ack_and_nothing_that_decode_would_refuse() {
+    let limits = Limits::default();
+    let ack = encode(reply_head("reply", json!({"status": {"code": 200, "status": "ok"}})), b"");
+    assert!(is_reply(&ack, &limits));
+    assert!(!is_reply(&encode(reply_head("message", json!({})), b"{}"), &limits));
+    for refused in [
+        frame(r#"["reply","TM1",0]"#, b""),
+        frame(r#"{"method":"reply","method":"reply","id":"TM1","payload_size":0}"#, b""),
+        frame(r#"{"method":"reply","id":7,"payload_size":0}"#, b""),
+        frame(r#"{"method":"reply","id":"TM1","payload_size":1.0}"#, b"x"),
+        frame(r#"{"method":"reply","id":"TM1","payload_size":5}"#, b"abc"),
+        frame(r#"{"method":"reply","id":"TM1","payload_size":0} x"#, b""),
+        // What serde would skip unread under an unknown key but `decode` refuses.
+        frame(r#"{"method":"reply","id":"TM1","x":"\ud800","payload_size":0}"#, b""),
+        frame(r#"{"method":"reply","id":"TM1","x":1e400,"payload_size":0}"#, b""),
+        frame(
+            r#"{"method":"reply","id":"TM1","status":{"code":200,"x":"\ud800"},"payload_size":0}"#,
+            b"",
+        ),
+        b"TWILSOCK V3.0 10\r\n{}".to_vec(),
+    ] {
+        assert!(!is_reply(&refused, &limits), "{}", String::from_utf8_lossy(&refused));
+    }
+    // An escaped method is still `reply`, as `decode` reads it.
+    let escaped = frame(r#"{"method":"re\u0070ly","id":"TM1","payload_size":0}"#, b"");
+    assert!(is_reply(&escaped, &limits));
+    assert_eq!(decode(&escaped, &limits).expect("decodes").method(), Some("reply"));
+    // The limits apply as in `decode`.
+    let tight = Limits {
+        max_header_bytes: 8,
+        max_payload_bytes: 0,
+    };
+    assert!(!is_reply(&ack, &tight));
+}
+
+proptest! {
+    /// `is_reply` never says yes where `decode` fails or finds another method, and says yes for
+    /// every SDK-shaped ack (`method`, `id`, `payload_type`, `status`, `payload_size`); a header
+    /// with any other key takes the full path.
+    #[test]
+    fn agrees_with_decode(
+        method in prop_oneof![Just("reply".to_owned()), ".*"],
+        status in prop::option::of((any::<u16>(), "[A-Za-z ]{0,12}")),
+        extra in prop::collection::btree_map("[a-z_]{1,12}", any::<u32>(), 0..3),
+        payload in prop::collection::vec(any::<u8>(), 0..32),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+    ) {
+        let limits = Limits::default();
+        let mut h = reply_head(&method, json!({}));
+        if let Some((code, text)) = status {
+            h.insert("status".into(), json!({"code": code, "status": text}));
+        }
+        let mut sdk_shaped = true;
+        for (k, v) in extra {
+            if !matches!(k.as_str(), "method" | "id" | "payload_size" | "payload_type" | "status") {
+                h.insert(k, v.into());
+                sdk_shaped = false;
+            }
+        }
+        let frame = encode(h, &payload).to_vec();
+        prop_assert_eq!(is_reply(&frame, &limits), method == "reply" && sdk_shaped);
+        let mut mutated = frame;
+        for (at, byte) in flips {
+            let i = at.index(mutated.len());
+            mutated[i] = byte;
+        }
+        if is_reply(&mutated, &limits) {
+            let decoded = decode(&mutated, &limits);
+            prop_assert!(decoded.is_ok(), "{:?}", decoded);
+            let method = decoded.ok().and_then(|p| p.method().map(str::to_owned));
+            prop_assert_eq!(method.as_deref(), Some("reply"));
+        }
+    }
+}

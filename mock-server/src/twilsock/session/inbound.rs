@@ -24,6 +24,12 @@ impl<B: Backend> Session<B> {
 
     fn on_frame(&mut self, frame: &Bytes) -> Flow {
         crate::frame_tap::Tap(self.id).inbound(frame);
+        // The client's acks of our notifications, client_updates and closes: counted, on a
+        // path that builds no header map (one ack arrives per delivery).
+        if codec::is_reply(frame, &self.config.limits) {
+            self.acks += 1;
+            return Flow::Continue;
+        }
         let packet = match codec::decode_bytes(frame, &self.config.limits) {
             Ok(p) => p,
             Err(err) => return self.on_undecodable(frame, &err),
@@ -33,7 +39,7 @@ impl<B: Backend> Session<B> {
         let method = packet.method().unwrap_or_default();
         tracing::trace!(method, id, "packet");
         if method == "reply" {
-            // The client's acks of our notifications, client_updates and closes: counted.
+            // Only unusual but valid acks get here (see `codec::is_reply`).
             self.acks += 1;
             return Flow::Continue;
         }
