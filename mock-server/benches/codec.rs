@@ -65,6 +65,16 @@ fn bench(c: &mut Criterion) {
     g.bench_function("decode_ack", |b| {
         b.iter(|| codec::decode_bytes(std::hint::black_box(&ack), &limits).expect("decodes"))
     });
+    g.bench_function("is_reply_sdk_ack", |b| {
+        // The session's path for each ack: the SDK's exact bytes, compared without parsing.
+        b.iter(|| assert!(codec::is_reply(std::hint::black_box(&ack), &limits)))
+    });
+    let header = r#"{"id":"TM0000000000000000000000000000002a","method":"reply","status":{"code":200,"status":"OK"},"payload_size":0}"#;
+    let reordered = Bytes::from(format!("TWILSOCK V3.0 {}\r\n{header}\r\n", header.len()));
+    g.bench_function("is_reply_other_ack", |b| {
+        // A valid ack in another shape: the typed borrowing parse.
+        b.iter(|| assert!(codec::is_reply(std::hint::black_box(&reordered), &limits)))
+    });
     let frame: Bytes = notification_frame("TM1".into(), "twilio.sync.event", &payload);
     g.bench_function("share_push_1000", |b| {
         // What fan-out costs per event besides the queues: one clone of the shared frame per

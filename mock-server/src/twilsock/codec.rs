@@ -331,6 +331,9 @@ pub fn is_reply(frame: &[u8], limits: &Limits) -> bool {
     let Some(after) = rest.get(CRLF.len() + header_len..).and_then(|r| r.strip_prefix(CRLF)) else {
         return false;
     };
+    if is_sdk_ack(header) {
+        return true;
+    }
     // serde also reads a struct from a JSON array; `decode` accepts only an object.
     if header.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return false;
@@ -339,6 +342,21 @@ pub fn is_reply(frame: &[u8], limits: &Limits) -> bool {
         return false;
     };
     head.method == "reply" && usize::try_from(head.payload_size).is_ok_and(|len| len <= limits.max_payload_bytes && len <= after.len())
+}
+
+/// The ack exactly as the SDK writes it (`TwilsockChannel.confirmReceiving`, the same bytes in
+/// 2.x and 3.x), compared byte for byte: a plain id between fixed text. This is valid JSON
+/// with `method` `reply` by construction, and it takes a fraction of a typed parse.
+fn is_sdk_ack(header: &[u8]) -> bool {
+    const HEAD: &[u8] = br#"{"method":"reply","id":""#;
+    const TAIL: &[u8] = br#"","payload_type":"application/json","status":{"code":200,"status":"OK"},"payload_size":0}"#;
+    let Some(rest) = header.strip_prefix(HEAD) else {
+        return false;
+    };
+    let Some(id) = rest.strip_suffix(TAIL) else {
+        return false;
+    };
+    !id.is_empty() && id.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// The version field as found, for the error message: up to the next space, at most 16 bytes,

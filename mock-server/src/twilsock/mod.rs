@@ -1,14 +1,16 @@
 //! Twilsock v3, the WebSocket protocol of the official SDK.
 //!
 //! Layout: `codec` (framing; knows nothing of sessions), `backend` (the boundary between a
-//! session and the rest of the server), `session` (one connection's lifecycle).
+//! session and the rest of the server), `outbox` (a session's bounded outbound queue and reply
+//! gates), `session` (one connection's lifecycle).
 pub mod backend;
 pub mod codec;
+pub mod outbox;
 pub mod session;
 
 pub use backend::{
-    Backend, EndReason, InitRejection, Outbox, OutboxError, OverflowCause, Principal, ReplyGate, RequestLine, SessionInfo,
-    SessionObservation, UpstreamRequest, UpstreamResponse,
+    Backend, EndReason, InitRejection, Principal, RequestLine, SessionInfo, SessionObservation, UpstreamRequest, UpstreamResponse,
 };
 pub use codec::{DecodeError, Limits, Packet};
+pub use outbox::{Outbox, OutboxError, OverflowCause, ReplyGate};
 pub use session::{Ack, CloseCode, CommandSender, Endpoint, SessionCommand, SessionConfig, close_frame, serve_socket};

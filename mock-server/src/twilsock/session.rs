@@ -79,13 +79,14 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
+use futures_util::{FutureExt as _, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{self, JoinError};
 use tokio::time::{self, Instant, MissedTickBehavior};
 
-use super::backend::{Backend, EndReason, Outbox, OverflowCause, SessionInfo, SessionObservation};
+use super::backend::{Backend, EndReason, SessionInfo, SessionObservation};
+use super::outbox::{Outbox, OverflowCause};
 use crate::clock::Clock;
 
 mod commands;
@@ -103,7 +104,6 @@ pub use commands::SessionCommand;
 pub use config::{DEFAULT_MAX_INFLIGHT_UPSTREAM, DEFAULT_OUTBOX_BYTES, DEFAULT_OUTBOX_CAPACITY, MAX_LATENCY, SessionConfig};
 pub use endpoint::{Endpoint, route, serve_socket};
 use handshake::{TokenAlarm, TokenTimer, TokenTimers};
-use inbound::is_too_big;
 use orders::Order;
 pub use orders::{Ack, CommandSender};
 pub use packets::{
@@ -123,6 +123,9 @@ pub const PATH: &str = "/v3/wsconnect";
 /// names the reason to anything watching the socket.
 const OVERFLOW_CLOSE_DESCRIPTION: &str = "Outbound queue overflow: the client did not read its messages in time (slow consumer); reconnect";
 const OVERFLOW_WS_CLOSE: u16 = 1008;
+/// Messages already read from the socket that one turn of the driver handles after the one that
+/// woke it (see `Session::run`).
+const INBOUND_BURST: usize = 32;
 
 /// How the driver ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,11 +230,8 @@ impl<B: Backend> Session<B> {
 
         loop {
             let stalled = self.stalled();
-            // Upstream requests in flight are bounded in count here and in bytes by the outbox:
-            // while the replies and pushes not yet written fill the byte budget, no new request
-            // is read (each reply is reserved in the outbox as soon as it is built).
-            let room = self.outbox.queued_bytes() < self.config.outbox_bytes;
-            let reading = !stalled && room && self.upstream.in_flight() < self.config.max_inflight_upstream;
+            let room = self.has_room();
+            let reading = self.reading();
             let replies_due = self.upstream.next_due(self.latency);
             alarm.arm(&self.clock, self.timers);
             let event = tokio::select! {
@@ -303,31 +303,22 @@ impl<B: Backend> Session<B> {
                     Flow::Continue
                 }
                 Event::Room | Event::TokenAlarm => Flow::Continue,
-                Event::Inbound(None) => {
-                    tracing::debug!("client went away");
-                    Flow::Close(Closing::Abrupt, EndReason::ConnectionLost)
-                }
-                Event::Inbound(Some(Err(e))) if is_too_big(&e) => {
-                    tracing::info!(
-                        error = %e,
-                        limit = self.config.max_message_bytes(),
-                        "message over the size limit: closing with 1009"
-                    );
-                    Flow::Close(
-                        Closing::Socket {
-                            code: 1009,
-                            reason: "message too big",
-                        },
-                        EndReason::MessageTooBig,
-                    )
-                }
-                Event::Inbound(Some(Err(e))) => {
-                    tracing::debug!(error = %e, "socket read failed");
-                    Flow::Close(Closing::Abrupt, EndReason::ConnectionLost)
-                }
-                Event::Inbound(Some(Ok(msg))) => {
-                    awaiting_pong = false;
-                    self.on_ws_message(msg)
+                Event::Inbound(read) => {
+                    let mut flow = self.on_read(read, &mut awaiting_pong);
+                    // Frames the socket has already delivered (the SDK's acks come in bursts, one
+                    // per push written) are handled in this turn, without polling every branch
+                    // above again for each; at most INBOUND_BURST, so commands, overflow and
+                    // shutdown wait for no more than that.
+                    for _ in 0..INBOUND_BURST {
+                        if !matches!(flow, Flow::Continue) || !self.reading() {
+                            break;
+                        }
+                        // A pending read leaves a no-op waker behind; the next turn's select
+                        // polls the stream again, with the task's own, before the task sleeps.
+                        let Some(read) = stream.next().now_or_never() else { break };
+                        flow = self.on_read(read, &mut awaiting_pong);
+                    }
+                    flow
                 }
                 Event::InitTimeout => {
                     tracing::debug!("no successful init in time: closing");
@@ -475,6 +466,19 @@ impl<B: Backend> Session<B> {
 
     fn stalled(&self) -> bool {
         self.mode.borrow().stall
+    }
+
+    /// Whether the replies and pushes not yet written leave room in the outbox's byte budget.
+    fn has_room(&self) -> bool {
+        self.outbox.queued_bytes() < self.config.outbox_bytes
+    }
+
+    /// Whether the client's next message may be read. Upstream requests in flight are bounded in
+    /// count here and in bytes by the outbox: while the replies and pushes not yet written fill
+    /// the byte budget, no new request is read (each reply is reserved in the outbox as soon as
+    /// it is built).
+    fn reading(&self) -> bool {
+        !self.stalled() && self.has_room() && self.upstream.in_flight() < self.config.max_inflight_upstream
     }
 
     fn set_mode(&self, change: impl FnOnce(&mut Mode)) {

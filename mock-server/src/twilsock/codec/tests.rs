@@ -419,3 +419,51 @@ proptest! {
         }
     }
 }
+
+/// The SDK's ack, byte for byte, with its id.
+fn sdk_ack(id: &str) -> Vec<u8> {
+    frame(
+        &format!(
+            r#"{{"method":"reply","id":"{id}","payload_type":"application/json","status":{{"code":200,"status":"OK"}},"payload_size":0}}"#
+        ),
+        b"",
+    )
+}
+
+#[test]
+fn the_sdks_own_ack_bytes_are_a_reply() {
+    let limits = Limits::default();
+    for id in ["TM1", "RQ0d1f2e3c-9", "a.b_c"] {
+        assert!(is_reply(&sdk_ack(id), &limits), "{id}");
+    }
+    // Off the exact shape (an escape in the id, a quote), the typed parse decides as `decode`.
+    assert!(is_reply(&sdk_ack(r"TM1"), &limits));
+    assert!(!is_reply(&sdk_ack(r#"T"M"#), &limits));
+    let empty = sdk_ack("");
+    let decoded_reply = decode(&empty, &limits).is_ok_and(|p| p.method() == Some("reply"));
+    assert_eq!(is_reply(&empty, &limits), decoded_reply);
+}
+
+proptest! {
+    /// Mutations of the SDK's exact ack never fool the byte comparison into a yes `decode`
+    /// would not give.
+    #[test]
+    fn mutated_sdk_acks_agree_with_decode(
+        id in "[A-Za-z0-9]{1,34}",
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+    ) {
+        let limits = Limits::default();
+        let mut f = sdk_ack(&id);
+        prop_assert!(is_reply(&f, &limits));
+        for (at, byte) in flips {
+            let i = at.index(f.len());
+            f[i] = byte;
+        }
+        if is_reply(&f, &limits) {
+            let decoded = decode(&f, &limits);
+            prop_assert!(decoded.is_ok(), "{:?}", decoded);
+            let method = decoded.ok().and_then(|p| p.method().map(str::to_owned));
+            prop_assert_eq!(method.as_deref(), Some("reply"));
+        }
+    }
+}

@@ -9,7 +9,40 @@ use super::packets::{self, CloseCode};
 use super::{Closing, Flow, Session};
 
 impl<B: Backend> Session<B> {
-    pub(super) fn on_ws_message(&mut self, msg: Message) -> Flow {
+    /// One read from the socket: a message, a read error, or the end of the stream. Any message
+    /// proves the peer alive, so it also ends the wait for a pong.
+    pub(super) fn on_read(&mut self, read: Option<Result<Message, axum::Error>>, awaiting_pong: &mut bool) -> Flow {
+        match read {
+            None => {
+                tracing::debug!("client went away");
+                Flow::Close(Closing::Abrupt, EndReason::ConnectionLost)
+            }
+            Some(Err(e)) if is_too_big(&e) => {
+                tracing::info!(
+                    error = %e,
+                    limit = self.config.max_message_bytes(),
+                    "message over the size limit: closing with 1009"
+                );
+                Flow::Close(
+                    Closing::Socket {
+                        code: 1009,
+                        reason: "message too big",
+                    },
+                    EndReason::MessageTooBig,
+                )
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "socket read failed");
+                Flow::Close(Closing::Abrupt, EndReason::ConnectionLost)
+            }
+            Some(Ok(msg)) => {
+                *awaiting_pong = false;
+                self.on_ws_message(msg)
+            }
+        }
+    }
+
+    fn on_ws_message(&mut self, msg: Message) -> Flow {
         match msg {
             Message::Binary(frame) => self.on_frame(&frame),
             // The SDK only sends binary frames; text ones are decoded the same way.
@@ -138,7 +171,7 @@ fn salvage_header(frame: &[u8], limits: &Limits) -> Option<(String, String)> {
 
 /// Whether a read failed because the peer sent a message or frame over the size limit (the
 /// socket is still usable for our close frame, 1009 "message too big").
-pub(super) fn is_too_big(e: &axum::Error) -> bool {
+fn is_too_big(e: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
         if let Some(tungstenite::Error::Capacity(_)) = err.downcast_ref::<tungstenite::Error>() {

@@ -9,8 +9,9 @@ use bytes::Bytes;
 use tokio::task::{self, JoinError, JoinSet};
 use tokio::time::{self, Instant};
 
-use super::super::backend::{Backend, Outbox, ReplyGate, RequestLine, SessionInfo, SessionObservation, UpstreamRequest, UpstreamResponse};
+use super::super::backend::{Backend, RequestLine, SessionInfo, SessionObservation, UpstreamRequest, UpstreamResponse};
 use super::super::codec::Packet;
+use super::super::outbox::{Outbox, ReplyGate};
 use super::{Flow, Session, packets, request};
 
 impl<B: Backend> Session<B> {

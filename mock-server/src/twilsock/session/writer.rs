@@ -36,7 +36,7 @@ use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
 use tokio::sync::{mpsc, watch};
 
-use super::super::backend::{Frame, Frames};
+use super::super::outbox::{Frame, Frames};
 use crate::frame_tap::Tap;
 
 /// Frames written per flush when the outbox has a backlog.
