@@ -9,11 +9,15 @@
 //! the task of one socket; `inbound` what the client sends; `handshake` `init`/`update` and the
 //! token timers; `upstream` the requests handled by the backend; `commands` the control plane's
 //! [`SessionCommand`]s; `config` the settings; `writer` the socket writer; `packets` the frames
-//! the session builds; `request` the parsing of upstream requests; `orders` the command queue.
+//! the session builds; `request` the parsing of upstream requests; `orders` the command queue;
+//! `wake_filter` timers polled only when they fire.
 //!
 //! **Cost per delivery.** The driver does nothing per push (the writer takes it), and per ack
-//! only counts it: acks are neither observed nor journaled, and the token timers are one sleep
-//! kept across the driver's turns, so a turn makes no timer and no allocation of its own.
+//! only counts it: the SDK's exact ack bytes are recognised without parsing
+//! (`codec::is_reply`), acks are neither observed nor journaled, the token timers are one sleep
+//! kept across the driver's turns and, like the ping interval, polled only when their own timer
+//! woke the driver, and the acks already read are handled in the turn that woke it, so a turn
+//! makes no timer and no allocation of its own.
 //!
 //! **Ordering.** Every twilsock frame the server sends — replies, `client_update`, backend
 //! pushes (Sync notifications) — goes through the session's one bounded [`Outbox`] and is written
@@ -98,6 +102,7 @@ mod orders;
 mod packets;
 pub(crate) mod request;
 mod upstream;
+mod wake_filter;
 mod writer;
 
 pub use commands::SessionCommand;
@@ -223,6 +228,8 @@ impl<B: Backend> Session<B> {
         let period = self.config.ping_interval.max(Duration::from_millis(1));
         let mut ping = time::interval_at(Instant::now() + period, period);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Polled only when its own timer fires (see `wake_filter`).
+        let ping_filter = wake_filter::WakeFilter::new();
         let pong_deadline = time::sleep(Duration::ZERO);
         tokio::pin!(pong_deadline);
         let mut awaiting_pong = false;
@@ -245,7 +252,7 @@ impl<B: Backend> Session<B> {
                 msg = stream.next(), if reading => Event::Inbound(msg),
                 () = self.outbox.below_budget(), if !stalled && !room => Event::Room,
                 () = &mut init_deadline, if self.established.is_none() => Event::InitTimeout,
-                _ = ping.tick(), if pinging && !stalled => Event::PingDue,
+                _ = std::future::poll_fn(|cx| ping_filter.poll(cx, |cx| ping.poll_tick(cx))), if pinging && !stalled => Event::PingDue,
                 // While reading is paused the pong cannot be seen, so it cannot be late either.
                 () = &mut pong_deadline, if awaiting_pong && reading => Event::PongTimeout,
             };
@@ -351,6 +358,7 @@ impl<B: Backend> Session<B> {
                 awaiting_pong = false;
                 if stalled {
                     ping.reset();
+                    ping_filter.rearm();
                 }
             }
         }

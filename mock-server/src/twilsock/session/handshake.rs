@@ -2,6 +2,7 @@
 //! token timers (the `token_about_to_expire` warning and the expiry).
 use std::future::Future;
 use std::pin::Pin;
+use std::task::Poll;
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -9,6 +10,7 @@ use serde_json::Value;
 use super::super::backend::{Backend, InitRejection, Principal as _, SessionInfo, SessionObservation};
 use super::super::codec::Packet;
 use super::packets::{self, storage_id, token_about_to_expire};
+use super::wake_filter::WakeFilter;
 use super::{Flow, Session};
 use crate::auth::TokenError;
 use crate::clock::{Clock, Millis};
@@ -52,11 +54,22 @@ pub(super) enum TokenTimer {
 /// timers change. (A sleep on the server clock subscribes to every clock up its chain and arms a
 /// tokio timer: made afresh on every turn, as it once was, that cost two allocations, a timer
 /// registration and its removal for every ack a subscriber sent.)
-#[derive(Default)]
 pub(super) struct TokenAlarm {
     /// The timers `sleep` was made for; `None`: make it again.
     armed_for: Option<TokenTimers>,
     sleep: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// `sleep` is polled only when it woke the driver (see `wake_filter`).
+    filter: WakeFilter,
+}
+
+impl Default for TokenAlarm {
+    fn default() -> Self {
+        TokenAlarm {
+            armed_for: None,
+            sleep: None,
+            filter: WakeFilter::new(),
+        }
+    }
 }
 
 impl TokenAlarm {
@@ -70,19 +83,24 @@ impl TokenAlarm {
             let clock = clock.clone();
             Box::pin(async move { clock.sleep_until(at).await }) as Pin<Box<dyn Future<Output = ()> + Send>>
         });
+        self.filter.rearm();
     }
 
     /// Completes when the earliest timer is due (never without one). Once it has, the next
     /// [`TokenAlarm::arm`] makes a new sleep.
     pub(super) async fn rings(&mut self) {
-        match self.sleep.as_mut() {
-            Some(sleep) => {
-                sleep.await;
+        std::future::poll_fn(|cx| {
+            let Some(sleep) = self.sleep.as_mut() else {
+                return Poll::Pending;
+            };
+            let rang = self.filter.poll(cx, |cx| sleep.as_mut().poll(cx));
+            if rang.is_ready() {
                 self.sleep = None;
                 self.armed_for = None;
             }
-            None => std::future::pending().await,
-        }
+            rang
+        })
+        .await
     }
 }
 
