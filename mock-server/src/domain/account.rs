@@ -1,6 +1,9 @@
 //! Accounts (AC…): the unit of isolation. Each account has its own credentials, services and
 //! state behind its own lock; nothing reaches across accounts.
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::Bytes;
 
 use serde::{Deserialize, Serialize};
 
@@ -8,6 +11,7 @@ use super::chat_service::ChatService;
 use super::collection::Collection;
 use super::event::{DomainEvent, DomainObserver};
 use super::limits::Limits;
+use super::memo::Memo;
 use super::role;
 use super::service::{Cause, Gate};
 use super::{DomainError, Resource};
@@ -95,6 +99,12 @@ pub struct Account {
     /// Media bytes reserved by uploads in progress ([`Account::reserve_media`]). Always locked
     /// inside `state` (never the other way round).
     media_reserved: Mutex<u64>,
+    /// Bumped by every write while it holds the write lock, so a revision read under the read
+    /// lock names the state exactly ([`Account::read_memo`]).
+    revision: AtomicU64,
+    /// Renderings of the state at a revision (`memo.rs`). Locked alone, or inside `state`'s
+    /// read lock (never the other way round).
+    memo: Mutex<Memo>,
 }
 
 /// Media bytes an upload in progress holds against its account's quota, from before its body is
@@ -158,6 +168,8 @@ impl Account {
             state: RwLock::new(state),
             shared,
             media_reserved: Mutex::new(0),
+            revision: AtomicU64::new(0),
+            memo: Mutex::default(),
         }
     }
 
@@ -269,6 +281,29 @@ impl Account {
         f(&guard)
     }
 
+    /// What `render` makes of the state, kept under `key` until the state next changes: the
+    /// same `key` must always mean the same rendering of the same state (put everything the
+    /// caller renders from besides the state — query, URLs — into it). Errors are not kept.
+    ///
+    /// A hit takes no lock on the state. A write in progress while a hit is served has not
+    /// returned yet, so the answer is ordered before it, as a read taking the lock first would
+    /// be; a write that has returned has bumped the revision.
+    pub fn read_memo<E>(&self, key: &str, render: impl FnOnce(&AccountState) -> Result<Vec<u8>, E>) -> Result<Bytes, E> {
+        let revision = self.revision.load(Ordering::Acquire);
+        if let Some(hit) = self.memo.lock().unwrap_or_else(|e| e.into_inner()).get(key, revision) {
+            return Ok(hit);
+        }
+        let guard = self.state.read().unwrap_or_else(|e| e.into_inner());
+        // Stable while the read lock is held: writers bump it under the write lock.
+        let revision = self.revision.load(Ordering::Acquire);
+        let rendered = Bytes::from(render(&guard)?);
+        self.memo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(key, revision, rendered.clone());
+        Ok(rendered)
+    }
+
     /// Runs one mutation on a service (`None`: the default service). The emitted events reach
     /// every observer in commit order before the lock is released. Private to the domain: every
     /// way in goes through [`Account::perform`] or [`Account::apply`] (`service.rs`) or the
@@ -280,6 +315,8 @@ impl Account {
         f: impl FnOnce(&mut ChatService, &mut Ctx<'_>) -> Result<R, DomainError>,
     ) -> Result<R, DomainError> {
         let mut guard = self.state.write().unwrap_or_else(|e| e.into_inner());
+        // Before anything changes: a failed mutation may still have changed something.
+        self.revision.fetch_add(1, Ordering::AcqRel);
         let state = &mut *guard;
         let service_sid = service.unwrap_or(&state.default_service).to_owned();
         let seq = state
@@ -309,6 +346,7 @@ impl Account {
         f: impl FnOnce(&mut AccountState, Millis, &mut Vec<DomainEvent>) -> Result<R, DomainError>,
     ) -> Result<R, DomainError> {
         let mut guard = self.state.write().unwrap_or_else(|e| e.into_inner());
+        self.revision.fetch_add(1, Ordering::AcqRel);
         let now = self.clock.now();
         let mut events = Vec::new();
         let result = f(&mut guard, now, &mut events);

@@ -14,7 +14,7 @@
 //! proposals, the gate), `changes` (the named changes), `settings`, `chat_service` (IS…),
 //! `conversation`, `participant`, `message`, `user`, `role`, `media`, `webhook` (one noun
 //! each, with its operations), `collection` (keyset-paged tables), `event`, `error`, `limits`,
-//! `seed`, `snapshot`.
+//! `memo` (renderings kept until the state changes), `seed`, `snapshot`.
 mod account;
 mod changes;
 mod chat_service;
@@ -24,6 +24,7 @@ mod error;
 mod event;
 pub mod limits;
 pub mod media;
+pub mod memo;
 pub mod message;
 pub mod participant;
 pub mod role;

@@ -123,13 +123,16 @@ async fn create(scope: Scope, OriginalUri(uri): OriginalUri, Form(p): Form) -> R
     Ok((StatusCode::CREATED, Json(render(&scope, &c))))
 }
 
-async fn list(scope: Scope, Query(q): Query) -> Result<impl IntoResponse, ApiError> {
+async fn list(scope: Scope, OriginalUri(uri): OriginalUri, Query(q): Query) -> Result<impl IntoResponse, ApiError> {
     let limits = scope.account.limits().clone();
     let req = PageRequest::parse(&q, limits.page_size_max, limits.default_page_size)?;
     let state = state_param(&q)?;
     let start = q.date("StartDate")?;
     let end = q.date("EndDate")?;
-    let body = scope.account.read(|s| -> Result<Vec<u8>, ApiError> {
+    // The page depends on the state and on what the key names: where it is served from (base
+    // URL, service prefix) and the query as sent. Kept until the account's state next changes.
+    let key = format!("{}{}/Conversations?{}", scope.base, scope.prefix, uri.query().unwrap_or_default());
+    let body = scope.account.read_memo(&key, |s| -> Result<Vec<u8>, ApiError> {
         let svc = s.service(scope.service.as_deref())?;
         let filtered = state.is_some() || start.is_some() || end.is_some();
         let slice = if filtered {

@@ -133,6 +133,46 @@ async fn api_key_credentials_work() {
     expect(200, key.get("/v1/Configuration").await);
 }
 
+/// Conversation pages are kept rendered until the account's state changes
+/// (`domain::memo`): every change shows in the very next list, and another account asking for
+/// the same URL gets its own page.
+#[tokio::test]
+async fn a_kept_page_changes_with_the_state_and_stays_in_its_account() {
+    let (server, api) = start().await;
+    let other = add_account(&server, 2);
+    let them = api.with_auth(Auth::basic(&other.account_sid, &other.auth_token));
+    for prefix in prefixes() {
+        let url = format!("{prefix}/Conversations?PageSize=50");
+        let before = expect(200, api.get(&url).await);
+        assert_eq!(expect(200, api.get(&url).await), before, "nothing changed");
+
+        let created = expect(201, api.post(&format!("{prefix}/Conversations"), &[("FriendlyName", "kept")]).await);
+        let sid = s(&created["sid"]).to_owned();
+        let listed = expect(200, api.get(&url).await);
+        assert!(
+            field_of_items(&listed, "sid").contains(&sid),
+            "created, then listed: {}",
+            short(&listed)
+        );
+
+        expect(
+            200,
+            api.post(&format!("{prefix}/Conversations/{sid}"), &[("FriendlyName", "renamed")])
+                .await,
+        );
+        let listed = expect(200, api.get(&url).await);
+        let mine = items(&listed).iter().find(|c| c["sid"] == sid.as_str()).cloned();
+        assert_eq!(mine.map(|c| c["friendly_name"].clone()), Some(json!("renamed")));
+
+        let (status, _) = api.delete(&format!("{prefix}/Conversations/{sid}")).await;
+        assert_eq!(status, 204);
+        assert_eq!(expect(200, api.get(&url).await), before, "deleted: the page is as it was");
+
+        let theirs = expect(200, them.get(&url.replace(SERVICE_SID, &other.service_sid)).await);
+        assert!(items(&theirs).is_empty(), "another account's page: {}", short(&theirs));
+    }
+}
+
 #[tokio::test]
 async fn accounts_never_see_each_other() {
     let (server, api) = start().await;
