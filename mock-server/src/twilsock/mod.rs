@@ -1,10 +1,11 @@
 //! Twilsock v3, the WebSocket protocol of the official SDK.
 //!
 //! Layout: `codec` (framing; knows nothing of sessions), `backend` (the boundary between a
-//! session and the rest of the server), `outbox` (a session's bounded outbound queue and reply
+//! session and the rest of the server), `mailbox` (the bounded queue a session's queues are built on), `outbox` (a session's bounded outbound queue and reply
 //! gates), `session` (one connection's lifecycle).
 pub mod backend;
 pub mod codec;
+mod mailbox;
 pub mod outbox;
 pub mod session;
 

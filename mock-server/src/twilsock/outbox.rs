@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
+
+use super::mailbox::{Mailbox, TrySendError};
 
 /// Which bound a session's outbound queue overflowed (for the log line that ends it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,8 +100,10 @@ impl<T> std::ops::Deref for CacheLine<T> {
 }
 
 /// What the pushing side and the writing side of one outbox share.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
+    /// The frames, in the order they were queued (no storage while empty).
+    queue: Mailbox<Frame>,
     overflowed: AtomicBool,
     /// An [`OverflowCause`] as `u8` (0: frames, 1: bytes), set with `overflowed`.
     cause: AtomicU8,
@@ -125,14 +129,13 @@ struct Shared {
 /// A push never waits: a full queue means a consumer that cannot keep up, and the policy is to
 /// end that session with a recorded reason (`overflowed()`), never to drop frames silently.
 ///
-/// Bounded twice: in frames (the channel's capacity, which also bounds what the writer keeps
+/// Bounded twice: in frames (the queue's capacity, which also bounds what the writer keeps
 /// back) and in bytes. A frame is refused, and the outbox overflows, when it would take the
 /// bytes not yet written past `max_bytes` while other frames are already waiting: a single
 /// frame larger than the whole budget (a big page read by a client that keeps up) still goes
 /// through, so the budget bounds a session's memory to `max_bytes` plus one frame.
 #[derive(Debug, Clone)]
 pub struct Outbox {
-    tx: mpsc::Sender<Frame>,
     shared: Arc<Shared>,
 }
 
@@ -140,18 +143,18 @@ impl Outbox {
     /// A queue of `capacity` frames and `max_bytes` bytes, and its receiving end for the socket
     /// writer.
     pub(in crate::twilsock) fn new(capacity: usize, max_bytes: usize) -> (Outbox, Frames) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
         let shared = Arc::new(Shared {
+            queue: Mailbox::new(capacity),
+            overflowed: AtomicBool::new(false),
+            cause: AtomicU8::new(0),
+            kill: Notify::new(),
+            drained: Notify::new(),
+            bytes: CacheLine::default(),
             max_bytes: max_bytes.max(1),
-            ..Shared::default()
+            backlog: AtomicUsize::new(0),
+            gates: AtomicU64::new(0),
         });
-        (
-            Outbox {
-                tx,
-                shared: shared.clone(),
-            },
-            Frames { rx, shared },
-        )
+        (Outbox { shared: shared.clone() }, Frames { shared })
     }
 
     /// Queues a backend push (held back while the session holds notifications).
@@ -220,16 +223,16 @@ impl Outbox {
     /// Queues a frame whose bytes are already counted; gives them back if it is refused.
     fn send_reserved(&self, frame: Frame) -> Result<(), OutboxError> {
         let len = frame.len();
-        match self.tx.try_send(frame) {
+        match self.shared.queue.try_send(frame) {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.shared.release(len);
                 match e {
-                    mpsc::error::TrySendError::Full(_) => {
+                    TrySendError::Full(_) => {
                         self.shared.mark_overflowed(OverflowCause::Frames);
                         Err(OutboxError::Overflow)
                     }
-                    mpsc::error::TrySendError::Closed(_) => Err(OutboxError::Closed),
+                    TrySendError::Closed(_) => Err(OutboxError::Closed),
                 }
             }
         }
@@ -283,11 +286,12 @@ impl Outbox {
     /// Frames waiting to be written: queued, plus those the writer keeps back (held
     /// notifications, frames queued during a stall).
     pub fn depth(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity() + self.shared.backlog.load(Ordering::Relaxed)
+        self.shared.queue.len() + self.shared.backlog.load(Ordering::Relaxed)
     }
 
+    /// The session's writer stopped taking frames (it finished, or the session ended).
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.shared.queue.is_closed()
     }
 }
 
@@ -312,28 +316,35 @@ impl Shared {
 /// The receiving end of an [`Outbox`], owned by the session's writer.
 #[derive(Debug)]
 pub(in crate::twilsock) struct Frames {
-    rx: mpsc::Receiver<Frame>,
     shared: Arc<Shared>,
 }
 
+impl Drop for Frames {
+    /// Pushes to a session whose writer is gone fail with [`OutboxError::Closed`].
+    fn drop(&mut self) {
+        self.shared.queue.close();
+    }
+}
+
 impl Frames {
+    /// The next frame; `None` once closed ([`Frames::close`]) and drained.
     pub(in crate::twilsock) async fn recv(&mut self) -> Option<Frame> {
-        self.rx.recv().await
+        self.shared.queue.recv().await
     }
 
     pub(in crate::twilsock) fn try_recv(&mut self) -> Option<Frame> {
-        self.rx.try_recv().ok()
+        self.shared.queue.try_recv()
     }
 
     /// No more frames are accepted (pushes fail with [`OutboxError::Closed`]); those queued can
     /// still be received.
     pub(in crate::twilsock) fn close(&mut self) {
-        self.rx.close();
+        self.shared.queue.close();
     }
 
     /// The queue's capacity: also the bound on frames the writer may keep back.
     pub(in crate::twilsock) fn capacity(&self) -> usize {
-        self.rx.max_capacity()
+        self.shared.queue.capacity()
     }
 
     /// How many frames the writer keeps back (for [`Outbox::depth`]).

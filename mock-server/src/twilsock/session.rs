@@ -85,11 +85,12 @@ use axum::extract::ws::{Message, WebSocket};
 use bytes::Bytes;
 use futures_util::stream::SplitStream;
 use futures_util::{FutureExt as _, StreamExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::{self, JoinError};
 use tokio::time::{self, Instant, MissedTickBehavior};
 
 use super::backend::{Backend, EndReason, SessionInfo, SessionObservation};
+use super::mailbox::TrySendError;
 use super::outbox::{Outbox, OverflowCause};
 use crate::clock::Clock;
 
@@ -109,15 +110,15 @@ pub use commands::SessionCommand;
 pub use config::{DEFAULT_MAX_INFLIGHT_UPSTREAM, DEFAULT_OUTBOX_BYTES, DEFAULT_OUTBOX_CAPACITY, MAX_LATENCY, SessionConfig};
 pub use endpoint::{Endpoint, route, serve_socket};
 use handshake::{TokenAlarm, TokenTimer, TokenTimers};
-use orders::Order;
 pub use orders::{Ack, CommandSender};
+use orders::{Order, Orders};
 pub use packets::{
     CloseCode, TOKEN_EXPIRED_DESCRIPTION, TOKEN_EXPIRED_ERROR_CODE, close_frame, reason_phrase, storage_id, token_about_to_expire,
     token_expired_close,
 };
 pub use request::RequestError;
 use upstream::{Built, Upstream, sleep_until_instant};
-use writer::{Mode, WriterCommand};
+use writer::{Mode, WriterCommand, WriterLink};
 
 /// The path the SDK connects to (`twilsock.uri` = `ws://HOST:PORT/v3/wsconnect`).
 pub const PATH: &str = "/v3/wsconnect";
@@ -196,10 +197,8 @@ struct Session<B: Backend> {
     config: SessionConfig,
     /// The session's own handle on its outbox, for its own frames; the backend gets clones.
     outbox: Outbox,
-    /// Boxed commands: see `writer::WriterCommand`.
-    writer: mpsc::Sender<Box<WriterCommand>>,
-    /// The writer's mode (hold, stall): the driver is its only writer.
-    mode: watch::Sender<Mode>,
+    /// Commands to the writer, and its mode (hold, stall): the driver is the only one to set it.
+    writer: WriterLink,
     /// Added to every upstream reply (`SessionCommand::SetLatency`).
     latency: Duration,
     /// Kept to hand out in [`SessionInfo`]; also keeps the command channel open.
@@ -216,12 +215,7 @@ struct Session<B: Backend> {
 }
 
 impl<B: Backend> Session<B> {
-    async fn run(
-        &mut self,
-        stream: &mut SplitStream<WebSocket>,
-        commands: &mut mpsc::Receiver<Order>,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> End {
+    async fn run(&mut self, stream: &mut SplitStream<WebSocket>, commands: &Orders, shutdown: &mut watch::Receiver<bool>) -> End {
         let init_deadline = time::sleep(self.config.init_timeout);
         tokio::pin!(init_deadline);
         let pinging = !self.config.ping_interval.is_zero();
@@ -464,8 +458,8 @@ impl<B: Backend> Session<B> {
         }
     }
 
-    fn tell_writer(&self, command: WriterCommand) -> Result<(), mpsc::error::TrySendError<Box<WriterCommand>>> {
-        self.writer.try_send(Box::new(command))
+    fn tell_writer(&self, command: WriterCommand) -> Result<(), TrySendError<WriterCommand>> {
+        self.writer.tell(command)
     }
 
     fn observe(&self, what: SessionObservation<'_>) {
@@ -473,7 +467,7 @@ impl<B: Backend> Session<B> {
     }
 
     fn stalled(&self) -> bool {
-        self.mode.borrow().stall
+        self.writer.mode().stall
     }
 
     /// Whether the replies and pushes not yet written leave room in the outbox's byte budget.
@@ -490,7 +484,7 @@ impl<B: Backend> Session<B> {
     }
 
     fn set_mode(&self, change: impl FnOnce(&mut Mode)) {
-        self.mode.send_modify(change);
+        self.writer.set_mode(change);
     }
 
     /// Queues one of the session's own frames, in order with everything else. A full queue is

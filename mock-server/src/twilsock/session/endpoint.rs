@@ -9,23 +9,17 @@ use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::{MethodRouter, get};
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time;
 use tracing::Instrument;
 
 use super::super::backend::{Backend, EndReason, SessionObservation};
 use super::super::outbox::Outbox;
-use super::orders::CommandSender;
+use super::orders;
 use super::upstream::Upstream;
-use super::writer::{Mode, write_loop};
+use super::writer::{self, write_loop};
 use super::{End, Session, SessionConfig, TokenTimers};
 use crate::clock::Clock;
-
-/// Pending writer commands (ping, finish, close): a handful at most at any time.
-const WRITER_COMMANDS: usize = 8;
-
-/// Pending [`SessionCommand`]s per session.
-const SESSION_COMMANDS: usize = 16;
 
 /// Source of session ids: unique per process, also across several servers in one test binary.
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
@@ -119,9 +113,8 @@ async fn run_session<B: Backend>(
     tracing::debug!("socket connected");
     let (sink, mut stream) = socket.split();
     let (outbox, frames) = Outbox::new(config.outbox_capacity, config.outbox_bytes);
-    let (writer_tx, writer_rx) = mpsc::channel(WRITER_COMMANDS);
-    let (mode_tx, mode_rx) = watch::channel(Mode::default());
-    let (commands_tx, mut commands_rx) = mpsc::channel(SESSION_COMMANDS);
+    let (writer_link, writer_orders) = writer::link();
+    let (commands_tx, commands_rx) = orders::queue();
     let grace = config.close_grace;
     let mut session = Session {
         id,
@@ -129,10 +122,9 @@ async fn run_session<B: Backend>(
         clock,
         config,
         outbox,
-        writer: writer_tx,
-        mode: mode_tx,
+        writer: writer_link,
         latency: Duration::ZERO,
-        commands: CommandSender::new(commands_tx),
+        commands: commands_tx,
         established: None,
         timers: TokenTimers::default(),
         upstream: Upstream::default(),
@@ -141,7 +133,7 @@ async fn run_session<B: Backend>(
     };
     session.observe(SessionObservation::Accepted);
 
-    let writer = write_loop(sink, frames, writer_rx, mode_rx, crate::frame_tap::Tap(id));
+    let writer = write_loop(sink, frames, writer_orders, crate::frame_tap::Tap(id));
     tokio::pin!(writer);
     let end = tokio::select! {
         res = &mut writer => {
@@ -150,7 +142,7 @@ async fn run_session<B: Backend>(
             }
             End::Abrupt
         }
-        end = session.run(&mut stream, &mut commands_rx, &mut shutdown) => end,
+        end = session.run(&mut stream, &commands_rx, &mut shutdown) => end,
     };
     // Commands still queued will never be applied: dropping them tells their waiters so now.
     drop(commands_rx);

@@ -3,14 +3,19 @@
 //! command. Whoever waits for a command's effect waits for its acknowledgement, never for a
 //! journal entry that looks like it (the journal's "stall applied" is a substring of "unstall
 //! applied").
-use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
 
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::oneshot;
+
+use super::super::mailbox::Mailbox;
 use super::SessionCommand;
 
-/// A command on its way to a session. Boxed: a tokio channel allocates its slots in blocks of
-/// 32 as soon as it is made, so an unboxed command (~90 bytes) made every session's idle queue
-/// ~3 KiB.
+/// Pending [`SessionCommand`]s per session.
+const SESSION_COMMANDS: usize = 16;
+
+/// A command on its way to a session. Boxed: the queue is as small as its slots while commands
+/// wait (a `SessionCommand` is ~90 bytes).
 #[derive(Debug)]
 pub(super) struct Order {
     pub(super) command: Box<SessionCommand>,
@@ -21,13 +26,34 @@ pub(super) struct Order {
 
 /// The sending end of one session's command queue (bounded: a full queue refuses the command).
 #[derive(Debug, Clone)]
-pub struct CommandSender(mpsc::Sender<Order>);
+pub struct CommandSender(Arc<Mailbox<Order>>);
+
+/// The session's end of its command queue. Dropping it closes the queue and drops the commands
+/// still in it, which tells their waiters they will never be applied.
+#[derive(Debug)]
+pub(super) struct Orders(Arc<Mailbox<Order>>);
+
+impl Drop for Orders {
+    fn drop(&mut self) {
+        self.0.close();
+        while self.0.try_recv().is_some() {}
+    }
+}
+
+impl Orders {
+    /// The next command (never `None` while the session holds its [`CommandSender`]).
+    pub(super) async fn recv(&self) -> Option<Order> {
+        self.0.recv().await
+    }
+}
+
+/// A session's command queue: its sending end (to hand out) and its receiving end.
+pub(super) fn queue() -> (CommandSender, Orders) {
+    let mailbox = Arc::new(Mailbox::new(SESSION_COMMANDS));
+    (CommandSender(mailbox.clone()), Orders(mailbox))
+}
 
 impl CommandSender {
-    pub(super) fn new(tx: mpsc::Sender<Order>) -> CommandSender {
-        CommandSender(tx)
-    }
-
     /// Queues a command nobody waits for. Fails when the queue is full or the session has ended.
     pub fn try_send(&self, command: SessionCommand) -> Result<(), TrySendError<SessionCommand>> {
         self.0

@@ -144,6 +144,17 @@ impl Upstream {
         self.requests.insert(handle.id(), request);
     }
 
+    /// Forgets the request a task answered. The map's storage is freed once no request is in
+    /// flight: most sessions sit idle after their first few requests, and each one would
+    /// otherwise keep the table (and `delayed`'s slots) its busiest moment needed.
+    fn take_request(&mut self, task: task::Id) -> Option<InFlight> {
+        let request = self.requests.remove(&task);
+        if self.requests.is_empty() {
+            self.requests = HashMap::new();
+        }
+        request
+    }
+
     /// Requests whose reply has not been queued yet.
     pub(super) fn in_flight(&self) -> usize {
         self.tasks.len() + self.delayed.len()
@@ -152,12 +163,12 @@ impl Upstream {
     /// Puts the reply of a finished request in line (a failed handler's is a 500).
     pub(super) fn complete(&mut self, done: Result<(task::Id, Built), JoinError>, outbox: &Outbox) {
         let (request, built) = match done {
-            Ok((task, built)) => match self.requests.remove(&task) {
+            Ok((task, built)) => match self.take_request(task) {
                 Some(request) => (request, built),
                 None => return,
             },
             Err(e) => {
-                let Some(request) = self.requests.remove(&e.id()) else {
+                let Some(request) = self.take_request(e.id()) else {
                     return;
                 };
                 tracing::error!(error = %e, packet = %request.packet_id, "upstream handler failed");
@@ -195,6 +206,10 @@ impl Upstream {
         if self.next_due(latency)? <= now {
             let done = self.delayed.pop_front()?;
             self.delayed_bytes -= done.frame.len();
+            if self.delayed.is_empty() {
+                // An idle session keeps no storage for replies (see `take_request`).
+                self.delayed = VecDeque::new();
+            }
             Some(done)
         } else {
             None

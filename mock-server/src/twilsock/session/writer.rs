@@ -2,8 +2,8 @@
 //!
 //! It takes frames from the outbox in the order they were queued and writes them in batches,
 //! one flush per batch, with the driver's commands (ping, finish, close) taking precedence
-//! between batches. Two modes, set by the driver through a `watch` (the latest setting always
-//! wins, and no setting can be lost to a full channel), decide where a frame goes:
+//! between batches. Two modes, set by the driver through the [`WriterLink`] (the latest setting
+//! always wins, and no setting can be lost to a full queue), decide where a frame goes:
 //!
 //! - **hold**: backend pushes ([`Frame::Push`]) are kept back, in order; the session's own frames
 //!   ([`Frame::Own`]: replies, `client_update`, injected frames) are still written. On release
@@ -29,18 +29,128 @@
 //! when not stalled, and the stalled ones are placed before any newer frame), so writing the
 //! held ones first, then the stalled ones, keeps the order of the queue.
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::task::Poll;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
-use tokio::sync::{mpsc, watch};
 
+use super::super::mailbox::{Mailbox, TrySendError};
 use super::super::outbox::{Frame, Frames};
 use crate::frame_tap::Tap;
 
 /// Frames written per flush when the outbox has a backlog.
 const WRITE_BATCH: usize = 64;
+
+/// Pending writer commands (ping, finish, close): a handful at most at any time.
+const WRITER_COMMANDS: usize = 8;
+
+/// What the driver and the writer of one session share: the driver's commands and the mode.
+/// No tokio channel or `watch`: each allocates its state (a channel also a block of 32 slots)
+/// for the session's whole life, and an idle session should not pay for them.
+#[derive(Debug)]
+struct Link {
+    commands: Mailbox<WriterCommand>,
+    /// [`Mode`] as bits (`HOLD`, `STALL`); set by the driver only.
+    mode: AtomicU8,
+    /// Set with every change of `mode`, cleared by the writer when it takes the mode in.
+    mode_changed: AtomicBool,
+}
+
+const HOLD: u8 = 1;
+const STALL: u8 = 2;
+
+impl Mode {
+    fn from_bits(bits: u8) -> Mode {
+        Mode {
+            hold: bits & HOLD != 0,
+            stall: bits & STALL != 0,
+        }
+    }
+
+    fn bits(self) -> u8 {
+        (if self.hold { HOLD } else { 0 }) | (if self.stall { STALL } else { 0 })
+    }
+}
+
+/// The driver's end: commands to the writer and the mode. Dropping it ends the writer once it
+/// has taken the commands already sent.
+#[derive(Debug)]
+pub(super) struct WriterLink(Arc<Link>);
+
+/// The writer's end.
+#[derive(Debug)]
+pub(super) struct WriterOrders(Arc<Link>);
+
+/// A new session's link between driver and writer.
+pub(super) fn link() -> (WriterLink, WriterOrders) {
+    let link = Arc::new(Link {
+        commands: Mailbox::new(WRITER_COMMANDS),
+        mode: AtomicU8::new(0),
+        mode_changed: AtomicBool::new(false),
+    });
+    (WriterLink(link.clone()), WriterOrders(link))
+}
+
+impl Drop for WriterLink {
+    fn drop(&mut self) {
+        self.0.commands.close();
+    }
+}
+
+impl WriterLink {
+    /// Queues a command; fails when the (small) queue is full or the writer is gone.
+    pub(super) fn tell(&self, command: WriterCommand) -> Result<(), TrySendError<WriterCommand>> {
+        self.0.commands.try_send(command)
+    }
+
+    /// The mode in force.
+    pub(super) fn mode(&self) -> Mode {
+        Mode::from_bits(self.0.mode.load(Ordering::Acquire))
+    }
+
+    /// Changes the mode; the writer applies it before it places another frame.
+    pub(super) fn set_mode(&self, change: impl FnOnce(&mut Mode)) {
+        let mut mode = self.mode();
+        change(&mut mode);
+        if self.0.mode.swap(mode.bits(), Ordering::AcqRel) != mode.bits() {
+            self.0.mode_changed.store(true, Ordering::Release);
+            self.0.commands.wake();
+        }
+    }
+}
+
+impl WriterOrders {
+    fn mode(&self) -> Mode {
+        Mode::from_bits(self.0.mode.load(Ordering::Acquire))
+    }
+
+    /// The mode in force, marking any change seen.
+    fn take_mode(&self) -> Mode {
+        self.0.mode_changed.store(false, Ordering::Release);
+        self.mode()
+    }
+
+    /// Completes when the mode changed since [`WriterOrders::take_mode`].
+    async fn mode_changed(&self) {
+        std::future::poll_fn(|cx| {
+            if self.0.mode_changed.load(Ordering::Acquire) {
+                return Poll::Ready(());
+            }
+            self.0.commands.register(cx);
+            // Again after registering: a change in between woke no one.
+            if self.0.mode_changed.load(Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+}
 
 /// Where frames go (see the module documentation).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -51,8 +161,7 @@ pub(super) struct Mode {
     pub stall: bool,
 }
 
-/// What the driver asks of the writer (besides the outbox frames). Sent boxed: a tokio channel
-/// allocates 32 slots as soon as it is made, and an idle session should not pay for them.
+/// What the driver asks of the writer (besides the outbox frames).
 #[derive(Debug)]
 pub(super) enum WriterCommand {
     /// A WebSocket ping (ignored while stalled).
@@ -73,15 +182,14 @@ pub(super) enum WriterCommand {
 pub(super) async fn write_loop(
     sink: SplitSink<WebSocket, Message>,
     frames: Frames,
-    commands: mpsc::Receiver<Box<WriterCommand>>,
-    mode: watch::Receiver<Mode>,
+    orders: WriterOrders,
     tap: Tap,
 ) -> Result<(), axum::Error> {
     let capacity = frames.capacity();
     Writer {
         sink,
         frames,
-        mode,
+        orders,
         held: VecDeque::new(),
         stalled: VecDeque::new(),
         gated: VecDeque::new(),
@@ -89,14 +197,15 @@ pub(super) async fn write_loop(
         capacity,
         tap,
     }
-    .run(commands)
+    .run()
     .await
 }
 
 struct Writer {
     sink: SplitSink<WebSocket, Message>,
     frames: Frames,
-    mode: watch::Receiver<Mode>,
+    /// The driver's commands and the mode.
+    orders: WriterOrders,
     /// Backend pushes kept back while holding, oldest first.
     held: VecDeque<Bytes>,
     /// Frames kept back while stalled, oldest first; all newer than every held one.
@@ -112,20 +221,20 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(mut self, mut commands: mpsc::Receiver<Box<WriterCommand>>) -> Result<(), axum::Error> {
+    async fn run(mut self) -> Result<(), axum::Error> {
         let mut taking_frames = true;
         loop {
             // A release or unstall (or nothing) since the last turn: write what it frees.
-            let mode = *self.mode.borrow_and_update();
+            let mode = self.orders.take_mode();
             if self.catch_up(mode).await? {
                 self.sink.flush().await?;
             }
             tokio::select! {
                 biased;
-                cmd = commands.recv() => match cmd.map(|c| *c) {
+                cmd = self.orders.0.commands.recv() => match cmd {
                     None => return Ok(()),
                     Some(WriterCommand::Ping) => {
-                        if !self.mode.borrow().stall {
+                        if !self.orders.mode().stall {
                             self.sink.send(Message::Ping(Bytes::new())).await?;
                         }
                     }
@@ -173,9 +282,8 @@ impl Writer {
                         return Ok(());
                     }
                 },
-                // The driver changed the mode: go round to apply it. (An error means the driver
-                // is gone; the command channel then ends the loop.)
-                Ok(()) = self.mode.changed() => {}
+                // The driver changed the mode: go round to apply it.
+                () = self.orders.mode_changed() => {}
                 frame = self.frames.recv(), if taking_frames => match frame {
                     Some(frame) => {
                         let mut fed = self.place(frame).await?;
@@ -198,7 +306,7 @@ impl Writer {
     /// Writes (without flushing) or keeps back one frame just taken from the queue, by the mode
     /// in force now. Returns whether anything was written.
     async fn place(&mut self, frame: Frame) -> Result<bool, axum::Error> {
-        let mode = *self.mode.borrow();
+        let mode = self.orders.mode();
         if mode.stall {
             self.stalled.push_back(frame);
             self.kept_back();
@@ -267,6 +375,14 @@ impl Writer {
                     fed |= self.push(bytes, mode).await?;
                 }
             }
+        }
+        // Gates open while a subscription is set up, then rarely again: an idle session keeps
+        // no storage for them.
+        if self.gated.is_empty() {
+            self.gated = VecDeque::new();
+        }
+        if self.released.is_empty() {
+            self.released = HashSet::new();
         }
         self.kept_back();
         Ok(fed)
