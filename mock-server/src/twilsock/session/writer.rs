@@ -45,6 +45,10 @@ use crate::frame_tap::Tap;
 /// Frames written per flush when the outbox has a backlog.
 const WRITE_BATCH: usize = 64;
 
+/// Slots of `Writer::ready` kept between turns: a few, so that an idle session holds almost
+/// nothing; a busier turn allocates its batch's worth once.
+const KEEP_READY: usize = 8;
+
 /// Pending writer commands (ping, finish, close): a handful at most at any time.
 const WRITER_COMMANDS: usize = 8;
 
@@ -190,6 +194,7 @@ pub(super) async fn write_loop(
         sink,
         frames,
         orders,
+        ready: VecDeque::new(),
         held: VecDeque::new(),
         stalled: VecDeque::new(),
         gated: VecDeque::new(),
@@ -206,6 +211,8 @@ struct Writer {
     frames: Frames,
     /// The driver's commands and the mode.
     orders: WriterOrders,
+    /// Frames placed to be written now, oldest first (filled and emptied within one turn).
+    ready: VecDeque<Bytes>,
     /// Backend pushes kept back while holding, oldest first.
     held: VecDeque<Bytes>,
     /// Frames kept back while stalled, oldest first; all newer than every held one.
@@ -226,7 +233,8 @@ impl Writer {
         loop {
             // A release or unstall (or nothing) since the last turn: write what it frees.
             let mode = self.orders.take_mode();
-            if self.catch_up(mode).await? {
+            if self.catch_up(mode) {
+                self.write_ready().await?;
                 self.sink.flush().await?;
             }
             tokio::select! {
@@ -243,18 +251,11 @@ impl Writer {
                             taking_frames = false;
                             // Closed first, the drain is finite: nothing new can arrive.
                             self.frames.close();
-                            self.catch_up(Mode::default()).await?;
+                            self.catch_up(Mode::default());
                             let gated = std::mem::take(&mut self.gated);
-                            for frame in gated {
-                                if let Some(bytes) = frame.into_bytes() {
-                                    self.write(bytes).await?;
-                                }
-                            }
-                            while let Some(frame) = self.frames.try_recv() {
-                                if let Some(bytes) = frame.into_bytes() {
-                                    self.write(bytes).await?;
-                                }
-                            }
+                            self.ready.extend(gated.into_iter().filter_map(Frame::into_bytes));
+                            self.ready.extend(std::iter::from_fn(|| self.frames.try_recv()).filter_map(Frame::into_bytes));
+                            self.write_ready().await?;
                         }
                         if let Some(last) = last {
                             self.tap.outbound(&last);
@@ -268,6 +269,7 @@ impl Writer {
                         self.held.clear();
                         self.stalled.clear();
                         self.gated.clear();
+                        self.ready.clear();
                         while self.frames.try_recv().is_some() {}
                         self.kept_back();
                         self.tap.outbound(&last);
@@ -286,14 +288,15 @@ impl Writer {
                 () = self.orders.mode_changed() => {}
                 frame = self.frames.recv(), if taking_frames => match frame {
                     Some(frame) => {
-                        let mut fed = self.place(frame).await?;
+                        let mut fed = self.place(frame);
                         for _ in 1..WRITE_BATCH {
                             match self.frames.try_recv() {
-                                Some(frame) => fed |= self.place(frame).await?,
+                                Some(frame) => fed |= self.place(frame),
                                 None => break,
                             }
                         }
                         if fed {
+                            self.write_ready().await?;
                             self.sink.flush().await?;
                         }
                     }
@@ -303,67 +306,68 @@ impl Writer {
         }
     }
 
-    /// Writes (without flushing) or keeps back one frame just taken from the queue, by the mode
-    /// in force now. Returns whether anything was written.
-    async fn place(&mut self, frame: Frame) -> Result<bool, axum::Error> {
+    /// Makes ready (to write) or keeps back one frame just taken from the queue, by the mode in
+    /// force now. Returns whether anything was made ready.
+    fn place(&mut self, frame: Frame) -> bool {
         let mode = self.orders.mode();
         if mode.stall {
             self.stalled.push_back(frame);
             self.kept_back();
-            return Ok(false);
+            return false;
         }
         // Older frames the current mode frees go first.
-        let fed = self.catch_up(mode).await?;
-        Ok(self.route(frame, mode).await? || fed)
+        let fed = self.catch_up(mode);
+        self.route(frame, mode) || fed
     }
 
-    /// Outside a stall: writes the held pushes unless holding, then places the stalled frames.
-    async fn catch_up(&mut self, mode: Mode) -> Result<bool, axum::Error> {
+    /// Outside a stall: makes the held pushes ready unless holding, then places the stalled
+    /// frames.
+    fn catch_up(&mut self, mode: Mode) -> bool {
         if mode.stall || (self.stalled.is_empty() && (mode.hold || self.held.is_empty())) {
-            return Ok(false);
+            return false;
         }
         let mut fed = false;
-        if !mode.hold {
-            while let Some(frame) = self.held.pop_front() {
-                self.write(frame).await?;
-                fed = true;
-            }
+        if !mode.hold && !self.held.is_empty() {
+            self.ready.append(&mut self.held);
+            self.held = VecDeque::new();
+            fed = true;
         }
         while let Some(frame) = self.stalled.pop_front() {
-            fed |= self.route(frame, mode).await?;
+            fed |= self.route(frame, mode);
         }
+        self.stalled = VecDeque::new();
         self.kept_back();
-        Ok(fed)
+        fed
     }
 
-    /// Outside a stall: keeps a push back behind an open gate or while holding, writes anything
-    /// else.
-    async fn route(&mut self, frame: Frame, mode: Mode) -> Result<bool, axum::Error> {
+    /// Outside a stall: keeps a push back behind an open gate or while holding, makes anything
+    /// else ready.
+    fn route(&mut self, frame: Frame, mode: Mode) -> bool {
         match frame {
             Frame::Gate(_) => {
                 self.gated.push_back(frame);
                 self.kept_back();
-                Ok(false)
+                false
             }
             Frame::Push(_) if !self.gated.is_empty() => {
                 self.gated.push_back(frame);
                 self.kept_back();
-                Ok(false)
+                false
             }
             Frame::Ungate(id) => {
                 self.released.insert(id);
-                self.open_gates(mode).await
+                self.open_gates(mode)
             }
-            Frame::Push(bytes) => self.push(bytes, mode).await,
+            Frame::Push(bytes) => self.push(bytes, mode),
             Frame::Own(bytes) => {
-                self.write(bytes).await?;
-                Ok(true)
+                self.ready.push_back(bytes);
+                true
             }
         }
     }
 
     /// Removes the released gates at the front, placing the pushes each one kept back.
-    async fn open_gates(&mut self, mode: Mode) -> Result<bool, axum::Error> {
+    fn open_gates(&mut self, mode: Mode) -> bool {
         let mut fed = false;
         while let Some(Frame::Gate(id)) = self.gated.front() {
             if !self.released.remove(id) {
@@ -372,7 +376,7 @@ impl Writer {
             self.gated.pop_front();
             while let Some(Frame::Push(_)) = self.gated.front() {
                 if let Some(Frame::Push(bytes)) = self.gated.pop_front() {
-                    fed |= self.push(bytes, mode).await?;
+                    fed |= self.push(bytes, mode);
                 }
             }
         }
@@ -385,28 +389,34 @@ impl Writer {
             self.released = HashSet::new();
         }
         self.kept_back();
-        Ok(fed)
+        fed
     }
 
-    /// Holds a push while holding, writes it otherwise.
-    async fn push(&mut self, bytes: Bytes, mode: Mode) -> Result<bool, axum::Error> {
+    /// Holds a push while holding, makes it ready otherwise.
+    fn push(&mut self, bytes: Bytes, mode: Mode) -> bool {
         if mode.hold {
             self.held.push_back(bytes);
             self.kept_back();
-            Ok(false)
+            false
         } else {
-            self.write(bytes).await?;
-            Ok(true)
+            self.ready.push_back(bytes);
+            true
         }
     }
 
-    /// Feeds one frame taken from the outbox to the socket (without flushing), and takes its
-    /// bytes off the outbox's budget once the socket has it.
-    async fn write(&mut self, bytes: Bytes) -> Result<(), axum::Error> {
-        let n = bytes.len();
-        self.tap.outbound(&bytes);
-        self.sink.feed(Message::Binary(bytes)).await?;
-        self.frames.wrote(n);
+    /// Feeds the ready frames to the socket, in order (without flushing), taking each one's
+    /// bytes off the outbox's budget once the socket has it. The one `.await` of placement:
+    /// the deciding above is plain code, so the writer's future stays small.
+    async fn write_ready(&mut self) -> Result<(), axum::Error> {
+        while let Some(bytes) = self.ready.pop_front() {
+            let n = bytes.len();
+            self.tap.outbound(&bytes);
+            self.sink.feed(Message::Binary(bytes)).await?;
+            self.frames.wrote(n);
+        }
+        if self.ready.capacity() > KEEP_READY {
+            self.ready = VecDeque::new();
+        }
         Ok(())
     }
 
