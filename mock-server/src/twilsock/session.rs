@@ -9,7 +9,8 @@
 //! the task of one socket; `inbound` what the client sends; `handshake` `init`/`update` and the
 //! token timers; `upstream` the requests handled by the backend; `commands` the control plane's
 //! [`SessionCommand`]s; `config` the settings; `writer` the socket writer; `packets` the frames
-//! the session builds; `request` the parsing of upstream requests; `orders` the command queue;
+//! the session builds; `request` the parsing of upstream requests; `orders` the command queue; `socket` the
+//! WebSocket both halves borrow;
 //! `wake_filter` timers polled only when they fire.
 //!
 //! **Cost per delivery.** The driver does nothing per push (the writer takes it), and per ack
@@ -81,9 +82,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::Message;
 use bytes::Bytes;
-use futures_util::stream::SplitStream;
 use futures_util::{FutureExt as _, StreamExt};
 use tokio::sync::watch;
 use tokio::task::{self, JoinError};
@@ -102,6 +102,7 @@ mod inbound;
 mod orders;
 mod packets;
 pub(crate) mod request;
+mod socket;
 mod upstream;
 mod wake_filter;
 mod writer;
@@ -117,6 +118,7 @@ pub use packets::{
     token_expired_close,
 };
 pub use request::RequestError;
+use socket::Reader;
 use upstream::{Built, Upstream, sleep_until_instant};
 use writer::{Mode, WriterCommand, WriterLink};
 
@@ -215,7 +217,7 @@ struct Session<B: Backend> {
 }
 
 impl<B: Backend> Session<B> {
-    async fn run(&mut self, stream: &mut SplitStream<WebSocket>, commands: &Orders, shutdown: &mut watch::Receiver<bool>) -> End {
+    async fn run(&mut self, stream: &mut Reader<'_>, commands: &Orders, shutdown: &mut watch::Receiver<bool>) -> End {
         let init_deadline = time::sleep(self.config.init_timeout);
         tokio::pin!(init_deadline);
         let pinging = !self.config.ping_interval.is_zero();
@@ -358,13 +360,7 @@ impl<B: Backend> Session<B> {
         }
     }
 
-    async fn close(
-        &mut self,
-        closing: Closing,
-        reason: EndReason,
-        stream: &mut SplitStream<WebSocket>,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> End {
+    async fn close(&mut self, closing: Closing, reason: EndReason, stream: &mut Reader<'_>, shutdown: &mut watch::Receiver<bool>) -> End {
         let waiting = self.upstream.delayed.len();
         if waiting > 0 {
             tracing::debug!(
@@ -422,7 +418,7 @@ impl<B: Backend> Session<B> {
     /// unread requests, which would discard the close the client has not read yet.
     async fn linger_then_close(
         &self,
-        stream: &mut SplitStream<WebSocket>,
+        stream: &mut Reader<'_>,
         shutdown: &mut watch::Receiver<bool>,
         code: u16,
         reason: &'static str,

@@ -1,5 +1,5 @@
 //! Where a session starts: the `GET` route that upgrades to a WebSocket, and the task that
-//! joins the driver and the writer of one socket.
+//! joins the driver and the writer of one socket (both borrow it: see `socket`).
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -8,16 +8,17 @@ use axum::extract::State;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::{MethodRouter, get};
-use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::time;
 use tracing::Instrument;
 
 use super::super::backend::{Backend, EndReason, SessionObservation};
+use super::super::outbox::Frames;
 use super::super::outbox::Outbox;
-use super::orders;
+use super::orders::{self, Orders};
+use super::socket::Socket;
 use super::upstream::Upstream;
-use super::writer::{self, write_loop};
+use super::writer::{self, WriterOrders, write_loop};
 use super::{End, Session, SessionConfig, TokenTimers};
 use crate::clock::Clock;
 
@@ -90,50 +91,71 @@ async fn upgrade<B: Backend>(State(ep): State<Endpoint<B>>, ws: WebSocketUpgrade
 /// once if `init` had succeeded. Never panics on anything the client sends.
 ///
 /// `shutdown`: see [`Endpoint::new`].
-pub async fn serve_socket<B: Backend>(
+///
+/// Not an `async fn`: the session's parts are built here, before the future exists, so that
+/// the future holds each of them once. (An `async fn` keeps its arguments for its whole life,
+/// so the socket and the settings would be stored twice in every connection's task: as
+/// arguments and as the session's.)
+pub fn serve_socket<B: Backend>(
     socket: WebSocket,
     backend: Arc<B>,
     clock: Clock,
     config: SessionConfig,
     shutdown: watch::Receiver<bool>,
-) {
+) -> impl Future<Output = ()> + Send + 'static {
     let id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("twilsock", session = id);
-    run_session(id, socket, backend, clock, config, shutdown).instrument(span).await;
-}
-
-async fn run_session<B: Backend>(
-    id: u64,
-    socket: WebSocket,
-    backend: Arc<B>,
-    clock: Clock,
-    config: SessionConfig,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    tracing::debug!("socket connected");
-    let (sink, mut stream) = socket.split();
     let (outbox, frames) = Outbox::new(config.outbox_capacity, config.outbox_bytes);
     let (writer_link, writer_orders) = writer::link();
     let (commands_tx, commands_rx) = orders::queue();
-    let grace = config.close_grace;
-    let mut session = Session {
-        id,
-        backend,
-        clock,
-        config,
-        outbox,
-        writer: writer_link,
-        latency: Duration::ZERO,
-        commands: commands_tx,
-        established: None,
-        timers: TokenTimers::default(),
-        upstream: Upstream::default(),
-        ended: false,
-        acks: 0,
+    let mut parts = Parts {
+        socket: Socket::new(socket),
+        session: Session {
+            id,
+            backend,
+            clock,
+            config,
+            outbox,
+            writer: writer_link,
+            latency: Duration::ZERO,
+            commands: commands_tx,
+            established: None,
+            timers: TokenTimers::default(),
+            upstream: Upstream::default(),
+            ended: false,
+            acks: 0,
+        },
+        frames: Some(frames),
+        writer_orders: Some(writer_orders),
+        commands: commands_rx,
+        shutdown,
     };
+    async move { run_session(&mut parts).await }.instrument(span)
+}
+
+/// What one session's task owns (see [`serve_socket`]).
+struct Parts<B: Backend> {
+    socket: Socket,
+    session: Session<B>,
+    /// Taken by the writer.
+    frames: Option<Frames>,
+    /// Taken by the writer.
+    writer_orders: Option<WriterOrders>,
+    commands: Orders,
+    shutdown: watch::Receiver<bool>,
+}
+
+async fn run_session<B: Backend>(parts: &mut Parts<B>) {
+    tracing::debug!("socket connected");
+    let (Some(frames), Some(writer_orders)) = (parts.frames.take(), parts.writer_orders.take()) else {
+        return;
+    };
+    let session = &mut parts.session;
+    let grace = session.config.close_grace;
     session.observe(SessionObservation::Accepted);
 
-    let writer = write_loop(sink, frames, writer_orders, crate::frame_tap::Tap(id));
+    let mut stream = parts.socket.reader();
+    let writer = write_loop(parts.socket.writer(), frames, writer_orders, crate::frame_tap::Tap(session.id));
     tokio::pin!(writer);
     let end = tokio::select! {
         res = &mut writer => {
@@ -142,10 +164,10 @@ async fn run_session<B: Backend>(
             }
             End::Abrupt
         }
-        end = session.run(&mut stream, &commands_rx, &mut shutdown) => end,
+        end = session.run(&mut stream, &parts.commands, &mut parts.shutdown) => end,
     };
     // Commands still queued will never be applied: dropping them tells their waiters so now.
-    drop(commands_rx);
+    parts.commands.close();
     // Only when the writer ended first (the driver reports its own reasons).
     session.finish(EndReason::ConnectionLost);
     if end == End::Graceful {

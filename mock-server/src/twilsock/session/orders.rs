@@ -35,12 +35,18 @@ pub(super) struct Orders(Arc<Mailbox<Order>>);
 
 impl Drop for Orders {
     fn drop(&mut self) {
-        self.0.close();
-        while self.0.try_recv().is_some() {}
+        self.close();
     }
 }
 
 impl Orders {
+    /// Refuses every later command and drops those still queued, which tells their waiters
+    /// they will never be applied.
+    pub(super) fn close(&self) {
+        self.0.close();
+        while self.0.try_recv().is_some() {}
+    }
+
     /// The next command (never `None` while the session holds its [`CommandSender`]).
     pub(super) async fn recv(&self) -> Option<Order> {
         self.0.recv().await

@@ -33,13 +33,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::Poll;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message};
 use bytes::Bytes;
 use futures_util::SinkExt;
-use futures_util::stream::SplitSink;
 
 use super::super::mailbox::{Mailbox, TrySendError};
 use super::super::outbox::{Frame, Frames};
+use super::socket;
 use crate::frame_tap::Tap;
 
 /// Frames written per flush when the outbox has a backlog.
@@ -183,12 +183,7 @@ pub(super) enum WriterCommand {
 }
 
 /// Runs until told to close, the driver goes away, or the socket fails.
-pub(super) async fn write_loop(
-    sink: SplitSink<WebSocket, Message>,
-    frames: Frames,
-    orders: WriterOrders,
-    tap: Tap,
-) -> Result<(), axum::Error> {
+pub(super) async fn write_loop(sink: socket::Writer<'_>, frames: Frames, orders: WriterOrders, tap: Tap) -> Result<(), axum::Error> {
     let capacity = frames.capacity();
     Writer {
         sink,
@@ -206,8 +201,8 @@ pub(super) async fn write_loop(
     .await
 }
 
-struct Writer {
-    sink: SplitSink<WebSocket, Message>,
+struct Writer<'a> {
+    sink: socket::Writer<'a>,
     frames: Frames,
     /// The driver's commands and the mode.
     orders: WriterOrders,
@@ -227,7 +222,7 @@ struct Writer {
     tap: Tap,
 }
 
-impl Writer {
+impl Writer<'_> {
     async fn run(mut self) -> Result<(), axum::Error> {
         let mut taking_frames = true;
         loop {
