@@ -405,26 +405,17 @@ impl Journal {
             (self.live.receiver_count() > 0).then_some(stamp)
         };
         if let Some((seq, wall_us)) = stamped {
-            let Observation {
-                at,
-                kind,
-                account,
-                session,
-                identity,
-                summary,
-                detail,
-            } = o;
             // A follower gone meanwhile is fine.
             let _ = self.live.send(Entry {
                 seq,
-                at,
                 wall_us,
-                kind,
-                account,
-                session,
-                identity,
-                summary,
-                detail,
+                at: o.at,
+                kind: o.kind,
+                account: o.account,
+                session: o.session,
+                identity: o.identity,
+                summary: o.summary,
+                detail: o.detail,
             });
         }
     }
