@@ -21,14 +21,25 @@ const KEEP_WHEN_EMPTY: usize = 4;
 #[derive(Debug)]
 pub(crate) struct Mailbox<T> {
     state: Mutex<State<T>>,
+    capacity: usize,
 }
 
 #[derive(Debug)]
 struct State<T> {
     items: VecDeque<T>,
-    capacity: usize,
     closed: bool,
     waker: Option<Waker>,
+}
+
+impl<T> State<T> {
+    /// The oldest item; storage past [`KEEP_WHEN_EMPTY`] is given back when it was the last.
+    fn pop(&mut self) -> Option<T> {
+        let item = self.items.pop_front();
+        if item.is_some() && self.items.is_empty() && self.items.capacity() > KEEP_WHEN_EMPTY {
+            self.items = VecDeque::new();
+        }
+        item
+    }
 }
 
 impl<T> Mailbox<T> {
@@ -37,10 +48,10 @@ impl<T> Mailbox<T> {
         Mailbox {
             state: Mutex::new(State {
                 items: VecDeque::new(),
-                capacity: capacity.max(1),
                 closed: false,
                 waker: None,
             }),
+            capacity: capacity.max(1),
         }
     }
 
@@ -58,7 +69,7 @@ impl<T> Mailbox<T> {
             if s.closed {
                 return Err(TrySendError::Closed(item));
             }
-            if s.items.len() >= s.capacity {
+            if s.items.len() >= self.capacity {
                 return Err(TrySendError::Full(item));
             }
             s.items.push_back(item);
@@ -73,22 +84,14 @@ impl<T> Mailbox<T> {
 
     /// The next item, if one waits.
     pub(crate) fn try_recv(&self) -> Option<T> {
-        let mut s = self.lock();
-        let item = s.items.pop_front();
-        if item.is_some() && s.items.is_empty() && s.items.capacity() > KEEP_WHEN_EMPTY {
-            s.items = VecDeque::new();
-        }
-        item
+        self.lock().pop()
     }
 
     /// The next item; `Ready(None)` once closed and empty; otherwise `Pending`, and the waker
     /// of `cx` is woken by the next item or [`Mailbox::wake`].
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let mut s = self.lock();
-        if let Some(item) = s.items.pop_front() {
-            if s.items.is_empty() && s.items.capacity() > KEEP_WHEN_EMPTY {
-                s.items = VecDeque::new();
-            }
+        if let Some(item) = s.pop() {
             return Poll::Ready(Some(item));
         }
         if s.closed {
@@ -141,7 +144,7 @@ impl<T> Mailbox<T> {
     }
 
     pub(crate) fn capacity(&self) -> usize {
-        self.lock().capacity
+        self.capacity
     }
 }
 

@@ -125,31 +125,24 @@ pub fn serve_socket<B: Backend>(
             ended: false,
             acks: 0,
         },
-        frames: Some(frames),
-        writer_orders: Some(writer_orders),
         commands: commands_rx,
         shutdown,
     };
-    async move { run_session(&mut parts).await }.instrument(span)
+    async move { run_session(&mut parts, frames, writer_orders).await }.instrument(span)
 }
 
 /// What one session's task owns (see [`serve_socket`]).
 struct Parts<B: Backend> {
     socket: Socket,
     session: Session<B>,
-    /// Taken by the writer.
-    frames: Option<Frames>,
-    /// Taken by the writer.
-    writer_orders: Option<WriterOrders>,
     commands: Orders,
     shutdown: watch::Receiver<bool>,
 }
 
-async fn run_session<B: Backend>(parts: &mut Parts<B>) {
+/// `frames` and `writer_orders` go to the writer (a few words each: stored twice, they cost
+/// nothing worth avoiding).
+async fn run_session<B: Backend>(parts: &mut Parts<B>, frames: Frames, writer_orders: WriterOrders) {
     tracing::debug!("socket connected");
-    let (Some(frames), Some(writer_orders)) = (parts.frames.take(), parts.writer_orders.take()) else {
-        return;
-    };
     let session = &mut parts.session;
     let grace = session.config.close_grace;
     session.observe(SessionObservation::Accepted);

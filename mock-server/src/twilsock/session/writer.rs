@@ -99,6 +99,12 @@ pub(super) fn link() -> (WriterLink, WriterOrders) {
     (WriterLink(link.clone()), WriterOrders(link))
 }
 
+impl Link {
+    fn mode(&self) -> Mode {
+        Mode::from_bits(self.mode.load(Ordering::Acquire))
+    }
+}
+
 impl Drop for WriterLink {
     fn drop(&mut self) {
         self.0.commands.close();
@@ -113,7 +119,7 @@ impl WriterLink {
 
     /// The mode in force.
     pub(super) fn mode(&self) -> Mode {
-        Mode::from_bits(self.0.mode.load(Ordering::Acquire))
+        self.0.mode()
     }
 
     /// Changes the mode; the writer applies it before it places another frame.
@@ -129,7 +135,12 @@ impl WriterLink {
 
 impl WriterOrders {
     fn mode(&self) -> Mode {
-        Mode::from_bits(self.0.mode.load(Ordering::Acquire))
+        self.0.mode()
+    }
+
+    /// The driver's next command; `None` once the driver is gone and its commands are taken.
+    async fn recv(&self) -> Option<WriterCommand> {
+        self.0.commands.recv().await
     }
 
     /// The mode in force, marking any change seen.
@@ -234,7 +245,7 @@ impl Writer<'_> {
             }
             tokio::select! {
                 biased;
-                cmd = self.orders.0.commands.recv() => match cmd {
+                cmd = self.orders.recv() => match cmd {
                     None => return Ok(()),
                     Some(WriterCommand::Ping) => {
                         if !self.orders.mode().stall {
