@@ -82,7 +82,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::Message;
 use bytes::Bytes;
 use futures_util::{FutureExt as _, StreamExt};
 use tokio::sync::watch;
@@ -109,7 +108,7 @@ mod writer;
 
 pub use commands::SessionCommand;
 pub use config::{DEFAULT_MAX_INFLIGHT_UPSTREAM, DEFAULT_OUTBOX_BYTES, DEFAULT_OUTBOX_CAPACITY, MAX_LATENCY, SessionConfig};
-pub use endpoint::{Endpoint, route, serve_socket};
+pub use endpoint::{Endpoint, route};
 use handshake::{TokenAlarm, TokenTimer, TokenTimers};
 pub use orders::{Ack, CommandSender};
 use orders::{Order, Orders};
@@ -118,7 +117,7 @@ pub use packets::{
     token_expired_close,
 };
 pub use request::RequestError;
-use socket::Reader;
+use socket::{Message, ReadError, Reader};
 use upstream::{Built, Upstream, sleep_until_instant};
 use writer::{Mode, WriterCommand, WriterLink};
 
@@ -185,7 +184,7 @@ enum Event {
     /// Go round again: the bytes waiting fell below the budget (reading may resume), or a
     /// token alarm rang for a clock set back since.
     Room,
-    Inbound(Option<Result<Message, axum::Error>>),
+    Inbound(Option<Result<Message, ReadError>>),
     InitTimeout,
     PingDue,
     PongTimeout,
@@ -196,7 +195,7 @@ struct Session<B: Backend> {
     id: u64,
     backend: Arc<B>,
     clock: Clock,
-    config: SessionConfig,
+    config: Arc<SessionConfig>,
     /// The session's own handle on its outbox, for its own frames; the backend gets clones.
     outbox: Outbox,
     /// Commands to the writer, and its mode (hold, stall): the driver is the only one to set it.

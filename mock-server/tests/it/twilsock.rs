@@ -32,6 +32,7 @@ use rehearsal_mock_server::twilsock::{
 use rehearsal_test_support::Token;
 use rehearsal_test_support::twilsock::{Client, Ending, Message, frame};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::timeout;
@@ -1599,4 +1600,112 @@ async fn a_message_over_the_size_limit_is_closed_with_1009() {
     h.observed_until(info.id, &Obs::Ended(EndReason::MessageTooBig)).await;
     let (mut other, _) = h.session("good:bob").await;
     other.probe("TMp").await;
+}
+
+/// A masked client frame, as a client would write it.
+fn client_frame(fin: bool, opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let mut out = rehearsal_test_support::twilsock::frame_head(opcode, payload.len() as u64, mask);
+    if !fin {
+        out[0] &= 0x7F;
+    }
+    out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    out
+}
+
+#[tokio::test]
+async fn frames_split_across_reads_and_fragmented_messages_arrive_whole() {
+    let mut h = start(SessionConfig::default()).await;
+    let (mut c, _) = h.session("good:alice").await;
+    let probe = frame(
+        json!({"method": "put_notification_ctx", "id": "TMfrag", "notification_ctx_id": "ctx"}),
+        b"{}",
+    );
+    let (a, rest) = probe.split_at(probe.len() / 3);
+    let (b, last) = rest.split_at(rest.len() / 2);
+    let mut wire = client_frame(false, 0x2, a, [1, 2, 3, 4]);
+    // A ping between fragments is allowed (RFC 6455 §5.4) and answered with its payload.
+    wire.extend(client_frame(true, 0x9, b"mid", [9, 9, 9, 9]));
+    wire.extend(client_frame(false, 0x0, b, [5, 6, 7, 8]));
+    wire.extend(client_frame(true, 0x0, last, [0xFF, 0, 0xFF, 0]));
+    // Dribbled a few bytes per write, so frames and headers are cut at every kind of place.
+    for chunk in wire.chunks(5) {
+        c.write_raw(chunk).await.expect("written");
+    }
+    match timeout(WAIT, c.next_message()).await.expect("a pong in time") {
+        Some(Ok(Message::Pong(payload))) => assert_eq!(&payload[..], b"mid"),
+        other => panic!("expected the pong, got {other:?}"),
+    }
+    let reply = c.reply_to("TMfrag").await;
+    assert_eq!(reply.header["status"]["code"], 200, "{reply:?}");
+    c.probe("TMafter").await;
+}
+
+#[tokio::test]
+async fn websocket_protocol_violations_close_with_their_codes() {
+    let mut h = start(SessionConfig::default()).await;
+    let cases: [(&str, Vec<u8>, u16); 4] = [
+        ("an unmasked frame", vec![0x82, 0x02, b'h', b'i'], 1002),
+        (
+            "a continuation with nothing to continue",
+            client_frame(true, 0x0, b"x", [1; 4]),
+            1002,
+        ),
+        ("text that is not UTF-8", client_frame(true, 0x1, &[0xC3, 0x28], [7; 4]), 1007),
+        ("a reserved opcode", client_frame(true, 0x3, b"", [0; 4]), 1002),
+    ];
+    for (what, bytes, code) in cases {
+        let (mut c, info) = h.session("good:alice").await;
+        c.write_raw(&bytes).await.expect("written");
+        assert_eq!(c.ending().await, Ending::CloseFrame(code), "{what}");
+        assert_eq!(h.closed().await, info.id, "{what}");
+        h.observed_until(info.id, &Obs::Ended(EndReason::ProtocolError)).await;
+    }
+}
+
+#[tokio::test]
+async fn requests_that_are_no_websocket_handshake_are_refused_with_the_reason() {
+    let h = start(SessionConfig::default()).await;
+    let addr = h.url.trim_start_matches("ws://").trim_end_matches(session::PATH).to_owned();
+    let ask = |headers: &'static str| {
+        let addr = addr.clone();
+        async move {
+            let mut tcp = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+            let request = format!(
+                "GET {} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: 0\r\n\r\n",
+                session::PATH
+            );
+            tcp.write_all(request.as_bytes()).await.expect("written");
+            // The head, and the body its Content-Length announces (the connection stays open).
+            let whole = |answer: &str| {
+                let Some(end) = answer.find("\r\n\r\n") else { return false };
+                let length = answer[..end]
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .map_or(0, |n| n.trim().parse::<usize>().expect("a length"));
+                answer.len() >= end + 4 + length
+            };
+            let mut answer = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !whole(&String::from_utf8_lossy(&answer).to_ascii_lowercase()) {
+                let n = timeout(WAIT, tcp.read(&mut chunk)).await.expect("an answer in time").expect("read");
+                assert!(n > 0, "the connection closed mid-answer: {}", String::from_utf8_lossy(&answer));
+                answer.extend_from_slice(&chunk[..n]);
+            }
+            String::from_utf8_lossy(&answer).to_ascii_lowercase()
+        }
+    };
+    let plain = ask("").await;
+    assert!(plain.starts_with("http/1.1 400"), "{plain}");
+    assert!(plain.contains("connection header did not include 'upgrade'"), "{plain}");
+    let old =
+        ask("Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
+            .await;
+    assert!(old.starts_with("http/1.1 426"), "{old}");
+    assert!(old.contains("sec-websocket-version: 13"), "{old}");
+    let keyless = ask("Connection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n").await;
+    assert!(keyless.starts_with("http/1.1 400"), "{keyless}");
+    let good = ask("Connection: keep-alive, Upgrade\r\nUpgrade: WebSocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n").await;
+    assert!(good.starts_with("http/1.1 101"), "{good}");
+    // RFC 6455 §1.3's example key and its accept value.
+    assert!(good.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "{good}");
 }

@@ -4,10 +4,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::extract::ws::{WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
+use futures_util::FutureExt;
+use futures_util::future::Either;
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 use tokio::time;
 use tracing::Instrument;
@@ -15,6 +20,7 @@ use tracing::Instrument;
 use super::super::backend::{Backend, EndReason, SessionObservation};
 use super::super::outbox::Frames;
 use super::super::outbox::Outbox;
+use super::super::websocket;
 use super::orders::{self, Orders};
 use super::socket::Socket;
 use super::upstream::Upstream;
@@ -71,24 +77,92 @@ where
     get(upgrade::<B>).with_state(endpoint)
 }
 
-/// The socket read chunk (see `upgrade`).
-const READ_BUFFER_BYTES: usize = 1024;
-
-async fn upgrade<B: Backend>(State(ep): State<Endpoint<B>>, ws: WebSocketUpgrade) -> Response {
-    let max = ep.config.max_message_bytes();
-    // tungstenite zero-fills its read buffer (128 KiB by default) before every read: with an
-    // ack per delivered frame that memset was a quarter of the server's CPU under fan-out, and
-    // the buffer most of an idle connection's memory. Frames are small (the SDK's ack is about
-    // 150 bytes; 1 KiB instead of 4 KiB saved 2 KB per connection in `bench connections`, and
-    // the memset per read that finds nothing); larger ones still arrive, read in more chunks.
-    ws.read_buffer_size(READ_BUFFER_BYTES)
-        .max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| serve_socket(socket, ep.backend, ep.clock, (*ep.config).clone(), ep.shutdown))
+/// The opening handshake (RFC 6455 §4.2): checks the request, answers `101 Switching
+/// Protocols`, and serves the upgraded connection in a task of its own.
+async fn upgrade<B: Backend>(State(ep): State<Endpoint<B>>, mut request: Request) -> Response {
+    let accept = match accept(request.headers()) {
+        Ok(accept) => accept,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let Some(on_upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
+        return Refusal::NotUpgradable.into_response();
+    };
+    // `then` rather than an `async` block: the block would keep the endpoint's fields for the
+    // session's whole life next to the session's own copies (see `serve_socket`).
+    tokio::spawn(on_upgrade.then(move |upgraded| match upgraded {
+        Ok(io) => Either::Left(serve_socket(TokioIo::new(io), ep.backend, ep.clock, ep.config, ep.shutdown)),
+        Err(e) => {
+            tracing::debug!(error = %e, "WebSocket upgrade failed");
+            Either::Right(std::future::ready(()))
+        }
+    }));
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    response
 }
 
-/// Serves one upgraded socket until the session ends; calls [`Backend::session_closed`] exactly
-/// once if `init` had succeeded. Never panics on anything the client sends.
+/// Why a request cannot open a WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum Refusal {
+    #[error("Connection header did not include 'upgrade'")]
+    NoConnectionUpgrade,
+    #[error("Upgrade header did not include 'websocket'")]
+    NoUpgradeWebsocket,
+    #[error("Sec-WebSocket-Version must be 13")]
+    Version,
+    #[error("Sec-WebSocket-Key header missing")]
+    NoKey,
+    #[error("this connection cannot be upgraded to a WebSocket")]
+    NotUpgradable,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let status = match self {
+            Refusal::Version | Refusal::NotUpgradable => StatusCode::UPGRADE_REQUIRED,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let mut response = (status, self.to_string()).into_response();
+        if self == Refusal::Version {
+            // RFC 6455 §4.4: name the version this server speaks.
+            response
+                .headers_mut()
+                .insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        }
+        response
+    }
+}
+
+/// The `Sec-WebSocket-Accept` for a valid opening handshake.
+fn accept(headers: &HeaderMap) -> Result<HeaderValue, Refusal> {
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    if !has_token(header::CONNECTION, "upgrade") {
+        return Err(Refusal::NoConnectionUpgrade);
+    }
+    if !has_token(header::UPGRADE, "websocket") {
+        return Err(Refusal::NoUpgradeWebsocket);
+    }
+    if headers.get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
+        return Err(Refusal::Version);
+    }
+    let key = headers.get(header::SEC_WEBSOCKET_KEY).ok_or(Refusal::NoKey)?;
+    // Base64 only has characters a header value may hold.
+    HeaderValue::try_from(websocket::accept_key(key.as_bytes())).map_err(|_| Refusal::NoKey)
+}
+
+/// Serves one upgraded connection until the session ends; calls [`Backend::session_closed`]
+/// exactly once if `init` had succeeded. Never panics on anything the client sends.
 ///
 /// `shutdown`: see [`Endpoint::new`].
 ///
@@ -96,11 +170,11 @@ async fn upgrade<B: Backend>(State(ep): State<Endpoint<B>>, ws: WebSocketUpgrade
 /// the future holds each of them once. (An `async fn` keeps its arguments for its whole life,
 /// so the socket and the settings would be stored twice in every connection's task: as
 /// arguments and as the session's.)
-pub fn serve_socket<B: Backend>(
-    socket: WebSocket,
+fn serve_socket<B: Backend>(
+    io: TokioIo<Upgraded>,
     backend: Arc<B>,
     clock: Clock,
-    config: SessionConfig,
+    config: Arc<SessionConfig>,
     shutdown: watch::Receiver<bool>,
 ) -> impl Future<Output = ()> + Send + 'static {
     let id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
@@ -109,7 +183,7 @@ pub fn serve_socket<B: Backend>(
     let (writer_link, writer_orders) = writer::link();
     let (commands_tx, commands_rx) = orders::queue();
     let mut parts = Parts {
-        socket: Socket::new(socket),
+        socket: Socket::new(io, config.max_message_bytes()),
         session: Session {
             id,
             backend,

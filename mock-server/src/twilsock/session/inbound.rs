@@ -1,37 +1,41 @@
 //! What the client sends: WebSocket messages, decoded into twilsock packets and dispatched.
-use axum::extract::ws::Message;
 use bytes::Bytes;
 use serde_json::Value;
 
 use super::super::backend::{Backend, EndReason, SessionObservation};
 use super::super::codec::{self, DecodeError, Limits};
 use super::packets::{self, CloseCode};
+use super::socket::{Message, ReadError};
+use super::writer::WriterCommand;
 use super::{Closing, Flow, Session};
 
 impl<B: Backend> Session<B> {
     /// One read from the socket: a message, a read error, or the end of the stream. Any message
     /// proves the peer alive, so it also ends the wait for a pong.
-    pub(super) fn on_read(&mut self, read: Option<Result<Message, axum::Error>>, awaiting_pong: &mut bool) -> Flow {
+    pub(super) fn on_read(&mut self, read: Option<Result<Message, ReadError>>, awaiting_pong: &mut bool) -> Flow {
         match read {
             None => {
                 tracing::debug!("client went away");
                 Flow::Close(Closing::Abrupt, EndReason::ConnectionLost)
             }
-            Some(Err(e)) if is_too_big(&e) => {
-                tracing::info!(
-                    error = %e,
-                    limit = self.config.max_message_bytes(),
-                    "message over the size limit: closing with 1009"
-                );
+            Some(Err(ReadError::Frame(e))) => {
+                let code = e.close_code();
+                let reason = if code == 1009 {
+                    tracing::info!(error = %e, "message over the size limit: closing with 1009");
+                    EndReason::MessageTooBig
+                } else {
+                    tracing::info!(error = %e, code, "WebSocket protocol violation: closing");
+                    EndReason::ProtocolError
+                };
                 Flow::Close(
                     Closing::Socket {
-                        code: 1009,
-                        reason: "message too big",
+                        code,
+                        reason: e.close_reason(),
                     },
-                    EndReason::MessageTooBig,
+                    reason,
                 )
             }
-            Some(Err(e)) => {
+            Some(Err(ReadError::Io(e))) => {
                 tracing::debug!(error = %e, "socket read failed");
                 Flow::Close(Closing::Abrupt, EndReason::ConnectionLost)
             }
@@ -44,13 +48,25 @@ impl<B: Backend> Session<B> {
 
     fn on_ws_message(&mut self, msg: Message) -> Flow {
         match msg {
-            Message::Binary(frame) => self.on_frame(&frame),
             // The SDK only sends binary frames; text ones are decoded the same way.
-            Message::Text(text) => self.on_frame(&Bytes::from(text)),
-            Message::Ping(_) | Message::Pong(_) => Flow::Continue,
-            Message::Close(_) => {
-                tracing::debug!("client closed the socket");
-                Flow::Close(Closing::Socket { code: 1000, reason: "" }, EndReason::ClientClosed)
+            Message::Data(frame) => self.on_frame(&frame),
+            Message::Ping(payload) => {
+                // A full writer queue drops this pong; a later ping gets its own (RFC 6455 §5.5.3
+                // asks only for the most recent one).
+                let _ = self.writer.tell(WriterCommand::Pong(payload));
+                Flow::Continue
+            }
+            Message::Pong => Flow::Continue,
+            Message::Close(code) => {
+                tracing::debug!(?code, "client closed the socket");
+                // The reply echoes the client's code (RFC 6455 §5.5.1), as tungstenite's did.
+                Flow::Close(
+                    Closing::Socket {
+                        code: code.unwrap_or(1000),
+                        reason: "",
+                    },
+                    EndReason::ClientClosed,
+                )
             }
         }
     }
@@ -171,17 +187,6 @@ fn salvage_header(frame: &[u8], limits: &Limits) -> Option<(String, String)> {
 
 /// Whether a read failed because the peer sent a message or frame over the size limit (the
 /// socket is still usable for our close frame, 1009 "message too big").
-fn is_too_big(e: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = err.downcast_ref::<tungstenite::Error>() {
-            return true;
-        }
-        source = err.source();
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,27 +1,92 @@
-//! The session's one WebSocket, shared by its two halves (the driver reads, the writer writes)
-//! without `split()`: `split` puts the socket behind a `BiLock`, an `Arc` of ~400 bytes per
-//! connection, to let the halves live in different tasks. Here both halves are futures of the
-//! same task (joined by `select!` in `endpoint`), so they borrow the socket from that task's
-//! own state, behind a mutex that is only held for one poll and is never contended: the task
-//! polls one half at a time.
+//! The session's one WebSocket, shared by its two halves (the driver reads, the writer writes).
+//!
+//! Framing is done here, over the upgraded connection, with the rules of
+//! [`websocket`](super::super::websocket); see there for why not tungstenite. What an idle
+//! socket holds: the connection and two empty buffers. Bytes read are parsed where they land;
+//! only the tail of a frame that has not wholly arrived is kept (a whole frame becomes its
+//! message's `Bytes` without a copy). Frames are written from their `Bytes`, with their headers,
+//! many per vectored write; nothing is buffered on the way, so there is nothing to flush.
+//!
+//! No `split()`: both halves are futures of the same task (joined by `select!` in `endpoint`), so
+//! they borrow the socket from that task's own state, behind a mutex held for one poll and never
+//! contended (the task polls one half at a time). `split` would put the socket behind a `BiLock`,
+//! an `Arc` per connection.
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
-use axum::extract::ws::{Message, WebSocket};
-use futures_util::{Sink, Stream};
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::Stream;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::super::websocket::{
+    self, FrameError, MAX_CONTROL_PAYLOAD, MAX_SERVER_HEADER_LEN, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT,
+};
+
+/// Bytes read from the connection per read, into the stack: the SDK's ack is ~150 bytes and
+/// most requests a few hundred, so one read usually holds several whole frames.
+const READ_CHUNK: usize = 4096;
+
+/// Frames per vectored write (two slices each: header and payload).
+const WRITE_FRAMES: usize = 32;
+
+/// A message from the client.
+#[derive(Debug)]
+pub(super) enum Message {
+    /// A text or binary message (text is checked to be UTF-8); twilsock treats both alike.
+    Data(Bytes),
+    /// A ping: its payload goes back in the pong.
+    Ping(Bytes),
+    Pong,
+    /// A close frame, with its code if it had one.
+    Close(Option<u16>),
+}
+
+/// Why reading failed. After an error the reader yields nothing more.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ReadError {
+    /// The client broke the framing rules: the connection fails with the error's close code.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
 
 /// One session's socket.
-pub(super) struct Socket(Mutex<WebSocket>);
+pub(super) struct Socket(Mutex<Inner>);
+
+struct Inner {
+    io: TokioIo<Upgraded>,
+    /// Bytes read and not yet handed out: the start of a frame still arriving. Empty (and
+    /// without storage) whenever the last read ended on a frame boundary.
+    pending: BytesMut,
+    /// A fragmented message being put together: its opcode and its payload so far.
+    fragments: Option<(u8, BytesMut)>,
+    /// The largest message (and frame) accepted.
+    max_message: usize,
+    /// The connection ended, or the client broke the rules: nothing more to read.
+    done: bool,
+}
 
 impl Socket {
-    pub(super) fn new(ws: WebSocket) -> Socket {
-        Socket(Mutex::new(ws))
+    pub(super) fn new(io: TokioIo<Upgraded>, max_message: usize) -> Socket {
+        Socket(Mutex::new(Inner {
+            io,
+            pending: BytesMut::new(),
+            fragments: None,
+            max_message,
+            done: false,
+        }))
     }
 
-    fn lock(&self) -> MutexGuard<'_, WebSocket> {
-        // A poll that panicked leaves the socket as tungstenite left it; the session ends on
-        // the error it reports next, not on the poison.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A poll that panicked leaves the buffers as they were between two frames or mid-frame;
+        // the session ends on the error the next read or write reports, not on the poison.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -40,32 +105,197 @@ impl Socket {
 pub(super) struct Reader<'a>(&'a Socket);
 
 impl Stream for Reader<'_> {
-    type Item = Result<Message, axum::Error>;
+    type Item = Result<Message, ReadError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut *self.0.lock()).poll_next(cx)
+        self.0.lock().poll_message(cx)
     }
 }
 
-/// Messages to the client.
+impl Inner {
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, ReadError>>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            match self.take_message() {
+                Ok(Some(message)) => return Poll::Ready(Some(Ok(message))),
+                Ok(None) => {}
+                Err(e) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+            }
+            let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut buf = ReadBuf::uninit(&mut chunk);
+            if let Err(e) = ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf)) {
+                self.done = true;
+                return Poll::Ready(Some(Err(e.into())));
+            }
+            if buf.filled().is_empty() {
+                // The end of the stream, mid-frame or not: the connection is gone.
+                self.done = true;
+                return Poll::Ready(None);
+            }
+            self.pending.extend_from_slice(buf.filled());
+        }
+    }
+
+    /// The next whole message in `pending`, if it has arrived.
+    fn take_message(&mut self) -> Result<Option<Message>, FrameError> {
+        loop {
+            let Some(header) = websocket::parse_header(&self.pending, self.max_message)? else {
+                return Ok(None);
+            };
+            let whole = header.len.saturating_add(header.payload_len);
+            if self.pending.len() < whole {
+                // Bounded: the header passed the size limit.
+                self.pending.reserve(whole - self.pending.len());
+                return Ok(None);
+            }
+            let mut payload = self.pending.split_to(whole);
+            if self.pending.is_empty() {
+                // Give the storage up with the last frame that uses it.
+                self.pending = BytesMut::new();
+            }
+            payload.advance(header.len);
+            websocket::unmask(&mut payload, header.mask);
+            let opcode = header.opcode;
+            let message = match opcode {
+                OP_PING => Message::Ping(payload.freeze()),
+                OP_PONG => Message::Pong,
+                OP_CLOSE => Message::Close(websocket::parse_close(&payload)?),
+                OP_TEXT | OP_BINARY if self.fragments.is_some() => {
+                    return Err(FrameError::Protocol("a new message before the fragmented one ended"));
+                }
+                OP_TEXT | OP_BINARY if !header.fin => {
+                    self.fragments = Some((opcode, payload));
+                    continue;
+                }
+                OP_TEXT | OP_BINARY => data(opcode, payload)?,
+                OP_CONTINUATION => {
+                    let Some((_, so_far)) = self.fragments.as_mut() else {
+                        return Err(FrameError::Protocol("a continuation frame without a message to continue"));
+                    };
+                    let len = so_far.len().saturating_add(payload.len());
+                    if len > self.max_message {
+                        return Err(FrameError::TooBig {
+                            len: len as u64,
+                            max: self.max_message,
+                        });
+                    }
+                    so_far.extend_from_slice(&payload);
+                    if !header.fin {
+                        continue;
+                    }
+                    match self.fragments.take() {
+                        Some((opcode, whole)) => data(opcode, whole)?,
+                        None => continue,
+                    }
+                }
+                // `parse_header` accepts no other opcode.
+                _ => return Err(FrameError::Protocol("reserved opcode")),
+            };
+            return Ok(Some(message));
+        }
+    }
+}
+
+/// A whole text or binary message.
+fn data(opcode: u8, payload: BytesMut) -> Result<Message, FrameError> {
+    if opcode == OP_TEXT && std::str::from_utf8(&payload).is_err() {
+        return Err(FrameError::NotUtf8);
+    }
+    Ok(Message::Data(payload.freeze()))
+}
+
+/// Frames to the client.
 pub(super) struct Writer<'a>(&'a Socket);
 
-impl Sink<Message> for Writer<'_> {
-    type Error = axum::Error;
-
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut *self.0.lock()).poll_ready(cx)
+impl Writer<'_> {
+    /// Writes `frames` as binary messages, in order, taking each one off the front once the
+    /// connection has taken all of it and then calling `sent` with it. Cancel-safe in the sense
+    /// that matters here: a frame is removed only once wholly written; but a future dropped
+    /// mid-frame leaves the connection mid-frame, so the session must end then (it does: the
+    /// writer is only dropped with the session).
+    pub(super) async fn write_binary(&mut self, frames: &mut VecDeque<Bytes>, mut sent: impl FnMut(&Bytes)) -> io::Result<()> {
+        let mut offset = 0;
+        std::future::poll_fn(|cx| self.0.lock().poll_write(cx, OP_BINARY, frames, &mut offset, &mut sent)).await
     }
 
-    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
-        Pin::new(&mut *self.0.lock()).start_send(item)
+    /// A ping with an empty payload.
+    pub(super) async fn ping(&mut self) -> io::Result<()> {
+        self.control(OP_PING, Bytes::new()).await
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut *self.0.lock()).poll_flush(cx)
+    /// The answer to a ping.
+    pub(super) async fn pong(&mut self, payload: Bytes) -> io::Result<()> {
+        self.control(OP_PONG, payload).await
     }
 
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut *self.0.lock()).poll_close(cx)
+    /// A close frame, then the end of the connection's sending side.
+    pub(super) async fn close(&mut self, code: u16, reason: &str) -> io::Result<()> {
+        let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
+        let n = websocket::close_payload(code, reason, &mut payload);
+        self.control(OP_CLOSE, Bytes::copy_from_slice(&payload[..n])).await?;
+        std::future::poll_fn(|cx| Pin::new(&mut self.0.lock().io).poll_shutdown(cx)).await
+    }
+
+    async fn control(&mut self, opcode: u8, payload: Bytes) -> io::Result<()> {
+        let mut one = VecDeque::from([payload.slice(..payload.len().min(MAX_CONTROL_PAYLOAD))]);
+        let mut offset = 0;
+        std::future::poll_fn(|cx| self.0.lock().poll_write(cx, opcode, &mut one, &mut offset, &mut |_: &Bytes| {})).await
+    }
+}
+
+impl Inner {
+    /// Writes `frames` (all with `opcode`), as many per vectored write as fit. `offset`: bytes of
+    /// the front frame (header included) already written.
+    fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        opcode: u8,
+        frames: &mut VecDeque<Bytes>,
+        offset: &mut usize,
+        sent: &mut impl FnMut(&Bytes),
+    ) -> Poll<io::Result<()>> {
+        while !frames.is_empty() {
+            let mut headers = [[0u8; MAX_SERVER_HEADER_LEN]; WRITE_FRAMES];
+            let mut header_lens = [0usize; WRITE_FRAMES];
+            for ((header, len), frame) in headers.iter_mut().zip(&mut header_lens).zip(frames.iter()) {
+                *len = websocket::write_header(header, opcode, frame.len());
+            }
+            let mut slices = [IoSlice::new(&[]); 2 * WRITE_FRAMES];
+            let mut used = 0;
+            let mut skip = *offset;
+            for ((header, len), frame) in headers.iter().zip(&header_lens).zip(frames.iter()) {
+                for part in [&header[..*len], &frame[..]] {
+                    if skip >= part.len() {
+                        skip -= part.len();
+                        continue;
+                    }
+                    slices[used] = IoSlice::new(&part[skip..]);
+                    skip = 0;
+                    used += 1;
+                }
+            }
+            let mut written = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..used]))?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            while let Some(front) = frames.front() {
+                let rest = websocket::server_header_len(front.len()) + front.len() - *offset;
+                if written < rest {
+                    *offset += written;
+                    break;
+                }
+                written -= rest;
+                *offset = 0;
+                if let Some(frame) = frames.pop_front() {
+                    sent(&frame);
+                }
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 }

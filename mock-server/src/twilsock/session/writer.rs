@@ -1,8 +1,8 @@
 //! The writer: the only code that writes to a session's socket.
 //!
-//! It takes frames from the outbox in the order they were queued and writes them in batches,
-//! one flush per batch, with the driver's commands (ping, finish, close) taking precedence
-//! between batches. Two modes, set by the driver through the [`WriterLink`] (the latest setting
+//! It takes frames from the outbox in the order they were queued and writes them in batches
+//! (many frames per vectored write, straight from their `Bytes`), with the driver's commands
+//! (ping, pong, finish, close) taking precedence between batches. Two modes, set by the driver through the [`WriterLink`] (the latest setting
 //! always wins, and no setting can be lost to a full queue), decide where a frame goes:
 //!
 //! - **hold**: backend pushes ([`Frame::Push`]) are kept back, in order; the session's own frames
@@ -29,20 +29,20 @@
 //! when not stalled, and the stalled ones are placed before any newer frame), so writing the
 //! held ones first, then the stalled ones, keeps the order of the queue.
 use std::collections::{HashSet, VecDeque};
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::Poll;
 
-use axum::extract::ws::{CloseFrame, Message};
 use bytes::Bytes;
-use futures_util::SinkExt;
 
 use super::super::mailbox::{Mailbox, TrySendError};
 use super::super::outbox::{Frame, Frames};
 use super::socket;
 use crate::frame_tap::Tap;
 
-/// Frames written per flush when the outbox has a backlog.
+/// Frames taken from the outbox per turn when it has a backlog (written in vectored writes of
+/// up to `socket::WRITE_FRAMES`).
 const WRITE_BATCH: usize = 64;
 
 /// Slots of `Writer::ready` kept between turns: a few, so that an idle session holds almost
@@ -181,6 +181,8 @@ pub(super) struct Mode {
 pub(super) enum WriterCommand {
     /// A WebSocket ping (ignored while stalled).
     Ping,
+    /// The answer to the client's WebSocket ping (ignored while stalled).
+    Pong(Bytes),
     /// Stop taking frames from the outbox: write everything kept back and queued (ending any
     /// hold or stall), then `last`, and nothing more from the outbox (later pushes fail with
     /// `OutboxError::Closed`).
@@ -194,7 +196,7 @@ pub(super) enum WriterCommand {
 }
 
 /// Runs until told to close, the driver goes away, or the socket fails.
-pub(super) async fn write_loop(sink: socket::Writer<'_>, frames: Frames, orders: WriterOrders, tap: Tap) -> Result<(), axum::Error> {
+pub(super) async fn write_loop(sink: socket::Writer<'_>, frames: Frames, orders: WriterOrders, tap: Tap) -> io::Result<()> {
     let capacity = frames.capacity();
     Writer {
         sink,
@@ -234,14 +236,13 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    async fn run(mut self) -> Result<(), axum::Error> {
+    async fn run(mut self) -> io::Result<()> {
         let mut taking_frames = true;
         loop {
             // A release or unstall (or nothing) since the last turn: write what it frees.
             let mode = self.orders.take_mode();
             if self.catch_up(mode) {
                 self.write_ready().await?;
-                self.sink.flush().await?;
             }
             tokio::select! {
                 biased;
@@ -249,7 +250,12 @@ impl Writer<'_> {
                     None => return Ok(()),
                     Some(WriterCommand::Ping) => {
                         if !self.orders.mode().stall {
-                            self.sink.send(Message::Ping(Bytes::new())).await?;
+                            self.sink.ping().await?;
+                        }
+                    }
+                    Some(WriterCommand::Pong(payload)) => {
+                        if !self.orders.mode().stall {
+                            self.sink.pong(payload).await?;
                         }
                     }
                     Some(WriterCommand::Finish { last }) => {
@@ -264,10 +270,8 @@ impl Writer<'_> {
                             self.write_ready().await?;
                         }
                         if let Some(last) = last {
-                            self.tap.outbound(&last);
-                            self.sink.feed(Message::Binary(last)).await?;
+                            self.write_last(last).await?;
                         }
-                        self.sink.flush().await?;
                     }
                     Some(WriterCommand::Abandon { last }) => {
                         taking_frames = false;
@@ -278,15 +282,11 @@ impl Writer<'_> {
                         self.ready.clear();
                         while self.frames.try_recv().is_some() {}
                         self.kept_back();
-                        self.tap.outbound(&last);
-                        self.sink.feed(Message::Binary(last)).await?;
-                        self.sink.flush().await?;
+                        self.write_last(last).await?;
                     }
                     Some(WriterCommand::Close { code, reason }) => {
-                        let frame = CloseFrame { code, reason: reason.into() };
                         // The peer may have closed already; nothing to do about errors here.
-                        let _ = self.sink.send(Message::Close(Some(frame))).await;
-                        let _ = self.sink.close().await;
+                        let _ = self.sink.close(code, reason).await;
                         return Ok(());
                     }
                 },
@@ -303,7 +303,6 @@ impl Writer<'_> {
                         }
                         if fed {
                             self.write_ready().await?;
-                            self.sink.flush().await?;
                         }
                     }
                     None => taking_frames = false,
@@ -410,20 +409,28 @@ impl Writer<'_> {
         }
     }
 
-    /// Feeds the ready frames to the socket, in order (without flushing), taking each one's
-    /// bytes off the outbox's budget once the socket has it. The one `.await` of placement:
-    /// the deciding above is plain code, so the writer's future stays small.
-    async fn write_ready(&mut self) -> Result<(), axum::Error> {
-        while let Some(bytes) = self.ready.pop_front() {
-            let n = bytes.len();
-            self.tap.outbound(&bytes);
-            self.sink.feed(Message::Binary(bytes)).await?;
-            self.frames.wrote(n);
-        }
+    /// Writes the ready frames to the socket, in order, taking each one's bytes off the
+    /// outbox's budget once the socket has it. The one `.await` of placement: the deciding
+    /// above is plain code, so the writer's future stays small.
+    async fn write_ready(&mut self) -> io::Result<()> {
+        let (frames, tap) = (&self.frames, &self.tap);
+        self.sink
+            .write_binary(&mut self.ready, |bytes| {
+                tap.outbound(bytes);
+                frames.wrote(bytes.len());
+            })
+            .await?;
         if self.ready.capacity() > KEEP_READY {
             self.ready = VecDeque::new();
         }
         Ok(())
+    }
+
+    /// Writes a session's last frame (a twilsock `close`), which the outbox never counted.
+    async fn write_last(&mut self, last: Bytes) -> io::Result<()> {
+        let tap = &self.tap;
+        let mut last = VecDeque::from([last]);
+        self.sink.write_binary(&mut last, |bytes| tap.outbound(bytes)).await
     }
 
     /// Publishes the backlog for `Outbox::depth`, and applies the bound.
