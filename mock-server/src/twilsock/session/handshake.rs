@@ -51,12 +51,14 @@ pub(super) enum TokenTimer {
 }
 
 /// The token timers as one sleep the driver keeps across its turns, rebuilt only when the
-/// timers change. (A sleep on the server clock subscribes to every clock up its chain and arms a
-/// tokio timer: made afresh on every turn, as it once was, that cost two allocations, a timer
+/// timers change. (A sleep on the server clock registers for the clock's changes and arms a
+/// tokio timer: made afresh on every turn, as it once was, that cost an allocation, a timer
 /// registration and its removal for every ack a subscriber sent.)
 pub(super) struct TokenAlarm {
     /// The timers `sleep` was made for; `None`: make it again.
     armed_for: Option<TokenTimers>,
+    /// The clock's sleep, boxed as it is (it owns its clock handle): the one allocation an idle
+    /// session's alarm holds, about 200 bytes (see [`Clock::sleep_until`]).
     sleep: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     /// `sleep` is polled only when it woke the driver (see `wake_filter`).
     filter: WakeFilter,
@@ -79,10 +81,9 @@ impl TokenAlarm {
             return;
         }
         self.armed_for = Some(timers);
-        self.sleep = timers.next().map(|at| {
-            let clock = clock.clone();
-            Box::pin(async move { clock.sleep_until(at).await }) as Pin<Box<dyn Future<Output = ()> + Send>>
-        });
+        self.sleep = timers
+            .next()
+            .map(|at| Box::pin(clock.sleep_until(at)) as Pin<Box<dyn Future<Output = ()> + Send>>);
         self.filter.rearm();
     }
 
