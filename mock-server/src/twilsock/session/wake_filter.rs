@@ -3,7 +3,7 @@
 //! The driver's `select!` polls every branch each time anything wakes it, and under fan-out
 //! something wakes it once per delivery (the client's ack). A timer that has not fired has
 //! nothing to say then, but polling it is not free: the token alarm re-polls the tenant clock's
-//! change watches and a `Sleep`, the ping interval another `Sleep`. A [`WakeFilter`] hands the
+//! change notification and a `Sleep`, the ping interval another `Sleep`. A [`WakeFilter`] hands the
 //! timer a waker of its own and polls it again only once that waker was called (or after
 //! [`WakeFilter::rearm`]), so a wake-up for an ack costs one atomic swap per timer.
 use std::sync::Arc;
