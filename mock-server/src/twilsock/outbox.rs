@@ -87,18 +87,6 @@ impl Drop for ReplyGate {
     }
 }
 
-/// A value alone on its cache line (no false sharing with its neighbours).
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct CacheLine<T>(T);
-
-impl<T> std::ops::Deref for CacheLine<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
 /// What the pushing side and the writing side of one outbox share.
 #[derive(Debug)]
 struct Shared {
@@ -112,9 +100,10 @@ struct Shared {
     drained: Notify,
     /// Bytes of the frames queued or kept back by the writer, not yet written to the socket,
     /// and of the upstream replies reserved for but not queued yet ([`Outbox::reserve`]).
-    /// On its own cache line: the writer updates it for every frame it writes, while pushers on
-    /// other cores read the fields above for every frame they queue.
-    bytes: CacheLine<AtomicUsize>,
+    /// Not padded to a cache line of its own: pushers and the writer both write it and the
+    /// queue's lock for every frame, so padding would isolate nothing, and it cost every
+    /// session ~300 bytes (the whole `Arc` aligned to 128).
+    bytes: AtomicUsize,
     /// The bound on `bytes` (see [`Outbox::push`]).
     max_bytes: usize,
     /// Frames the writer took from the queue but keeps back (held notifications, a stall,
@@ -149,7 +138,7 @@ impl Outbox {
             cause: AtomicU8::new(0),
             kill: Notify::new(),
             drained: Notify::new(),
-            bytes: CacheLine::default(),
+            bytes: AtomicUsize::new(0),
             max_bytes: max_bytes.max(1),
             backlog: AtomicUsize::new(0),
             gates: AtomicU64::new(0),

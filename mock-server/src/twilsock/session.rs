@@ -275,6 +275,7 @@ impl<B: Backend> Session<B> {
                         _ => "frames",
                     };
                     tracing::warn!(
+                        session = self.id,
                         bound,
                         capacity = self.config.outbox_capacity,
                         max_bytes = self.config.outbox_bytes,
@@ -285,7 +286,7 @@ impl<B: Backend> Session<B> {
                     Flow::Close(Closing::Overflow, EndReason::Overflow)
                 }
                 Event::TokenExpired => {
-                    tracing::info!("token expired: sending close 410");
+                    tracing::info!(session = self.id, "token expired: sending close 410");
                     Flow::Close(Closing::packet(token_expired_close(), 410), EndReason::TokenExpired)
                 }
                 Event::TokenWarning => {
@@ -296,7 +297,7 @@ impl<B: Backend> Session<B> {
                 }
                 Event::Command(order) => self.on_command(order),
                 Event::Upstream(done) => {
-                    self.upstream.complete(done, &self.outbox);
+                    self.upstream.complete(done, &self.outbox, self.id);
                     self.send_due_replies();
                     Flow::Continue
                 }
@@ -340,7 +341,7 @@ impl<B: Backend> Session<B> {
                     Flow::Continue
                 }
                 Event::PongTimeout => {
-                    tracing::info!("no pong in time: dropping the socket");
+                    tracing::info!(session = self.id, "no pong in time: dropping the socket");
                     Flow::Close(Closing::Abrupt, EndReason::LivenessTimeout)
                 }
             };
@@ -448,7 +449,7 @@ impl<B: Backend> Session<B> {
         self.ended = true;
         self.observe(SessionObservation::Ended { reason });
         if self.established.is_some() {
-            tracing::info!(reason = reason.as_str(), acks = self.acks, "session closed");
+            tracing::info!(session = self.id, reason = reason.as_str(), acks = self.acks, "session closed");
             self.backend.session_closed(self.id);
         }
     }

@@ -116,7 +116,7 @@ impl<B: Backend> Session<B> {
             }
             SessionCommand::SetLatency(latency) if latency > MAX_LATENCY => {
                 // Refused, and not observed as applied (the control plane reports it so).
-                tracing::warn!(?latency, max = ?MAX_LATENCY, "latency out of range: command refused");
+                tracing::warn!(session = self.id, ?latency, max = ?MAX_LATENCY, "latency out of range: command refused");
                 return Flow::Continue;
             }
             SessionCommand::SetLatency(latency) => {

@@ -178,7 +178,10 @@ fn serve_socket<B: Backend>(
     shutdown: watch::Receiver<bool>,
 ) -> impl Future<Output = ()> + Send + 'static {
     let id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
-    let span = tracing::info_span!("twilsock", session = id);
+    // A debug span: an enabled span keeps an entry in the subscriber's registry for its whole
+    // life (~200 bytes per live session at the default `info` level). The session's events at
+    // `info` and above name the session themselves.
+    let span = tracing::debug_span!("twilsock", session = id);
     let (outbox, frames) = Outbox::new(config.outbox_capacity, config.outbox_bytes);
     let (writer_link, writer_orders) = writer::link();
     let (commands_tx, commands_rx) = orders::queue();

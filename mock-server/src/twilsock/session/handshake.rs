@@ -162,7 +162,12 @@ impl<B: Backend> Session<B> {
             commands: self.commands.clone(),
         };
         self.send(packets::reply_init(id, &storage));
-        tracing::info!(identity = info.caller.identity(), account = info.caller.account(), "session opened");
+        tracing::info!(
+            session = self.id,
+            identity = info.caller.identity(),
+            account = info.caller.account(),
+            "session opened"
+        );
         let expires_at = info.caller.expires_at();
         self.established = Some(info);
         self.arm_timers(expires_at);

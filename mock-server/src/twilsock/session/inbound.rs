@@ -21,10 +21,10 @@ impl<B: Backend> Session<B> {
             Some(Err(ReadError::Frame(e))) => {
                 let code = e.close_code();
                 let reason = if code == 1009 {
-                    tracing::info!(error = %e, "message over the size limit: closing with 1009");
+                    tracing::info!(session = self.id, error = %e, "message over the size limit: closing with 1009");
                     EndReason::MessageTooBig
                 } else {
-                    tracing::info!(error = %e, code, "WebSocket protocol violation: closing");
+                    tracing::info!(session = self.id, error = %e, code, "WebSocket protocol violation: closing");
                     EndReason::ProtocolError
                 };
                 Flow::Close(

@@ -160,8 +160,9 @@ impl Upstream {
         self.tasks.len() + self.delayed.len()
     }
 
-    /// Puts the reply of a finished request in line (a failed handler's is a 500).
-    pub(super) fn complete(&mut self, done: Result<(task::Id, Built), JoinError>, outbox: &Outbox) {
+    /// Puts the reply of a finished request in line (a failed handler's is a 500). `session`: the
+    /// session's id, for the log.
+    pub(super) fn complete(&mut self, done: Result<(task::Id, Built), JoinError>, outbox: &Outbox, session: u64) {
         let (request, built) = match done {
             Ok((task, built)) => match self.take_request(task) {
                 Some(request) => (request, built),
@@ -171,7 +172,7 @@ impl Upstream {
                 let Some(request) = self.take_request(e.id()) else {
                     return;
                 };
-                tracing::error!(error = %e, packet = %request.packet_id, "upstream handler failed");
+                tracing::error!(session, error = %e, packet = %request.packet_id, "upstream handler failed");
                 let built = Built::new(
                     outbox,
                     &request.packet_id,
