@@ -86,7 +86,7 @@ use bytes::Bytes;
 use futures_util::{FutureExt as _, StreamExt};
 use tokio::sync::watch;
 use tokio::task::{self, JoinError};
-use tokio::time::{self, Instant, MissedTickBehavior};
+use tokio::time::{self, Instant};
 
 use super::backend::{Backend, EndReason, SessionInfo, SessionObservation};
 use super::mailbox::TrySendError;
@@ -118,7 +118,7 @@ pub use packets::{
 };
 pub use request::RequestError;
 use socket::{Message, ReadError, Reader};
-use upstream::{Built, Upstream, sleep_until_instant};
+use upstream::{Built, Upstream};
 use writer::{Mode, WriterCommand, WriterLink};
 
 /// The path the SDK connects to (`twilsock.uri` = `ws://HOST:PORT/v3/wsconnect`).
@@ -217,17 +217,19 @@ struct Session<B: Backend> {
 
 impl<B: Backend> Session<B> {
     async fn run(&mut self, stream: &mut Reader<'_>, commands: &Orders, shutdown: &mut watch::Receiver<bool>) -> End {
-        let init_deadline = time::sleep(self.config.init_timeout);
-        tokio::pin!(init_deadline);
+        let init_at = after(self.config.init_timeout);
         let pinging = !self.config.ping_interval.is_zero();
         let period = self.config.ping_interval.max(Duration::from_millis(1));
-        let mut ping = time::interval_at(Instant::now() + period, period);
-        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        // Polled only when its own timer fires (see `wake_filter`).
-        let ping_filter = wake_filter::WakeFilter::new();
-        let pong_deadline = time::sleep(Duration::ZERO);
-        tokio::pin!(pong_deadline);
+        let mut ping_at = after(period);
+        let mut pong_at = ping_at;
         let mut awaiting_pong = false;
+        // The init timeout, the ping interval, the pong deadline and the latency of upstream
+        // replies share one `Sleep`, set to whichever comes first (an idle session keeps one
+        // timer, not four) and polled only when it woke the task (see `wake_filter`).
+        let timer = time::sleep_until(init_at);
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
+        let timer_filter = wake_filter::WakeFilter::new();
         let mut alarm = TokenAlarm::default();
 
         loop {
@@ -235,6 +237,21 @@ impl<B: Backend> Session<B> {
             let room = self.has_room();
             let reading = self.reading();
             let replies_due = self.upstream.next_due(self.latency);
+            let deadlines = Deadlines {
+                replies: replies_due,
+                init: self.established.is_none().then_some(init_at),
+                ping: (pinging && !stalled).then_some(ping_at),
+                // While reading is paused the pong cannot be seen, so it cannot be late either.
+                pong: (awaiting_pong && reading).then_some(pong_at),
+            };
+            let next = deadlines.first();
+            if next != armed {
+                if let Some(at) = next {
+                    timer.as_mut().reset(at);
+                }
+                armed = next;
+                timer_filter.rearm();
+            }
             alarm.arm(&self.clock, self.timers);
             let event = tokio::select! {
                 biased;
@@ -243,13 +260,26 @@ impl<B: Backend> Session<B> {
                 () = alarm.rings() => Event::TokenAlarm,
                 Some(order) = commands.recv() => Event::Command(order),
                 Some(done) = self.upstream.tasks.join_next_with_id() => Event::Upstream(done),
-                () = sleep_until_instant(replies_due) => Event::RepliesDue,
+                () = std::future::poll_fn(|cx| timer_filter.poll(cx, |cx| timer.as_mut().poll(cx))), if armed.is_some() => {
+                    match deadlines.due(Instant::now()) {
+                        Some(Due::Replies) => Event::RepliesDue,
+                        // A message already read proves the client alive or brings its `init`:
+                        // it goes first, as when these timers came after reading.
+                        Some(due @ (Due::Init | Due::Pong)) => match reading.then(|| stream.next().now_or_never()).flatten() {
+                            Some(read) => Event::Inbound(read),
+                            None if due == Due::Init => Event::InitTimeout,
+                            None => Event::PongTimeout,
+                        },
+                        Some(Due::Ping) => Event::PingDue,
+                        None => {
+                            // Woken a moment early: set the timer again next turn.
+                            armed = None;
+                            Event::Room
+                        }
+                    }
+                }
                 msg = stream.next(), if reading => Event::Inbound(msg),
                 () = self.outbox.below_budget(), if !stalled && !room => Event::Room,
-                () = &mut init_deadline, if self.established.is_none() => Event::InitTimeout,
-                _ = std::future::poll_fn(|cx| ping_filter.poll(cx, |cx| ping.poll_tick(cx))), if pinging && !stalled => Event::PingDue,
-                // While reading is paused the pong cannot be seen, so it cannot be late either.
-                () = &mut pong_deadline, if awaiting_pong && reading => Event::PongTimeout,
             };
 
             let event = match event {
@@ -334,9 +364,11 @@ impl<B: Backend> Session<B> {
                     )
                 }
                 Event::PingDue => {
+                    // The next ping a full interval after this one, however late this one was.
+                    ping_at = after(period);
                     if !awaiting_pong && self.tell_writer(WriterCommand::Ping).is_ok() {
                         awaiting_pong = true;
-                        pong_deadline.as_mut().reset(Instant::now() + self.config.pong_timeout);
+                        pong_at = after(self.config.pong_timeout);
                     }
                     Flow::Continue
                 }
@@ -353,8 +385,7 @@ impl<B: Backend> Session<B> {
                 // leaving one starts the liveness check afresh, a full interval from now.
                 awaiting_pong = false;
                 if stalled {
-                    ping.reset();
-                    ping_filter.rearm();
+                    ping_at = after(period);
                 }
             }
         }
@@ -493,6 +524,54 @@ impl<B: Backend> Session<B> {
 }
 
 /// Completes when shutdown was requested or the shutdown sender is gone.
+/// `d` from now; a duration too long for an `Instant` (a setting of years) is as good as never.
+fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 30))
+}
+
+/// The driver's deadlines in force this turn (`None`: not counting now).
+#[derive(Debug, Clone, Copy)]
+struct Deadlines {
+    /// The oldest upstream reply waiting out the latency.
+    replies: Option<Instant>,
+    /// No successful `init` by then closes the socket.
+    init: Option<Instant>,
+    /// The next WebSocket ping.
+    ping: Option<Instant>,
+    /// The pong to the last ping must have come by then.
+    pong: Option<Instant>,
+}
+
+/// Which deadline passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    Replies,
+    Init,
+    Ping,
+    Pong,
+}
+
+impl Deadlines {
+    fn first(&self) -> Option<Instant> {
+        [self.replies, self.init, self.ping, self.pong].into_iter().flatten().min()
+    }
+
+    /// The deadline passed at `now`; when several have, in the order the driver serves them.
+    fn due(&self, now: Instant) -> Option<Due> {
+        let passed = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+        [
+            (self.replies, Due::Replies),
+            (self.init, Due::Init),
+            (self.ping, Due::Ping),
+            (self.pong, Due::Pong),
+        ]
+        .into_iter()
+        .find_map(|(at, due)| passed(at).then_some(due))
+    }
+}
+
 async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
@@ -500,6 +579,35 @@ async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_driver_timer_serves_the_first_deadline_and_names_the_one_passed() {
+        let t0 = Instant::now();
+        let at = |ms| Some(t0 + Duration::from_millis(ms));
+        let none = Deadlines {
+            replies: None,
+            init: None,
+            ping: None,
+            pong: None,
+        };
+        assert_eq!(none.first(), None);
+        assert_eq!(none.due(t0 + Duration::from_secs(3600)), None);
+        let d = Deadlines {
+            replies: at(50),
+            init: at(30),
+            ping: at(10),
+            pong: at(20),
+        };
+        assert_eq!(d.first(), at(10));
+        assert_eq!(d.due(t0), None, "nothing has passed yet");
+        assert_eq!(d.due(t0 + Duration::from_millis(10)), Some(Due::Ping));
+        assert_eq!(d.due(t0 + Duration::from_millis(25)), Some(Due::Ping), "ping before pong");
+        assert_eq!(d.due(t0 + Duration::from_millis(30)), Some(Due::Init), "init before ping");
+        assert_eq!(d.due(t0 + Duration::from_millis(60)), Some(Due::Replies), "replies first");
+        let pong_only = Deadlines { pong: at(20), ..none };
+        assert_eq!(pong_only.due(t0 + Duration::from_millis(20)), Some(Due::Pong));
+        assert!(after(Duration::MAX) > t0, "a setting of years does not panic");
+    }
 
     #[test]
     fn command_close_uses_standard_texts() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::task::{self, JoinError, JoinSet};
-use tokio::time::{self, Instant};
+use tokio::time::Instant;
 
 use super::super::backend::{Backend, RequestLine, SessionInfo, SessionObservation, UpstreamRequest, UpstreamResponse};
 use super::super::codec::Packet;
@@ -215,13 +215,5 @@ impl Upstream {
         } else {
             None
         }
-    }
-}
-
-/// Real (tokio) time, for latencies: they are about the network, like pings.
-pub(super) async fn sleep_until_instant(at: Option<Instant>) {
-    match at {
-        Some(at) => time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
