@@ -11,6 +11,7 @@
 //!
 //! No extension is negotiated (so the RSV bits must be clear) and no sub-protocol.
 use base64::Engine as _;
+use bytes::{Buf, Bytes, BytesMut};
 use sha1::{Digest, Sha1};
 
 /// A continuation frame of a fragmented message.
@@ -219,9 +220,205 @@ pub fn close_payload(code: u16, reason: &str, out: &mut [u8; MAX_CONTROL_PAYLOAD
     2 + end
 }
 
+/// A message from the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A text or binary message (text is checked to be UTF-8); twilsock treats both alike.
+    Data(Bytes),
+    /// A ping: its payload goes back in the pong.
+    Ping(Bytes),
+    Pong,
+    /// A close frame, with its code if it had one.
+    Close(Option<u16>),
+}
+
+/// Turns the bytes read from a client, in pieces of any size, into its messages: whole frames,
+/// unmasked, fragmented messages put together, control frames between fragments handed out as
+/// they come. Holds only what is not a whole frame yet: a frame's payload becomes its message's
+/// `Bytes` without a copy, and the storage is given up with the last frame that uses it.
+#[derive(Debug)]
+pub struct Assembler {
+    /// Bytes read and not yet handed out: the start of a frame still arriving.
+    pending: BytesMut,
+    /// A fragmented message being put together: its opcode and its payload so far.
+    fragments: Option<(u8, BytesMut)>,
+    /// The largest message (and frame) accepted.
+    max_message: usize,
+}
+
+impl Assembler {
+    pub fn new(max_message: usize) -> Assembler {
+        Assembler {
+            pending: BytesMut::new(),
+            fragments: None,
+            max_message,
+        }
+    }
+
+    /// Bytes just read.
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+    }
+
+    /// The next whole message, if it has arrived. After an error the connection must fail
+    /// (with [`FrameError::close_code`]): what follows is not read.
+    pub fn next_message(&mut self) -> Result<Option<Message>, FrameError> {
+        loop {
+            let Some(header) = parse_header(&self.pending, self.max_message)? else {
+                return Ok(None);
+            };
+            let whole = header.len.saturating_add(header.payload_len);
+            if self.pending.len() < whole {
+                // Bounded: the header passed the size limit.
+                self.pending.reserve(whole - self.pending.len());
+                return Ok(None);
+            }
+            let mut payload = self.pending.split_to(whole);
+            if self.pending.is_empty() {
+                // Give the storage up with the last frame that uses it.
+                self.pending = BytesMut::new();
+            }
+            payload.advance(header.len);
+            unmask(&mut payload, header.mask);
+            let opcode = header.opcode;
+            let message = match opcode {
+                OP_PING => Message::Ping(payload.freeze()),
+                OP_PONG => Message::Pong,
+                OP_CLOSE => Message::Close(parse_close(&payload)?),
+                OP_TEXT | OP_BINARY if self.fragments.is_some() => {
+                    return Err(FrameError::Protocol("a new message before the fragmented one ended"));
+                }
+                OP_TEXT | OP_BINARY if !header.fin => {
+                    self.fragments = Some((opcode, payload));
+                    continue;
+                }
+                OP_TEXT | OP_BINARY => data(opcode, payload)?,
+                OP_CONTINUATION => {
+                    let Some((_, so_far)) = self.fragments.as_mut() else {
+                        return Err(FrameError::Protocol("a continuation frame without a message to continue"));
+                    };
+                    let len = so_far.len().saturating_add(payload.len());
+                    if len > self.max_message {
+                        return Err(FrameError::TooBig {
+                            len: len as u64,
+                            max: self.max_message,
+                        });
+                    }
+                    so_far.extend_from_slice(&payload);
+                    if !header.fin {
+                        continue;
+                    }
+                    match self.fragments.take() {
+                        Some((opcode, whole)) => data(opcode, whole)?,
+                        None => continue,
+                    }
+                }
+                // `parse_header` accepts no other opcode.
+                _ => return Err(FrameError::Protocol("reserved opcode")),
+            };
+            return Ok(Some(message));
+        }
+    }
+
+    /// Bytes held: an incomplete frame and a fragmented message's payload so far.
+    pub fn held(&self) -> usize {
+        self.pending.len() + self.fragments.as_ref().map_or(0, |(_, so_far)| so_far.len())
+    }
+}
+
+/// A whole text or binary message.
+fn data(opcode: u8, payload: BytesMut) -> Result<Message, FrameError> {
+    if opcode == OP_TEXT && std::str::from_utf8(&payload).is_err() {
+        return Err(FrameError::NotUtf8);
+    }
+    Ok(Message::Data(payload.freeze()))
+}
+
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// One message as a client sends it: `(opcode, payload, fragment sizes)`.
+    fn arb_message() -> impl Strategy<Value = (u8, Vec<u8>, Vec<usize>)> {
+        prop_oneof![
+            (prop::collection::vec(any::<u8>(), 0..400), prop::collection::vec(0usize..200, 0..4))
+                .prop_map(|(payload, cuts)| (OP_BINARY, payload, cuts)),
+            ("[a-zé€ ]{0,60}", prop::collection::vec(0usize..50, 0..3)).prop_map(|(text, cuts)| (OP_TEXT, text.into_bytes(), cuts)),
+            prop::collection::vec(any::<u8>(), 0..=125).prop_map(|payload| (OP_PING, payload, vec![])),
+        ]
+    }
+
+    /// The frames of one message, fragmented at `cuts` (data messages only).
+    fn frames_of(opcode: u8, payload: &[u8], cuts: &[usize], mask: [u8; 4]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut rest = payload;
+        let mut first = true;
+        for &cut in cuts {
+            let (part, tail) = rest.split_at(cut.min(rest.len()));
+            out.extend(client_frame(false, if first { opcode } else { OP_CONTINUATION }, part, mask));
+            first = false;
+            rest = tail;
+        }
+        out.extend(client_frame(true, if first { opcode } else { OP_CONTINUATION }, rest, mask));
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn messages_arrive_whole_however_the_bytes_are_cut(
+            messages in prop::collection::vec(arb_message(), 1..8),
+            mask in any::<[u8; 4]>(),
+            chunk in 1usize..64,
+        ) {
+            let mut wire = Vec::new();
+            let mut expected = Vec::new();
+            for (opcode, payload, cuts) in &messages {
+                wire.extend(frames_of(*opcode, payload, cuts, mask));
+                expected.push(if *opcode == OP_PING {
+                    Message::Ping(Bytes::copy_from_slice(payload))
+                } else {
+                    Message::Data(Bytes::copy_from_slice(payload))
+                });
+            }
+            let mut assembler = Assembler::new(1000);
+            let mut got = Vec::new();
+            for piece in wire.chunks(chunk) {
+                assembler.extend(piece);
+                while let Some(message) = assembler.next_message().expect("valid frames") {
+                    got.push(message);
+                }
+            }
+            prop_assert_eq!(got, expected);
+            prop_assert_eq!(assembler.held(), 0, "nothing left over");
+            prop_assert_eq!(assembler.pending.capacity(), 0, "no storage kept between messages");
+        }
+
+        #[test]
+        fn arbitrary_bytes_fail_cleanly_and_hold_at_most_a_frame(
+            bytes in prop::collection::vec(any::<u8>(), 0..2048),
+            chunk in 1usize..300,
+        ) {
+            let max = 256;
+            let mut assembler = Assembler::new(max);
+            'feed: for piece in bytes.chunks(chunk) {
+                assembler.extend(piece);
+                loop {
+                    match assembler.next_message() {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(e) => {
+                            prop_assert!(matches!(e.close_code(), 1002 | 1007 | 1009));
+                            break 'feed;
+                        }
+                    }
+                }
+                // An incomplete frame (header and at most `max` bytes) plus a message so far.
+                prop_assert!(assembler.held() <= MAX_HEADER_LEN + chunk + 2 * max, "{}", assembler.held());
+            }
+        }
+    }
 
     #[test]
     fn the_accept_key_of_the_rfc_example() {

@@ -18,14 +18,15 @@ use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, ready};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::Stream;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+pub(super) use super::super::websocket::Message;
 use super::super::websocket::{
-    self, FrameError, MAX_CONTROL_PAYLOAD, MAX_SERVER_HEADER_LEN, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT,
+    self, Assembler, FrameError, MAX_CONTROL_PAYLOAD, MAX_SERVER_HEADER_LEN, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG,
 };
 
 /// Bytes read from the connection per read, into the stack: the SDK's ack is ~150 bytes and
@@ -34,18 +35,6 @@ const READ_CHUNK: usize = 4096;
 
 /// Frames per vectored write (two slices each: header and payload).
 const WRITE_FRAMES: usize = 32;
-
-/// A message from the client.
-#[derive(Debug)]
-pub(super) enum Message {
-    /// A text or binary message (text is checked to be UTF-8); twilsock treats both alike.
-    Data(Bytes),
-    /// A ping: its payload goes back in the pong.
-    Ping(Bytes),
-    Pong,
-    /// A close frame, with its code if it had one.
-    Close(Option<u16>),
-}
 
 /// Why reading failed. After an error the reader yields nothing more.
 #[derive(Debug, thiserror::Error)]
@@ -62,13 +51,8 @@ pub(super) struct Socket(Mutex<Inner>);
 
 struct Inner {
     io: TokioIo<Upgraded>,
-    /// Bytes read and not yet handed out: the start of a frame still arriving. Empty (and
-    /// without storage) whenever the last read ended on a frame boundary.
-    pending: BytesMut,
-    /// A fragmented message being put together: its opcode and its payload so far.
-    fragments: Option<(u8, BytesMut)>,
-    /// The largest message (and frame) accepted.
-    max_message: usize,
+    /// The bytes read, made into messages.
+    messages: Assembler,
     /// The connection ended, or the client broke the rules: nothing more to read.
     done: bool,
 }
@@ -77,9 +61,7 @@ impl Socket {
     pub(super) fn new(io: TokioIo<Upgraded>, max_message: usize) -> Socket {
         Socket(Mutex::new(Inner {
             io,
-            pending: BytesMut::new(),
-            fragments: None,
-            max_message,
+            messages: Assembler::new(max_message),
             done: false,
         }))
     }
@@ -118,7 +100,7 @@ impl Inner {
             if self.done {
                 return Poll::Ready(None);
             }
-            match self.take_message() {
+            match self.messages.next_message() {
                 Ok(Some(message)) => return Poll::Ready(Some(Ok(message))),
                 Ok(None) => {}
                 Err(e) => {
@@ -137,76 +119,9 @@ impl Inner {
                 self.done = true;
                 return Poll::Ready(None);
             }
-            self.pending.extend_from_slice(buf.filled());
+            self.messages.extend(buf.filled());
         }
     }
-
-    /// The next whole message in `pending`, if it has arrived.
-    fn take_message(&mut self) -> Result<Option<Message>, FrameError> {
-        loop {
-            let Some(header) = websocket::parse_header(&self.pending, self.max_message)? else {
-                return Ok(None);
-            };
-            let whole = header.len.saturating_add(header.payload_len);
-            if self.pending.len() < whole {
-                // Bounded: the header passed the size limit.
-                self.pending.reserve(whole - self.pending.len());
-                return Ok(None);
-            }
-            let mut payload = self.pending.split_to(whole);
-            if self.pending.is_empty() {
-                // Give the storage up with the last frame that uses it.
-                self.pending = BytesMut::new();
-            }
-            payload.advance(header.len);
-            websocket::unmask(&mut payload, header.mask);
-            let opcode = header.opcode;
-            let message = match opcode {
-                OP_PING => Message::Ping(payload.freeze()),
-                OP_PONG => Message::Pong,
-                OP_CLOSE => Message::Close(websocket::parse_close(&payload)?),
-                OP_TEXT | OP_BINARY if self.fragments.is_some() => {
-                    return Err(FrameError::Protocol("a new message before the fragmented one ended"));
-                }
-                OP_TEXT | OP_BINARY if !header.fin => {
-                    self.fragments = Some((opcode, payload));
-                    continue;
-                }
-                OP_TEXT | OP_BINARY => data(opcode, payload)?,
-                OP_CONTINUATION => {
-                    let Some((_, so_far)) = self.fragments.as_mut() else {
-                        return Err(FrameError::Protocol("a continuation frame without a message to continue"));
-                    };
-                    let len = so_far.len().saturating_add(payload.len());
-                    if len > self.max_message {
-                        return Err(FrameError::TooBig {
-                            len: len as u64,
-                            max: self.max_message,
-                        });
-                    }
-                    so_far.extend_from_slice(&payload);
-                    if !header.fin {
-                        continue;
-                    }
-                    match self.fragments.take() {
-                        Some((opcode, whole)) => data(opcode, whole)?,
-                        None => continue,
-                    }
-                }
-                // `parse_header` accepts no other opcode.
-                _ => return Err(FrameError::Protocol("reserved opcode")),
-            };
-            return Ok(Some(message));
-        }
-    }
-}
-
-/// A whole text or binary message.
-fn data(opcode: u8, payload: BytesMut) -> Result<Message, FrameError> {
-    if opcode == OP_TEXT && std::str::from_utf8(&payload).is_err() {
-        return Err(FrameError::NotUtf8);
-    }
-    Ok(Message::Data(payload.freeze()))
 }
 
 /// Frames to the client.
