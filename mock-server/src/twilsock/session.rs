@@ -259,7 +259,7 @@ impl<B: Backend> Session<B> {
                 () = self.outbox.overflow_signal() => Event::Overflow,
                 () = alarm.rings() => Event::TokenAlarm,
                 Some(order) = commands.recv() => Event::Command(order),
-                Some(done) = self.upstream.tasks.join_next_with_id() => Event::Upstream(done),
+                Some(done) = self.upstream.join_next() => Event::Upstream(done),
                 () = std::future::poll_fn(|cx| timer_filter.poll(cx, |cx| timer.as_mut().poll(cx))), if armed.is_some() => {
                     match deadlines.due(Instant::now()) {
                         Some(Due::Replies) => Event::RepliesDue,

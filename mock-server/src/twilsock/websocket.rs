@@ -269,8 +269,8 @@ impl Assembler {
             };
             let whole = header.len.saturating_add(header.payload_len);
             if self.pending.len() < whole {
-                // Bounded: the header passed the size limit.
-                self.pending.reserve(whole - self.pending.len());
+                // Storage grows with the bytes that arrive, never with what a header announces:
+                // a 14-byte header must not make the server set aside the size limit.
                 return Ok(None);
             }
             let mut payload = self.pending.split_to(whole);
@@ -363,6 +363,29 @@ mod tests {
         }
         out.extend(client_frame(true, if first { opcode } else { OP_CONTINUATION }, rest, mask));
         out
+    }
+
+    #[test]
+    fn a_header_announcing_a_large_frame_sets_nothing_aside() {
+        let max = 16 << 20;
+        let mut assembler = Assembler::new(max);
+        let mut head = vec![0x82, 0x80 | 127];
+        head.extend_from_slice(&(max as u64).to_be_bytes());
+        head.extend_from_slice(&[1, 2, 3, 4]);
+        assembler.extend(&head);
+        assert_eq!(assembler.next_message(), Ok(None));
+        assert!(
+            assembler.pending.capacity() < 1024,
+            "{} bytes set aside",
+            assembler.pending.capacity()
+        );
+        assembler.extend(&[0; 100]);
+        assert_eq!(assembler.next_message(), Ok(None));
+        assert!(
+            assembler.pending.capacity() < 1024,
+            "{} bytes set aside",
+            assembler.pending.capacity()
+        );
     }
 
     proptest! {

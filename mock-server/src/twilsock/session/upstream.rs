@@ -79,7 +79,8 @@ impl<B: Backend> Session<B> {
 /// with a 500, not the session), and the replies waiting out a latency.
 #[derive(Default)]
 pub(super) struct Upstream {
-    pub(super) tasks: JoinSet<Built>,
+    /// `None` while nothing is in flight: an empty `JoinSet` still holds its shared state.
+    tasks: Option<JoinSet<Built>>,
     /// Task → what it answers.
     requests: HashMap<task::Id, InFlight>,
     /// Replies of completed requests not queued yet, in completion order.
@@ -136,7 +137,7 @@ impl Upstream {
             started: Instant::now(),
         };
         let id = request.packet_id.clone();
-        let handle = self.tasks.spawn(async move {
+        let handle = self.tasks.get_or_insert_with(JoinSet::new).spawn(async move {
             let outbox = info.outbox.clone();
             let resp = backend.upstream(&info, req).await;
             Built::new(&outbox, &id, resp)
@@ -152,12 +153,20 @@ impl Upstream {
         if self.requests.is_empty() {
             self.requests = HashMap::new();
         }
+        if self.tasks.as_ref().is_some_and(JoinSet::is_empty) {
+            self.tasks = None;
+        }
         request
+    }
+
+    /// The next request whose handler finished; `None` at once when none is in flight.
+    pub(super) async fn join_next(&mut self) -> Option<Result<(task::Id, Built), JoinError>> {
+        self.tasks.as_mut()?.join_next_with_id().await
     }
 
     /// Requests whose reply has not been queued yet.
     pub(super) fn in_flight(&self) -> usize {
-        self.tasks.len() + self.delayed.len()
+        self.tasks.as_ref().map_or(0, JoinSet::len) + self.delayed.len()
     }
 
     /// Puts the reply of a finished request in line (a failed handler's is a 500). `session`: the

@@ -45,10 +45,6 @@ use crate::frame_tap::Tap;
 /// up to `socket::WRITE_FRAMES`).
 const WRITE_BATCH: usize = 64;
 
-/// Slots of `Writer::ready` kept between turns: a few, so that an idle session holds almost
-/// nothing; a busier turn allocates its batch's worth once.
-const KEEP_READY: usize = 8;
-
 /// Pending writer commands (ping, finish, close): a handful at most at any time.
 const WRITER_COMMANDS: usize = 8;
 
@@ -421,9 +417,9 @@ impl Writer<'_> {
                 frames.wrote(bytes.len());
             })
             .await?;
-        if self.ready.capacity() > KEEP_READY {
-            self.ready = VecDeque::new();
-        }
+        // Nothing kept between turns: an idle session holds nothing here (8 slots kept were 128
+        // bytes per session); each turn that writes allocates its batch's worth once.
+        self.ready = VecDeque::new();
         Ok(())
     }
 
