@@ -1,10 +1,12 @@
 //! The server's twilsock codec on the frames that dominate traffic: a Sync push (encoded once
 //! per event, then shared by every subscriber), an upstream request (decoded per request), and
-//! the SDK's ack of a push (decoded per delivery: at N subscribers, N acks per message).
+//! the SDK's ack of a push (decoded per delivery: at N subscribers, N acks per message); and the
+//! WebSocket framing under them (a read holding a burst of acks, a push's header).
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rehearsal_mock_server::sync::projection::notification_frame;
 use rehearsal_mock_server::twilsock::codec::{self, Limits};
+use rehearsal_mock_server::twilsock::websocket::{self, Assembler};
 use serde_json::{Map, Value, json};
 
 fn push_payload() -> Value {
@@ -84,6 +86,39 @@ fn bench(c: &mut Criterion) {
                 std::hint::black_box(frame.clone());
             }
         })
+    });
+    g.finish();
+
+    // The SDK's acks as they arrive under fan-out: several masked frames in one read.
+    let mut burst = Vec::new();
+    for _ in 0..32 {
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        burst.extend_from_slice(&[0x82, 0x80 | 126]);
+        burst.extend_from_slice(&(ack.len() as u16).to_be_bytes());
+        burst.extend_from_slice(&mask);
+        let mut masked = ack.to_vec();
+        websocket::unmask(&mut masked, mask);
+        burst.extend_from_slice(&masked);
+    }
+    let mut g = c.benchmark_group("server_websocket");
+    g.throughput(Throughput::Elements(32));
+    g.bench_function("assemble_32_acks", |b| {
+        // What the socket does per read: parse, unmask, hand out each ack as `Bytes`.
+        b.iter(|| {
+            let mut assembler = Assembler::new(1 << 20);
+            assembler.extend(std::hint::black_box(&burst));
+            let mut n = 0;
+            while let Ok(Some(_)) = assembler.next_message() {
+                n += 1;
+            }
+            assert_eq!(n, 32);
+        })
+    });
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("push_header", |b| {
+        // Each push written: its header, beside the shared payload in a vectored write.
+        let mut header = [0u8; websocket::MAX_SERVER_HEADER_LEN];
+        b.iter(|| websocket::write_header(&mut header, websocket::OP_BINARY, std::hint::black_box(frame.len())))
     });
     g.finish();
 }
