@@ -7,12 +7,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rehearsal_mock_server::fuzzing::{WebSocketAssembler, WebSocketMessage};
+use rehearsal_mock_server::fuzzing::{WEBSOCKET_MAX_HEADER_LEN, WebSocketAssembler, WebSocketMessage};
 
 /// The size limit the reads run with: small, so that the limit is reached often.
 const MAX: usize = 300;
-/// The longest frame header.
-const MAX_HEADER: usize = 14;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&cut, bytes)) = data.split_first() else { return };
@@ -37,7 +35,7 @@ fn read(bytes: &[u8], chunk: usize) -> (Vec<WebSocketMessage>, Option<u16>) {
                 }
             }
         }
-        assert!(assembler.held() <= MAX_HEADER + 2 * MAX, "{} bytes held", assembler.held());
+        assert!(assembler.held() <= WEBSOCKET_MAX_HEADER_LEN + 2 * MAX, "{} bytes held", assembler.held());
     }
     (messages, None)
 }

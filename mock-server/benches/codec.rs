@@ -7,6 +7,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rehearsal_mock_server::sync::projection::notification_frame;
 use rehearsal_mock_server::twilsock::codec::{self, Limits};
 use rehearsal_mock_server::twilsock::websocket::{self, Assembler};
+use rehearsal_test_support::twilsock::frame_head;
 use serde_json::{Map, Value, json};
 
 fn push_payload() -> Value {
@@ -90,14 +91,12 @@ fn bench(c: &mut Criterion) {
     g.finish();
 
     // The SDK's acks as they arrive under fan-out: several masked frames in one read.
+    let mask = [0x12, 0x34, 0x56, 0x78];
+    let mut masked = ack.to_vec();
+    websocket::unmask(&mut masked, mask);
     let mut burst = Vec::new();
     for _ in 0..32 {
-        let mask = [0x12, 0x34, 0x56, 0x78];
-        burst.extend_from_slice(&[0x82, 0x80 | 126]);
-        burst.extend_from_slice(&(ack.len() as u16).to_be_bytes());
-        burst.extend_from_slice(&mask);
-        let mut masked = ack.to_vec();
-        websocket::unmask(&mut masked, mask);
+        burst.extend(frame_head(websocket::OP_BINARY, ack.len() as u64, mask));
         burst.extend_from_slice(&masked);
     }
     let mut g = c.benchmark_group("server_websocket");

@@ -17,7 +17,9 @@ pub use crate::twilsock::backend::UpstreamRequest;
 pub use crate::twilsock::codec::{DecodeError, JSON_PAYLOAD_TYPE, Limits, Packet, decode, decode_bytes, encode};
 pub use crate::twilsock::session::RequestError;
 pub use crate::twilsock::session::request::parse as parse_upstream_request;
-pub use crate::twilsock::websocket::{Assembler as WebSocketAssembler, FrameError, Message as WebSocketMessage};
+pub use crate::twilsock::websocket::{
+    Assembler as WebSocketAssembler, MAX_HEADER_LEN as WEBSOCKET_MAX_HEADER_LEN, Message as WebSocketMessage,
+};
 
 /// What the REST extractors make of one request: the query string's parameters and the body's.
 pub struct RestParams {

@@ -221,8 +221,8 @@ impl<B: Backend> Session<B> {
         let pinging = !self.config.ping_interval.is_zero();
         let period = self.config.ping_interval.max(Duration::from_millis(1));
         let mut ping_at = after(period);
-        let mut pong_at = ping_at;
-        let mut awaiting_pong = false;
+        // The pong to the last ping must have come by then; `None`: no ping awaits its pong.
+        let mut pong_due: Option<Instant> = None;
         // The init timeout, the ping interval, the pong deadline and the latency of upstream
         // replies share one `Sleep`, set to whichever comes first (an idle session keeps one
         // timer, not four) and polled only when it woke the task (see `wake_filter`).
@@ -242,7 +242,7 @@ impl<B: Backend> Session<B> {
                 init: self.established.is_none().then_some(init_at),
                 ping: (pinging && !stalled).then_some(ping_at),
                 // While reading is paused the pong cannot be seen, so it cannot be late either.
-                pong: (awaiting_pong && reading).then_some(pong_at),
+                pong: pong_due.filter(|_| reading),
             };
             let next = deadlines.first();
             if next != armed {
@@ -337,7 +337,7 @@ impl<B: Backend> Session<B> {
                 }
                 Event::Room | Event::TokenAlarm => Flow::Continue,
                 Event::Inbound(read) => {
-                    let mut flow = self.on_read(read, &mut awaiting_pong);
+                    let mut flow = self.on_read(read, &mut pong_due);
                     // Frames the socket has already delivered (the SDK's acks come in bursts, one
                     // per push written) are handled in this turn, without polling every branch
                     // above again for each; at most INBOUND_BURST, so commands, overflow and
@@ -349,7 +349,7 @@ impl<B: Backend> Session<B> {
                         // A pending read leaves a no-op waker behind; the next turn's select
                         // polls the stream again, with the task's own, before the task sleeps.
                         let Some(read) = stream.next().now_or_never() else { break };
-                        flow = self.on_read(read, &mut awaiting_pong);
+                        flow = self.on_read(read, &mut pong_due);
                     }
                     flow
                 }
@@ -366,9 +366,8 @@ impl<B: Backend> Session<B> {
                 Event::PingDue => {
                     // The next ping a full interval after this one, however late this one was.
                     ping_at = after(period);
-                    if !awaiting_pong && self.tell_writer(WriterCommand::Ping).is_ok() {
-                        awaiting_pong = true;
-                        pong_at = after(self.config.pong_timeout);
+                    if pong_due.is_none() && self.tell_writer(WriterCommand::Ping).is_ok() {
+                        pong_due = Some(after(self.config.pong_timeout));
                     }
                     Flow::Continue
                 }
@@ -383,7 +382,7 @@ impl<B: Backend> Session<B> {
             if stalled != self.stalled() {
                 // Entering a stall forgets the ping in flight (its pong will not be read);
                 // leaving one starts the liveness check afresh, a full interval from now.
-                awaiting_pong = false;
+                pong_due = None;
                 if stalled {
                     ping_at = after(period);
                 }
@@ -523,7 +522,6 @@ impl<B: Backend> Session<B> {
     }
 }
 
-/// Completes when shutdown was requested or the shutdown sender is gone.
 /// `d` from now; a duration too long for an `Instant` (a setting of years) is as good as never.
 fn after(d: Duration) -> Instant {
     let now = Instant::now();
@@ -572,6 +570,7 @@ impl Deadlines {
     }
 }
 
+/// Completes when shutdown was requested or the shutdown sender is gone.
 async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }

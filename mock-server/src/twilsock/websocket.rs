@@ -50,13 +50,6 @@ pub struct Header {
     pub payload_len: usize,
 }
 
-impl Header {
-    /// Whether this is a control frame (close, ping, pong).
-    pub fn is_control(&self) -> bool {
-        self.opcode & 0x8 != 0
-    }
-}
-
 /// Why the client's bytes are not a WebSocket frame the server accepts. Each names the close
 /// code the connection fails with (RFC 6455 §7.4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -178,15 +171,6 @@ pub fn write_header(out: &mut [u8; MAX_SERVER_HEADER_LEN], opcode: u8, payload_l
             out[2..10].copy_from_slice(&(payload_len as u64).to_be_bytes());
             10
         }
-    }
-}
-
-/// The length of the header [`write_header`] writes for a payload of `payload_len` bytes.
-pub fn server_header_len(payload_len: usize) -> usize {
-    match payload_len {
-        0..=125 => 2,
-        126..=0xFFFF => 4,
-        _ => 10,
     }
 }
 
@@ -524,9 +508,6 @@ mod tests {
         assert_eq!(out[..4], [0x82, 126, 0, 126]);
         assert_eq!(write_header(&mut out, OP_BINARY, 0x10000), 10);
         assert_eq!(out[..10], [0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
-        for len in [0, 125, 126, 0xFFFF, 0x10000] {
-            assert_eq!(server_header_len(len), write_header(&mut out, OP_BINARY, len));
-        }
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! What the client sends: WebSocket messages, decoded into twilsock packets and dispatched.
 use bytes::Bytes;
 use serde_json::Value;
+use tokio::time::Instant;
 
 use super::super::backend::{Backend, EndReason, SessionObservation};
 use super::super::codec::{self, DecodeError, Limits};
+use super::super::websocket::FrameError;
 use super::packets::{self, CloseCode};
 use super::socket::{Message, ReadError};
 use super::writer::WriterCommand;
@@ -11,8 +13,8 @@ use super::{Closing, Flow, Session};
 
 impl<B: Backend> Session<B> {
     /// One read from the socket: a message, a read error, or the end of the stream. Any message
-    /// proves the peer alive, so it also ends the wait for a pong.
-    pub(super) fn on_read(&mut self, read: Option<Result<Message, ReadError>>, awaiting_pong: &mut bool) -> Flow {
+    /// proves the peer alive, so it also ends the wait for a pong (`pong_due`).
+    pub(super) fn on_read(&mut self, read: Option<Result<Message, ReadError>>, pong_due: &mut Option<Instant>) -> Flow {
         match read {
             None => {
                 tracing::debug!("client went away");
@@ -20,13 +22,11 @@ impl<B: Backend> Session<B> {
             }
             Some(Err(ReadError::Frame(e))) => {
                 let code = e.close_code();
-                let reason = if code == 1009 {
-                    tracing::info!(session = self.id, error = %e, "message over the size limit: closing with 1009");
-                    EndReason::MessageTooBig
-                } else {
-                    tracing::info!(session = self.id, error = %e, code, "WebSocket protocol violation: closing");
-                    EndReason::ProtocolError
+                let reason = match e {
+                    FrameError::TooBig { .. } => EndReason::MessageTooBig,
+                    FrameError::Protocol(_) | FrameError::NotUtf8 => EndReason::ProtocolError,
                 };
+                tracing::info!(session = self.id, error = %e, code, "WebSocket frame refused: closing");
                 Flow::Close(
                     Closing::Socket {
                         code,
@@ -40,7 +40,7 @@ impl<B: Backend> Session<B> {
                 Flow::Close(Closing::Abrupt, EndReason::ConnectionLost)
             }
             Some(Ok(msg)) => {
-                *awaiting_pong = false;
+                *pong_due = None;
                 self.on_ws_message(msg)
             }
         }
@@ -185,8 +185,6 @@ fn salvage_header(frame: &[u8], limits: &Limits) -> Option<(String, String)> {
     Some((field("id")?, field("method")?))
 }
 
-/// Whether a read failed because the peer sent a message or frame over the size limit (the
-/// socket is still usable for our close frame, 1009 "message too big").
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -198,8 +198,10 @@ impl Inner {
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            while let Some(front) = frames.front() {
-                let rest = websocket::server_header_len(front.len()) + front.len() - *offset;
+            // What was written lies within this batch: retire its frames from the front.
+            for header_len in header_lens {
+                let Some(front) = frames.front() else { break };
+                let rest = header_len + front.len() - *offset;
                 if written < rest {
                     *offset += written;
                     break;

@@ -2,8 +2,9 @@
 //!
 //! It takes frames from the outbox in the order they were queued and writes them in batches
 //! (many frames per vectored write, straight from their `Bytes`), with the driver's commands
-//! (ping, pong, finish, close) taking precedence between batches. Two modes, set by the driver through the [`WriterLink`] (the latest setting
-//! always wins, and no setting can be lost to a full queue), decide where a frame goes:
+//! (ping, pong, finish, close) taking precedence between batches. Two modes, set by the driver
+//! through the [`WriterLink`] (the latest setting always wins, and no setting can be lost to a
+//! full queue), decide where a frame goes:
 //!
 //! - **hold**: backend pushes ([`Frame::Push`]) are kept back, in order; the session's own frames
 //!   ([`Frame::Own`]: replies, `client_update`, injected frames) are still written. On release
