@@ -23,10 +23,15 @@ impl<B: Backend> Session<B> {
             Some(Err(ReadError::Frame(e))) => {
                 let code = e.close_code();
                 let reason = match e {
-                    FrameError::TooBig { .. } => EndReason::MessageTooBig,
-                    FrameError::Protocol(_) | FrameError::NotUtf8 => EndReason::ProtocolError,
+                    FrameError::TooBig { .. } => {
+                        tracing::info!(session = self.id, error = %e, "message over the size limit: closing with 1009");
+                        EndReason::MessageTooBig
+                    }
+                    FrameError::Protocol(_) | FrameError::NotUtf8 => {
+                        tracing::info!(session = self.id, error = %e, code, "WebSocket protocol violation: closing");
+                        EndReason::ProtocolError
+                    }
                 };
-                tracing::info!(session = self.id, error = %e, code, "WebSocket frame refused: closing");
                 Flow::Close(
                     Closing::Socket {
                         code,
