@@ -11,6 +11,9 @@
 //! `received - due`; per message, the last of the N deliveries gives the last-delivery latency.
 //! Every subscriber also checks that it gets every message exactly once, in index order.
 //! Messages of the warm-up are checked but not timed.
+mod lean;
+
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,7 +22,7 @@ use anyhow::Context;
 use clap::Args;
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
-use rehearsal_client::{Client, Config, Notification};
+use rehearsal_client::{Client, Config};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -59,6 +62,17 @@ pub struct FanoutArgs {
     /// Do not ack pushes (the SDK does); shows what acks cost the server.
     #[arg(long)]
     no_ack: bool,
+    /// How subscribers read: `lean` (handshake, init and one subscription request, then raw
+    /// frames read on one thread; `fanout/lean.rs`) or `client` (a full `rehearsal-client`
+    /// connection each, every push decoded as the client decodes it). Both ack as the SDK does;
+    /// `lean` costs the load generator about a third of `client`'s CPU per push.
+    #[arg(long, value_enum, default_value = "lean")]
+    generator: Generator,
+    /// Threads the lean subscribers run on (each a current-thread runtime; subscribers are
+    /// dealt out round-robin; `--generator client` uses the shared runtime instead). On a 2-core machine two keep the generator's queueing below
+    /// the server's at 150,000 deliveries/s.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    subscriber_threads: u16,
     /// Also run the same load, in this invocation, against a minimal server that only writes
     /// the same push frames to the subscribed sockets (`bench/src/floor.rs`), and report Rehearsal's
     /// figures as ratios to it (`floor` and `ratios` in the JSON).
@@ -66,6 +80,12 @@ pub struct FanoutArgs {
     floor: bool,
     #[command(flatten)]
     pub target: Target,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Generator {
+    Lean,
+    Client,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -109,35 +129,73 @@ struct Sub {
     last_index: Option<u64>,
 }
 
+impl Sub {
+    fn new(total: usize) -> Sub {
+        Sub {
+            hist: histogram(),
+            seen: vec![0; total.div_ceil(64)],
+            received: 0,
+            duplicated: 0,
+            out_of_order: 0,
+            unexpected: 0,
+            last_index: None,
+        }
+    }
+}
+
+/// A subscribed connection of either generator.
+enum Subscriber {
+    Client(Box<Client>),
+    Lean(tokio::task::JoinHandle<anyhow::Result<()>>),
+}
+
+impl Subscriber {
+    /// `None` while connected, else why it is not.
+    fn ended(&mut self) -> Option<String> {
+        use futures_util::FutureExt;
+        match self {
+            Subscriber::Client(c) => (!c.is_open()).then(|| "connection closed".to_owned()),
+            Subscriber::Lean(task) if task.is_finished() => Some(match task.now_or_never() {
+                Some(Ok(Err(e))) => format!("{e:#}"),
+                Some(Err(e)) => format!("subscriber task: {e}"),
+                _ => "read loop ended".to_owned(),
+            }),
+            Subscriber::Lean(_) => None,
+        }
+    }
+}
+
+// Borrowed where the JSON allows it: a push is parsed without allocating.
 #[derive(Deserialize)]
-struct PushLite {
-    event_type: String,
-    #[serde(default)]
-    event: Option<EventLite>,
+struct PushLite<'a> {
+    #[serde(borrow)]
+    event_type: Cow<'a, str>,
+    #[serde(borrow, default)]
+    event: Option<EventLite<'a>>,
 }
 
 #[derive(Deserialize)]
-struct EventLite {
-    #[serde(default)]
-    list_sid: Option<String>,
+struct EventLite<'a> {
+    #[serde(borrow, default)]
+    list_sid: Option<Cow<'a, str>>,
     #[serde(default)]
     item_index: Option<u64>,
-    #[serde(default)]
-    item_data: Option<DataLite>,
+    #[serde(borrow, default)]
+    item_data: Option<DataLite<'a>>,
 }
 
 #[derive(Deserialize)]
-struct DataLite {
-    #[serde(default)]
-    text: Option<String>,
+struct DataLite<'a> {
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
 }
 
-fn on_push(n: &Notification, messages_sid: &str, shared: &Shared, sub: &Mutex<Sub>) {
+fn on_push(payload: &[u8], received: Instant, messages_sid: &str, shared: &Shared, sub: &Mutex<Sub>) {
     shared.frames.fetch_add(1, Ordering::Relaxed);
-    let Ok(p) = serde_json::from_slice::<PushLite>(&n.payload) else {
+    let Ok(p) = serde_json::from_slice::<PushLite>(payload) else {
         return;
     };
-    let size = n.payload.len() as u64;
+    let size = payload.len() as u64;
     if p.event_type != "list_item_added" {
         if !p.event_type.starts_with("subscription_") {
             shared.other_payload_bytes.fetch_max(size, Ordering::Relaxed);
@@ -170,7 +228,7 @@ fn on_push(n: &Notification, messages_sid: &str, shared: &Shared, sub: &Mutex<Su
     }
     s.seen[word] |= bit;
     s.received += 1;
-    let at = n.received.saturating_duration_since(shared.t0).as_micros() as u64;
+    let at = received.saturating_duration_since(shared.t0).as_micros() as u64;
     if seq >= shared.warmup {
         let _ = s.hist.record(at.saturating_sub(shared.due_us(seq)).max(1));
     }
@@ -266,58 +324,18 @@ async fn measure(args: &FanoutArgs, server: &Server) -> anyhow::Result<Report> {
     config.ack = !args.no_ack;
     config.timeout = Duration::from_secs(30);
     let connect_started = Instant::now();
-    let subs: Vec<anyhow::Result<(Client, Arc<Mutex<Sub>>)>> = futures_util::stream::iter(0..args.subscribers)
-        .map(|i| {
-            let (config, shared, conversation) = (&config, shared.clone(), &conversation);
-            let token = &tokens[i % tokens.len()];
-            let objects = args.objects;
-            async move {
-                let sub = Arc::new(Mutex::new(Sub {
-                    hist: histogram(),
-                    seen: vec![0; total.div_ceil(64)],
-                    received: 0,
-                    duplicated: 0,
-                    out_of_order: 0,
-                    unexpected: 0,
-                    last_index: None,
-                }));
-                let messages_sid = Arc::new(Mutex::new(String::new()));
-                let (h_sub, h_sid) = (sub.clone(), messages_sid.clone());
-                // The messages list's id is known only after the first request; until then no
-                // push of it can arrive (nothing is subscribed).
-                let mut sid_cache = String::new();
-                let client = Client::connect_with(config, token, move |n| {
-                    if sid_cache.is_empty() {
-                        sid_cache = h_sid.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                    }
-                    on_push(&n, &sid_cache, &shared, &h_sub);
-                })
-                .await
-                .with_context(|| format!("subscriber {i}: connect"))?;
-                let objs = client.conversation(conversation).await.with_context(|| format!("subscriber {i}"))?;
-                *messages_sid.lock().unwrap_or_else(|e| e.into_inner()) = objs.messages.clone();
-                match objects {
-                    Objects::Conversation => {
-                        client
-                            .open_conversation(conversation)
-                            .await
-                            .with_context(|| format!("subscriber {i}: open"))?;
-                    }
-                    Objects::Messages => {
-                        let d = client.descriptor("list", &objs.messages).await?;
-                        client
-                            .subscribe(&d.sid, "list", d.last_event_id)
-                            .await
-                            .with_context(|| format!("subscriber {i}: subscribe"))?;
-                    }
-                }
-                Ok((client, sub))
-            }
-        })
-        .buffer_unordered(args.connect_concurrency.max(1))
-        .collect()
-        .await;
-    let subs: Vec<(Client, Arc<Mutex<Sub>>)> = subs.into_iter().collect::<anyhow::Result<_>>()?;
+    let (mut subs, _subscriber_thread) = match args.generator {
+        Generator::Client => (connect_clients(args, &config, &tokens, &conversation, &shared).await?, None),
+        Generator::Lean => {
+            let threads = (0..args.subscriber_threads)
+                .map(|_| lean::SubscriberThread::start())
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            (
+                connect_lean(args, &config, &tokens, &conversation, &shared, &threads).await?,
+                Some(threads),
+            )
+        }
+    };
     let connect_secs = connect_started.elapsed().as_secs_f64();
     let idle = server.usage();
 
@@ -371,15 +389,17 @@ async fn measure(args: &FanoutArgs, server: &Server) -> anyhow::Result<Report> {
     let mut per_delivery = histogram();
     let (mut lost, mut duplicated, mut out_of_order, mut unexpected) = (0u64, 0u64, 0u64, 0u64);
     let mut disconnected = 0u64;
-    for (client, sub) in &subs {
+    let mut first_disconnect = None;
+    for (subscriber, sub) in &mut subs {
         let s = sub.lock().unwrap_or_else(|e| e.into_inner());
         per_delivery.add(&s.hist).context("merging histograms")?;
         lost += total as u64 - s.received;
         duplicated += s.duplicated;
         out_of_order += s.out_of_order;
         unexpected += s.unexpected;
-        if !client.is_open() {
+        if let Some(why) = subscriber.ended() {
             disconnected += 1;
+            first_disconnect.get_or_insert(why);
         }
     }
     let mut last_delivery = histogram();
@@ -423,12 +443,17 @@ async fn measure(args: &FanoutArgs, server: &Server) -> anyhow::Result<Report> {
     if let Some(e) = first_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
         failures.push(format!("first publish error: {e}"));
     }
+    if let Some(why) = first_disconnect {
+        failures.push(format!("first disconnect: {why}"));
+    }
     let json = json!({
         "bench": "fanout",
         "subscribers": args.subscribers,
         "identities": identities.len(),
         "objects": match args.objects { Objects::Conversation => "conversation", Objects::Messages => "messages" },
         "acks": !args.no_ack,
+        "generator": match args.generator { Generator::Lean => "lean", Generator::Client => "client" },
+        "subscriber_threads": (args.generator == Generator::Lean).then_some(args.subscriber_threads),
         "rate": args.rate,
         "duration_s": args.duration.as_secs_f64(),
         "warmup_s": args.warmup.as_secs_f64(),
@@ -518,4 +543,122 @@ async fn measure(args: &FanoutArgs, server: &Server) -> anyhow::Result<Report> {
         json,
         text,
     })
+}
+
+/// Subscribers as full `rehearsal-client` connections (`--generator client`).
+async fn connect_clients(
+    args: &FanoutArgs,
+    config: &Config,
+    tokens: &[String],
+    conversation: &str,
+    shared: &Arc<Shared>,
+) -> anyhow::Result<Vec<(Subscriber, Arc<Mutex<Sub>>)>> {
+    let subs: Vec<anyhow::Result<(Subscriber, Arc<Mutex<Sub>>)>> = futures_util::stream::iter(0..args.subscribers)
+        .map(|i| {
+            let shared = shared.clone();
+            let token = &tokens[i % tokens.len()];
+            let objects = args.objects;
+            async move {
+                let sub = Arc::new(Mutex::new(Sub::new(shared.total)));
+                let messages_sid = Arc::new(Mutex::new(String::new()));
+                let (h_sub, h_sid) = (sub.clone(), messages_sid.clone());
+                // The messages list's id is known only after the first request; until then no
+                // push of it can arrive (nothing is subscribed).
+                let mut sid_cache = String::new();
+                let client = Client::connect_with(config, token, move |n| {
+                    if sid_cache.is_empty() {
+                        sid_cache = h_sid.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    }
+                    on_push(&n.payload, n.received, &sid_cache, &shared, &h_sub);
+                })
+                .await
+                .with_context(|| format!("subscriber {i}: connect"))?;
+                let objs = client.conversation(conversation).await.with_context(|| format!("subscriber {i}"))?;
+                *messages_sid.lock().unwrap_or_else(|e| e.into_inner()) = objs.messages.clone();
+                match objects {
+                    Objects::Conversation => {
+                        client
+                            .open_conversation(conversation)
+                            .await
+                            .with_context(|| format!("subscriber {i}: open"))?;
+                    }
+                    Objects::Messages => {
+                        let d = client.descriptor("list", &objs.messages).await?;
+                        client
+                            .subscribe(&d.sid, "list", d.last_event_id)
+                            .await
+                            .with_context(|| format!("subscriber {i}: subscribe"))?;
+                    }
+                }
+                Ok((Subscriber::Client(Box::new(client)), sub))
+            }
+        })
+        .buffer_unordered(args.connect_concurrency.max(1))
+        .collect()
+        .await;
+    subs.into_iter().collect()
+}
+
+/// Lean subscribers (`--generator lean`), dealt out over `threads`. One full client first reads the objects'
+/// ids and event ids (the same for every subscriber: nothing is published yet), then every
+/// subscriber sends the subscription request the SDK would send for them.
+async fn connect_lean(
+    args: &FanoutArgs,
+    config: &Config,
+    tokens: &[String],
+    conversation: &str,
+    shared: &Arc<Shared>,
+    threads: &[lean::SubscriberThread],
+) -> anyhow::Result<Vec<(Subscriber, Arc<Mutex<Sub>>)>> {
+    let (probe, _) = Client::connect(config, &tokens[0]).await.context("the probe connection")?;
+    let objs = probe.conversation(conversation).await.context("the probe connection")?;
+    let mut requests = Vec::new();
+    let kinds: &[(&str, &str)] = match args.objects {
+        Objects::Messages => &[("list", &objs.messages)],
+        Objects::Conversation => &[("document", &objs.document), ("list", &objs.messages), ("map", &objs.roster)],
+    };
+    for (kind, sid) in kinds {
+        let d = probe.descriptor(kind, sid).await.context("the probe connection")?;
+        requests.push(json!({"object_sid": d.sid, "object_type": kind, "last_event_id": d.last_event_id}));
+    }
+    probe.close().await;
+    let requests = serde_json::Value::Array(requests);
+    let url = config.url.clone();
+    let subs: Vec<anyhow::Result<(Subscriber, Arc<Mutex<Sub>>)>> = futures_util::stream::iter(0..args.subscribers)
+        .map(|i| {
+            let sub = Arc::new(Mutex::new(Sub::new(shared.total)));
+            let (h_sub, shared) = (sub.clone(), shared.clone());
+            let (url, token, requests, sid) = (
+                url.clone(),
+                tokens[i % tokens.len()].clone(),
+                requests.clone(),
+                objs.messages.clone(),
+            );
+            let (ack, wait) = (!args.no_ack, config.timeout);
+            let (ready, subscribed) = tokio::sync::oneshot::channel::<Result<(), String>>();
+            let task = threads[i % threads.len()].handle().spawn(async move {
+                let mut on = move |payload: &[u8], received| on_push(payload, received, &sid, &shared, &h_sub);
+                match lean::Lean::subscribe(&url, &token, requests, ack, wait, &mut on).await {
+                    Ok(lean) => {
+                        let _ = ready.send(Ok(()));
+                        lean.run(on).await
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(format!("{e:#}")));
+                        Err(e)
+                    }
+                }
+            });
+            async move {
+                match subscribed.await {
+                    Ok(Ok(())) => Ok((Subscriber::Lean(task), sub)),
+                    Ok(Err(e)) => Err(anyhow::anyhow!("subscriber {i}: {e}")),
+                    Err(_) => Err(anyhow::anyhow!("subscriber {i}: its task ended before subscribing")),
+                }
+            }
+        })
+        .buffer_unordered(args.connect_concurrency.max(1))
+        .collect()
+        .await;
+    subs.into_iter().collect()
 }

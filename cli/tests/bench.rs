@@ -41,6 +41,7 @@ fn fanout_smoke_delivers_everything_once() {
     ]);
     assert_eq!(r["bench"], "fanout", "{r:#}");
     assert_eq!(r["subscribers"], 20, "{r:#}");
+    assert_eq!((&r["generator"], &r["subscriber_threads"]), (&"lean".into(), &2.into()), "{r:#}");
     assert_eq!(r["ok"], true, "{r:#}");
     for k in ["lost", "duplicated", "out_of_order", "unexpected", "publish_errors", "disconnected"] {
         assert_eq!(r[k], 0, "{k}: {r:#}");
@@ -58,27 +59,34 @@ fn fanout_smoke_delivers_everything_once() {
 }
 
 #[test]
-fn fanout_smoke_message_list_only() {
-    // The message list only, without warm-up.
-    let r = bench(&[
-        "fanout",
-        "--subscribers",
-        "10",
-        "--rate",
-        "100",
-        "--duration",
-        "500ms",
-        "--warmup",
-        "0",
-        "--objects",
-        "messages",
-    ]);
-    assert_eq!(r["ok"], true, "{r:#}");
-    assert_eq!(r["objects"], "messages", "{r:#}");
-    assert_eq!(r["lost"], 0, "{r:#}");
-    assert_eq!(r["duplicated"], 0, "{r:#}");
-    // List only: one frame per delivery, plus each subscriber's `subscription_established`.
-    assert_eq!(r["frames_received"].as_u64(), r["deliveries"].as_u64().map(|d| d + 10), "{r:#}");
+fn fanout_smoke_message_list_only_with_either_generator() {
+    // The message list only, without warm-up, read by lean subscribers and by full
+    // `rehearsal-client` connections.
+    for generator in ["lean", "client"] {
+        let r = bench(&[
+            "fanout",
+            "--generator",
+            generator,
+            "--subscribers",
+            "10",
+            "--rate",
+            "100",
+            "--duration",
+            "500ms",
+            "--warmup",
+            "0",
+            "--objects",
+            "messages",
+        ]);
+        assert_eq!(r["ok"], true, "{r:#}");
+        assert_eq!(r["objects"], "messages", "{r:#}");
+        assert_eq!(r["generator"], generator, "{r:#}");
+        assert_eq!(r["lost"], 0, "{r:#}");
+        assert_eq!(r["duplicated"], 0, "{r:#}");
+        assert_eq!(r["deliveries"], 10 * 50, "{r:#}");
+        // List only: one frame per delivery, plus each subscriber's `subscription_established`.
+        assert_eq!(r["frames_received"].as_u64(), r["deliveries"].as_u64().map(|d| d + 10), "{r:#}");
+    }
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! framing code could not catch a framing bug in it. Frames from the server are trusted only as
 //! far as their declared sizes fit the frame (a bad frame is an error, never a panic).
 use bytes::Bytes;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 const PREAMBLE: &[u8] = b"TWILSOCK V3.0 ";
 const CRLF: &[u8] = b"\r\n";
@@ -89,6 +89,42 @@ pub fn ack(id: &str) -> Bytes {
     frame(header.as_bytes(), b"")
 }
 
+/// The SDK's `init`: the first packet of a connection, with the token, the capabilities and
+/// the Conversations registration the official SDK sends.
+pub fn init(id: &str, token: &str) -> Bytes {
+    let Value::Object(header) = json!({
+        "method": "init", "id": id, "token": token, "continuation_token": null,
+        "capabilities": ["client_update", "offline_storage", "telemetry.v1"],
+        "metadata": {"ver": "1.0.2", "env": "Rust", "type": "conversations", "sdk": "rehearsal-client", "sdkv": env!("CARGO_PKG_VERSION")},
+        "registrations": [{"product": "ip_messaging", "type": "ers", "notification_protocol_version": 0,
+            "message_types": ["twilio.ipmsg.typing_indicator", "twilio.sync.event", "com.twilio.rtd.cds.document",
+                              "com.twilio.rtd.cds.list", "com.twilio.rtd.cds.map"]}],
+        "tweaks": null,
+    }) else {
+        unreachable!("a JSON object literal")
+    };
+    encode(&header, b"")
+}
+
+/// An upstream (HTTP-over-twilsock) request as the SDK sends it: a `message` packet whose
+/// `http_request` names the host the SDK would use for `path` (`aim` for `/Client/…`, `cds`
+/// otherwise). `params` must already be percent-encoded, as the SDK sends them.
+pub fn upstream_request(id: &str, method: &str, path: &str, params: Map<String, Value>, content_type: &str, payload: &[u8]) -> Bytes {
+    let host = if path.starts_with("/Client/") {
+        "aim.us1.twilio.com"
+    } else {
+        "cds.us1.twilio.com"
+    };
+    let Value::Object(header) = json!({
+        "method": "message", "id": id, "active_grant": "ip_messaging", "payload_type": content_type,
+        "http_request": {"host": host, "path": path, "method": method, "params": params,
+                         "headers": {"Content-Type": content_type}},
+    }) else {
+        unreachable!("a JSON object literal")
+    };
+    encode(&header, payload)
+}
+
 /// Decodes one frame; the payload shares `frame`'s buffer. Bytes after `payload_size` are
 /// ignored, as the SDK ignores them.
 pub fn decode(frame: &Bytes) -> Result<Packet, DecodeError> {
@@ -149,6 +185,36 @@ mod tests {
         assert_eq!(p.id(), Some("TM\"x"));
         assert_eq!(p.header["status"]["code"], 200);
         assert!(p.payload.is_empty());
+    }
+
+    #[test]
+    fn init_and_upstream_requests_are_what_the_sdk_sends() {
+        let p = decode(&init("TMinit-0", "tok")).unwrap();
+        assert_eq!((p.method(), p.id()), (Some("init"), Some("TMinit-0")));
+        assert_eq!(p.header["token"], "tok");
+        assert_eq!(p.header["registrations"][0]["product"], "ip_messaging");
+        let p = decode(&upstream_request(
+            "TM1",
+            "GET",
+            "/Client/v2/Configuration",
+            Map::new(),
+            "application/json",
+            b"",
+        ))
+        .unwrap();
+        assert_eq!(p.header["http_request"]["host"], "aim.us1.twilio.com");
+        let p = decode(&upstream_request(
+            "TM2",
+            "POST",
+            "/v4/Subscriptions",
+            Map::new(),
+            "application/json",
+            b"{}",
+        ))
+        .unwrap();
+        assert_eq!(p.header["http_request"]["host"], "cds.us1.twilio.com");
+        assert_eq!(p.header["http_request"]["method"], "POST");
+        assert_eq!(&p.payload[..], b"{}");
     }
 
     #[test]

@@ -6,6 +6,16 @@ use serde_json::{Value, json};
 
 use crate::connection::{Client, Error, enc};
 
+/// The body of `POST /v4/Subscriptions` as the SDK sends it: `action` (`establish` or
+/// `cancel`) for `requests` (`[{object_sid, object_type, last_event_id}]`); the server answers
+/// with a control event carrying `correlation_id`.
+pub fn subscriptions_body(action: &str, correlation_id: u64, requests: Value) -> Value {
+    json!({
+        "event_protocol_version": 4, "action": action, "correlation_id": correlation_id,
+        "retried_requests": 0, "ttl_in_s": -1, "requests": requests,
+    })
+}
+
 /// The three Sync objects of a conversation (ids as the server names them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversationObjects {

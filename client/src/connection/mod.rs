@@ -225,25 +225,14 @@ impl Client {
         // TCP_NODELAY, as the SDK's `ws` package sets it: small frames go out at once.
         let connect = tokio_tungstenite::connect_async_with_config(config.url.as_str(), Some(ws_config), true);
         let (mut ws, _) = timeout(config.timeout, connect).await.map_err(|_| Error::Timeout("connect"))??;
-        let id = "TMinit-0".to_owned();
-        let Value::Object(header) = json!({
-            "method": "init", "id": id, "token": token, "continuation_token": null,
-            "capabilities": ["client_update", "offline_storage", "telemetry.v1"],
-            "metadata": {"ver": "1.0.2", "env": "Rust", "type": "conversations", "sdk": "rehearsal-client", "sdkv": env!("CARGO_PKG_VERSION")},
-            "registrations": [{"product": "ip_messaging", "type": "ers", "notification_protocol_version": 0,
-                "message_types": ["twilio.ipmsg.typing_indicator", "twilio.sync.event", "com.twilio.rtd.cds.document",
-                                  "com.twilio.rtd.cds.list", "com.twilio.rtd.cds.map"]}],
-            "tweaks": null,
-        }) else {
-            unreachable!("a JSON object literal")
-        };
-        ws.send(Message::Binary(codec::encode(&header, b""))).await?;
+        let id = "TMinit-0";
+        ws.send(Message::Binary(codec::init(id, token))).await?;
         let init_reply = timeout(config.timeout, async {
             loop {
                 match ws.next().await {
                     Some(Ok(Message::Binary(b))) => {
                         let p = codec::decode(&b).map_err(|e| Error::Protocol(e.to_string()))?;
-                        if p.method() == Some("reply") && p.id() == Some(id.as_str()) {
+                        if p.method() == Some("reply") && p.id() == Some(id) {
                             return Ok(p);
                         }
                         // Nothing but the init reply is expected before init completes; a server
@@ -336,27 +325,11 @@ impl Client {
             .map_err(|_| Error::Timeout("request slot"))?
             .map_err(|_| Error::Closed)?;
         let path = target.strip_prefix(&self.base).unwrap_or(target);
-        let host = if path.starts_with("/Client/") {
-            "aim.us1.twilio.com"
-        } else {
-            "cds.us1.twilio.com"
-        };
         let params: Map<String, Value> = params.iter().map(|(k, v)| ((*k).to_owned(), Value::String(enc(v)))).collect();
         let id = self.next_id();
-        let Value::Object(header) = json!({
-            "method": "message", "id": id, "active_grant": "ip_messaging", "payload_type": content_type,
-            "http_request": {"host": host, "path": path, "method": method, "params": params,
-                             "headers": {"Content-Type": content_type}},
-        }) else {
-            unreachable!("a JSON object literal")
-        };
+        let frame = codec::upstream_request(&id, method, path, params, content_type, &payload);
         let (tx, rx) = oneshot::channel();
-        self.command(Command::Request {
-            id,
-            frame: codec::encode(&header, &payload),
-            reply: tx,
-        })
-        .await?;
+        self.command(Command::Request { id, frame, reply: tx }).await?;
         let reply = timeout(self.config.timeout, rx)
             .await
             .map_err(|_| Error::Timeout("upstream reply"))?
@@ -459,10 +432,7 @@ impl Client {
         let correlation = self.seq.fetch_add(1, Ordering::Relaxed) + 1_000_000_000_000;
         let (tx, rx) = oneshot::channel();
         self.command(Command::AwaitCorrelation { correlation, reply: tx }).await?;
-        let body = json!({
-            "event_protocol_version": 4, "action": action, "correlation_id": correlation,
-            "retried_requests": 0, "ttl_in_s": -1, "requests": requests,
-        });
+        let body = crate::sync::subscriptions_body(action, correlation, requests);
         self.call("POST", "/v4/Subscriptions", &[], Some(&body)).await?;
         let control = timeout(self.config.timeout, rx)
             .await
