@@ -175,7 +175,15 @@ fn connections_smoke_with_floor_reports_the_ratio() {
         "{r:#}"
     );
     assert!(f["bytes_per_connection"].as_f64().is_some_and(|b| b > 0.0), "{r:#}");
-    assert!(r["ratios"]["bytes_per_connection"].as_f64().is_some_and(|x| x > 0.0), "{r:#}");
+    // 50 connections of a few KB each may fit in pages the server already holds, so Rehearsal's
+    // own figure can be 0 here; the ratio must still be Rehearsal's over the floor's.
+    let (mine, floor) = (r["bytes_per_connection"].as_f64(), f["bytes_per_connection"].as_f64());
+    let ratio = r["ratios"]["bytes_per_connection"].as_f64();
+    assert!(mine.is_some_and(|b| b >= 0.0), "{r:#}");
+    assert!(
+        ratio.zip(mine.zip(floor)).is_some_and(|(x, (m, f))| (x - m / f).abs() < 1e-9),
+        "{r:#}"
+    );
 }
 
 #[test]

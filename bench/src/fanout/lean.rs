@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use bytes::{Buf, BytesMut};
 use rehearsal_client::codec;
+use rehearsal_mock_server::twilsock::websocket;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -71,22 +72,18 @@ fn split_packet(frame: &[u8]) -> anyhow::Result<(HeaderLite<'_>, &[u8], &[u8])> 
     Ok((h, header, payload))
 }
 
-/// Appends one masked client frame (FIN set) to `out`.
+/// Appends one masked client frame (FIN set) to `out`: the server's header with the mask bit,
+/// the key, the payload masked (RFC 6455 §5.3; masking is its own inverse, so the server's
+/// `unmask` masks).
 fn push_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u8; 4]) {
-    out.push(0x80 | opcode);
-    match payload.len() {
-        n @ 0..=125 => out.push(0x80 | n as u8),
-        n @ 126..=0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
+    let mut head = [0; websocket::MAX_SERVER_HEADER_LEN];
+    let n = websocket::write_header(&mut head, opcode, payload.len());
+    head[1] |= 0x80;
+    out.extend_from_slice(&head[..n]);
     out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+    let start = out.len();
+    out.extend_from_slice(payload);
+    websocket::unmask(&mut out[start..], mask);
 }
 
 /// A server frame's opcode and where its payload is in the buffer, if the buffer holds it whole.
@@ -243,7 +240,7 @@ impl Lean {
     /// Sends one twilsock packet in a masked binary frame.
     async fn send(&mut self, packet: &[u8]) -> anyhow::Result<()> {
         self.out.clear();
-        push_frame(&mut self.out, 0x2, packet, self.mask);
+        push_frame(&mut self.out, websocket::OP_BINARY, packet, self.mask);
         self.stream.write_all(&self.out).await?;
         Ok(())
     }
@@ -263,7 +260,7 @@ impl Lean {
         while let Some((opcode, head, len)) = frame_at(&self.buf)? {
             let payload = &self.buf[head..head + len];
             match opcode {
-                0x2 | 0x1 => {
+                websocket::OP_BINARY | websocket::OP_TEXT => {
                     let (h, header, body) = split_packet(payload)?;
                     if self.ack
                         && h.method != "reply"
@@ -276,7 +273,7 @@ impl Lean {
                             br#","payload_type":"application/json","status":{"code":200,"status":"OK"},"payload_size":0}"#,
                         );
                         let packet = codec::frame(&self.scratch, b"");
-                        push_frame(&mut self.out, 0x2, &packet, self.mask);
+                        push_frame(&mut self.out, websocket::OP_BINARY, &packet, self.mask);
                     }
                     handle(
                         Packet {
@@ -288,9 +285,9 @@ impl Lean {
                         received,
                     );
                 }
-                0x9 => push_frame(&mut self.out, 0xA, payload, self.mask),
-                0xA => {}
-                0x8 => {
+                websocket::OP_PING => push_frame(&mut self.out, websocket::OP_PONG, payload, self.mask),
+                websocket::OP_PONG => {}
+                websocket::OP_CLOSE => {
                     let code = payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
                     bail!("closed by the server (WebSocket close {code:?})");
                 }
