@@ -18,6 +18,23 @@ fn bench(args: &[&str]) -> Value {
     support::run_json(&all, RUN_TIMEOUT)
 }
 
+/// `fanout` with 10 subscribers at 100 msg/s for 500 ms after `warmup`, and `extra`.
+fn small_fanout(warmup: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "fanout",
+        "--subscribers",
+        "10",
+        "--rate",
+        "100",
+        "--duration",
+        "500ms",
+        "--warmup",
+        warmup,
+    ];
+    args.extend_from_slice(extra);
+    bench(&args)
+}
+
 #[track_caller]
 fn latency(v: &Value, what: &str) {
     for k in ["p50", "p99", "max"] {
@@ -63,21 +80,7 @@ fn fanout_smoke_message_list_only_with_either_generator() {
     // The message list only, without warm-up, read by lean subscribers and by full
     // `rehearsal-client` connections.
     for generator in ["lean", "client"] {
-        let r = bench(&[
-            "fanout",
-            "--generator",
-            generator,
-            "--subscribers",
-            "10",
-            "--rate",
-            "100",
-            "--duration",
-            "500ms",
-            "--warmup",
-            "0",
-            "--objects",
-            "messages",
-        ]);
+        let r = small_fanout("0", &["--generator", generator, "--objects", "messages"]);
         assert_eq!(r["ok"], true, "{r:#}");
         assert_eq!(r["objects"], "messages", "{r:#}");
         assert_eq!(r["generator"], generator, "{r:#}");
@@ -93,18 +96,7 @@ fn fanout_smoke_message_list_only_with_either_generator() {
 fn fanout_smoke_with_floor_reports_ratios_and_checks_both_runs() {
     // The SDK-like subscription (two pushes per message), so the floor also sends the document
     // push; the same load runs against Rehearsal and then against the minimal server.
-    let r = bench(&[
-        "fanout",
-        "--subscribers",
-        "10",
-        "--rate",
-        "100",
-        "--duration",
-        "500ms",
-        "--warmup",
-        "100ms",
-        "--floor",
-    ]);
+    let r = small_fanout("100ms", &["--floor"]);
     assert_eq!(r["ok"], true, "{r:#}");
     // Rehearsal's own figures are still where they were.
     assert_eq!(r["bench"], "fanout", "{r:#}");

@@ -34,6 +34,9 @@ const MAX_FRAME: usize = 16 * 1024 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 /// The opening handshake's answer must fit in this.
 const MAX_HANDSHAKE: usize = 16 * 1024;
+/// The opening handshake's key (RFC 6455 §1.3's example: any 16 bytes in base64 will do, and
+/// the answer's `Sec-WebSocket-Accept` is checked against it).
+const HANDSHAKE_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 /// The correlation id of the subscription request (one per connection).
 const CORRELATION: u64 = 1;
 
@@ -218,7 +221,7 @@ impl Lean {
     async fn handshake(&mut self, authority: &str, path: &str) -> anyhow::Result<()> {
         let request = format!(
             "GET /{path} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+             Sec-WebSocket-Key: {HANDSHAKE_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
         );
         self.stream.write_all(request.as_bytes()).await?;
         let end = loop {
@@ -233,6 +236,13 @@ impl Lean {
         };
         let answer = String::from_utf8_lossy(&self.buf[..end]).into_owned();
         ensure!(answer.starts_with("HTTP/1.1 101"), "handshake refused: {answer}");
+        let accept = websocket::accept_key(HANDSHAKE_KEY.as_bytes());
+        ensure!(
+            answer.lines().any(|l| l
+                .split_once(':')
+                .is_some_and(|(k, v)| k.eq_ignore_ascii_case("sec-websocket-accept") && v.trim() == accept)),
+            "handshake answer without Sec-WebSocket-Accept: {accept}: {answer}"
+        );
         self.buf.advance(end);
         Ok(())
     }
