@@ -120,7 +120,9 @@ impl Shared {
 
 /// One subscriber's record.
 struct Sub {
-    hist: Histogram<u64>,
+    /// Per-delivery latencies: the subscriber's own (`client`) or shared by the subscribers of
+    /// one thread (`lean`), which keeps the histograms a thread writes in its cache.
+    hist: Arc<Mutex<Histogram<u64>>>,
     seen: Vec<u64>,
     received: u64,
     duplicated: u64,
@@ -130,9 +132,9 @@ struct Sub {
 }
 
 impl Sub {
-    fn new(total: usize) -> Sub {
+    fn new(total: usize, hist: Arc<Mutex<Histogram<u64>>>) -> Sub {
         Sub {
-            hist: histogram(),
+            hist,
             seen: vec![0; total.div_ceil(64)],
             received: 0,
             duplicated: 0,
@@ -230,7 +232,11 @@ fn on_push(payload: &[u8], received: Instant, messages_sid: &str, shared: &Share
     s.received += 1;
     let at = received.saturating_duration_since(shared.t0).as_micros() as u64;
     if seq >= shared.warmup {
-        let _ = s.hist.record(at.saturating_sub(shared.due_us(seq)).max(1));
+        let _ = s
+            .hist
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(at.saturating_sub(shared.due_us(seq)).max(1));
     }
     drop(s);
     let (count, last) = &shared.slots[seq];
@@ -387,12 +393,17 @@ async fn measure(args: &FanoutArgs, server: &Server) -> anyhow::Result<Report> {
 
     // Results.
     let mut per_delivery = histogram();
+    let mut merged = std::collections::HashSet::new();
     let (mut lost, mut duplicated, mut out_of_order, mut unexpected) = (0u64, 0u64, 0u64, 0u64);
     let mut disconnected = 0u64;
     let mut first_disconnect = None;
     for (subscriber, sub) in &mut subs {
         let s = sub.lock().unwrap_or_else(|e| e.into_inner());
-        per_delivery.add(&s.hist).context("merging histograms")?;
+        if merged.insert(Arc::as_ptr(&s.hist)) {
+            per_delivery
+                .add(&*s.hist.lock().unwrap_or_else(|e| e.into_inner()))
+                .context("merging histograms")?;
+        }
         lost += total as u64 - s.received;
         duplicated += s.duplicated;
         out_of_order += s.out_of_order;
@@ -559,7 +570,7 @@ async fn connect_clients(
             let token = &tokens[i % tokens.len()];
             let objects = args.objects;
             async move {
-                let sub = Arc::new(Mutex::new(Sub::new(shared.total)));
+                let sub = Arc::new(Mutex::new(Sub::new(shared.total, Arc::new(Mutex::new(histogram())))));
                 let messages_sid = Arc::new(Mutex::new(String::new()));
                 let (h_sub, h_sid) = (sub.clone(), messages_sid.clone());
                 // The messages list's id is known only after the first request; until then no
@@ -624,9 +635,11 @@ async fn connect_lean(
     probe.close().await;
     let requests = serde_json::Value::Array(requests);
     let url = config.url.clone();
+    let hists: Vec<_> = threads.iter().map(|_| Arc::new(Mutex::new(histogram()))).collect();
     let subs: Vec<anyhow::Result<(Subscriber, Arc<Mutex<Sub>>)>> = futures_util::stream::iter(0..args.subscribers)
         .map(|i| {
-            let sub = Arc::new(Mutex::new(Sub::new(shared.total)));
+            let thread = i % threads.len();
+            let sub = Arc::new(Mutex::new(Sub::new(shared.total, hists[thread].clone())));
             let (h_sub, shared) = (sub.clone(), shared.clone());
             let (url, token, requests, sid) = (
                 url.clone(),
@@ -636,7 +649,7 @@ async fn connect_lean(
             );
             let (ack, wait) = (!args.no_ack, config.timeout);
             let (ready, subscribed) = tokio::sync::oneshot::channel::<Result<(), String>>();
-            let task = threads[i % threads.len()].handle().spawn(async move {
+            let task = threads[thread].handle().spawn(async move {
                 let mut on = move |payload: &[u8], received| on_push(payload, received, &sid, &shared, &h_sub);
                 match lean::Lean::subscribe(&url, &token, requests, ack, wait, &mut on).await {
                     Ok(lean) => {

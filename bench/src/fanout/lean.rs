@@ -15,6 +15,7 @@
 //! `--subscriber-threads`, default 2): a push wakes nothing on another thread, and the
 //! generator's CPU is a few threads the operating system schedules beside the server's.
 use std::borrow::Cow;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
@@ -114,7 +115,9 @@ pub(super) struct Lean {
     stream: TcpStream,
     buf: BytesMut,
     out: Vec<u8>,
+    /// An ack's header, then the ack (reused: acking allocates nothing).
     scratch: Vec<u8>,
+    packet: Vec<u8>,
     mask: [u8; 4],
     ack: bool,
 }
@@ -144,6 +147,7 @@ impl Lean {
                 buf: BytesMut::new(),
                 out: Vec::new(),
                 scratch: Vec::new(),
+                packet: Vec::new(),
                 mask: rand::random(),
                 ack,
             };
@@ -282,8 +286,12 @@ impl Lean {
                         self.scratch.extend_from_slice(
                             br#","payload_type":"application/json","status":{"code":200,"status":"OK"},"payload_size":0}"#,
                         );
-                        let packet = codec::frame(&self.scratch, b"");
-                        push_frame(&mut self.out, websocket::OP_BINARY, &packet, self.mask);
+                        let header_len = self.scratch.len();
+                        self.packet.clear();
+                        write!(self.packet, "TWILSOCK V3.0 {header_len}\r\n")?;
+                        self.packet.extend_from_slice(&self.scratch);
+                        self.packet.extend_from_slice(b"\r\n");
+                        push_frame(&mut self.out, websocket::OP_BINARY, &self.packet, self.mask);
                     }
                     handle(
                         Packet {
