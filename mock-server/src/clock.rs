@@ -531,7 +531,14 @@ mod tests {
         assert_eq!(parent.inner.lock_children().len(), 2, "the grandchild holds its parent");
         drop(grandchild);
         assert_eq!(parent.inner.lock_children().len(), 1);
+        // The kept child still follows its parent. Each reading is taken before the one it is
+        // compared with, so a system-clock millisecond ticking between two reads cannot fail the
+        // test.
+        let before = parent.now();
         parent.advance(Duration::from_secs(1));
-        assert!(kept.now() >= parent.now());
+        let kept_after = kept.now();
+        assert!(kept_after >= Millis(before.0 + 1_000), "{kept_after:?} after {before:?} + 1 s");
+        let parent_after = parent.now();
+        assert!(kept.now() >= parent_after);
     }
 }
