@@ -630,7 +630,7 @@ async fn connect_lean(
     };
     for (kind, sid) in kinds {
         let d = probe.descriptor(kind, sid).await.context("the probe connection")?;
-        requests.push(json!({"object_sid": d.sid, "object_type": kind, "last_event_id": d.last_event_id}));
+        requests.push(d.subscription(kind));
     }
     probe.close().await;
     let requests = serde_json::Value::Array(requests);

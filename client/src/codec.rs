@@ -4,6 +4,8 @@
 //! Written independently of the server's codec on purpose: a client that shared the server's
 //! framing code could not catch a framing bug in it. Frames from the server are trusted only as
 //! far as their declared sizes fit the frame (a bad frame is an error, never a panic).
+use std::io::Write as _;
+
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
@@ -82,11 +84,25 @@ pub fn frame(header_json: &[u8], payload: &[u8]) -> Bytes {
 /// The SDK's acknowledgement of a server packet (`notification`, `ping`, `client_update`,
 /// `close`): a `reply` with the packet's id and status 200.
 pub fn ack(id: &str) -> Bytes {
-    let id = serde_json::to_string(id).expect("a string serialises");
-    let header = format!(
-        r#"{{"method":"reply","id":{id},"payload_type":"application/json","status":{{"code":200,"status":"OK"}},"payload_size":0}}"#
-    );
-    frame(header.as_bytes(), b"")
+    let mut out = Vec::new();
+    ack_into(&mut out, id);
+    Bytes::from(out)
+}
+
+/// [`ack`], appended to `out`: a caller that acks every push reuses one buffer and allocates
+/// nothing per ack.
+pub fn ack_into(out: &mut Vec<u8>, id: &str) {
+    let start = out.len();
+    out.extend_from_slice(br#"{"method":"reply","id":"#);
+    serde_json::to_writer(&mut *out, id).expect("a string serialises");
+    out.extend_from_slice(br#","payload_type":"application/json","status":{"code":200,"status":"OK"},"payload_size":0}"#);
+    let header_len = out.len() - start;
+    // The preamble goes before the header, whose length it names.
+    let mut preamble = std::io::Cursor::new([0u8; 40]);
+    write!(preamble, "TWILSOCK V3.0 {header_len}\r\n").expect("40 bytes hold the preamble");
+    let n = preamble.position() as usize;
+    out.splice(start..start, preamble.get_ref()[..n].iter().copied());
+    out.extend_from_slice(CRLF);
 }
 
 /// The SDK's `init`: the first packet of a connection, with the token, the capabilities and
@@ -125,9 +141,10 @@ pub fn upstream_request(id: &str, method: &str, path: &str, params: Map<String, 
     encode(&header, payload)
 }
 
-/// Decodes one frame; the payload shares `frame`'s buffer. Bytes after `payload_size` are
-/// ignored, as the SDK ignores them.
-pub fn decode(frame: &Bytes) -> Result<Packet, DecodeError> {
+/// Splits a frame into its header JSON and what follows the header's CRLF (the payload and
+/// anything after it), checking the preamble and the declared header length. For a reader that
+/// parses the header its own way; [`decode`] is the usual one.
+pub fn split(frame: &[u8]) -> Result<(&[u8], &[u8]), DecodeError> {
     let rest = frame.strip_prefix(PREAMBLE).ok_or(DecodeError::BadPreamble)?;
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     if digits == 0 || digits > 19 {
@@ -143,6 +160,13 @@ pub fn decode(frame: &Bytes) -> Result<Packet, DecodeError> {
     }
     let (header_bytes, rest) = rest.split_at(header_len);
     let rest = rest.strip_prefix(CRLF).ok_or(DecodeError::Truncated)?;
+    Ok((header_bytes, rest))
+}
+
+/// Decodes one frame; the payload shares `frame`'s buffer. Bytes after `payload_size` are
+/// ignored, as the SDK ignores them.
+pub fn decode(frame: &Bytes) -> Result<Packet, DecodeError> {
+    let (header_bytes, rest) = split(frame)?;
     let header: Map<String, Value> = serde_json::from_slice(header_bytes).map_err(|e| DecodeError::BadHeader(e.to_string()))?;
     let size = header
         .get("payload_size")
@@ -180,6 +204,10 @@ mod tests {
 
     #[test]
     fn ack_is_a_reply_with_the_same_id() {
+        let mut appended = b"before".to_vec();
+        ack_into(&mut appended, "TM\"x");
+        assert_eq!(&appended[..6], b"before");
+        assert_eq!(&appended[6..], &ack("TM\"x")[..], "appended as it is alone");
         let p = decode(&ack("TM\"x")).unwrap();
         assert_eq!(p.method(), Some("reply"));
         assert_eq!(p.id(), Some("TM\"x"));

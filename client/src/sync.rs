@@ -34,6 +34,14 @@ pub struct Descriptor {
     pub items_url: String,
 }
 
+impl Descriptor {
+    /// The entry for this object in a subscription request's `requests` (see
+    /// [`subscriptions_body`]): subscribed from its current event id.
+    pub fn subscription(&self, object_type: &str) -> Value {
+        json!({"object_sid": self.sid, "object_type": object_type, "last_event_id": self.last_event_id})
+    }
+}
+
 /// A conversation opened as the SDK opens it: descriptors read, all three objects subscribed.
 #[derive(Debug, Clone)]
 pub struct OpenConversation {
@@ -168,9 +176,9 @@ impl Client {
             .subscriptions(
                 "establish",
                 json!([
-                    {"object_sid": document.sid, "object_type": "document", "last_event_id": document.last_event_id},
-                    {"object_sid": messages.sid, "object_type": "list", "last_event_id": messages.last_event_id},
-                    {"object_sid": roster.sid, "object_type": "map", "last_event_id": roster.last_event_id},
+                    document.subscription("document"),
+                    messages.subscription("list"),
+                    roster.subscription("map")
                 ]),
             )
             .await?;

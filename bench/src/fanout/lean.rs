@@ -15,7 +15,6 @@
 //! `--subscriber-threads`, default 2): a push wakes nothing on another thread, and the
 //! generator's CPU is a few threads the operating system schedules beside the server's.
 use std::borrow::Cow;
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
@@ -59,20 +58,14 @@ struct HeaderLite<'a> {
     payload_size: usize,
 }
 
-/// Splits a twilsock frame (`TWILSOCK V3.0 <H>\r\n<header>\r\n<payload>`) into header and
-/// payload and reads the header's method, id and payload size.
+/// Splits a twilsock frame into its header, read for the method, id and payload size only, the
+/// raw header and the payload.
 fn split_packet(frame: &[u8]) -> anyhow::Result<(HeaderLite<'_>, &[u8], &[u8])> {
-    let rest = frame.strip_prefix(b"TWILSOCK V3.0 ").context("not a twilsock packet")?;
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    ensure!((1..=9).contains(&digits), "bad twilsock header length");
-    let header_len: usize = std::str::from_utf8(&rest[..digits])?.parse()?;
-    let rest = rest[digits..].strip_prefix(b"\r\n").context("bad twilsock header length")?;
-    ensure!(rest.len() >= header_len + 2, "twilsock packet shorter than its header");
-    let (header, rest) = rest.split_at(header_len);
-    let rest = rest.strip_prefix(b"\r\n").context("no CRLF after the twilsock header")?;
+    let (header, rest) = codec::split(frame)?;
     let h: HeaderLite = serde_json::from_slice(header).context("twilsock header")?;
-    ensure!(rest.len() >= h.payload_size, "twilsock packet shorter than its payload_size");
-    let payload = &rest[..h.payload_size];
+    let payload = rest
+        .get(..h.payload_size)
+        .context("twilsock packet shorter than its payload_size")?;
     Ok((h, header, payload))
 }
 
@@ -115,8 +108,7 @@ pub(super) struct Lean {
     stream: TcpStream,
     buf: BytesMut,
     out: Vec<u8>,
-    /// An ack's header, then the ack (reused: acking allocates nothing).
-    scratch: Vec<u8>,
+    /// The ack being written (reused: acking allocates nothing).
     packet: Vec<u8>,
     mask: [u8; 4],
     ack: bool,
@@ -146,7 +138,6 @@ impl Lean {
                 stream,
                 buf: BytesMut::new(),
                 out: Vec::new(),
-                scratch: Vec::new(),
                 packet: Vec::new(),
                 mask: rand::random(),
                 ack,
@@ -280,17 +271,8 @@ impl Lean {
                         && h.method != "reply"
                         && let Some(id) = &h.id
                     {
-                        self.scratch.clear();
-                        self.scratch.extend_from_slice(br#"{"method":"reply","id":"#);
-                        serde_json::to_writer(&mut self.scratch, id.as_ref())?;
-                        self.scratch.extend_from_slice(
-                            br#","payload_type":"application/json","status":{"code":200,"status":"OK"},"payload_size":0}"#,
-                        );
-                        let header_len = self.scratch.len();
                         self.packet.clear();
-                        write!(self.packet, "TWILSOCK V3.0 {header_len}\r\n")?;
-                        self.packet.extend_from_slice(&self.scratch);
-                        self.packet.extend_from_slice(b"\r\n");
+                        codec::ack_into(&mut self.packet, id);
                         push_frame(&mut self.out, websocket::OP_BINARY, &self.packet, self.mask);
                     }
                     handle(
